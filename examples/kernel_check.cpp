@@ -1,0 +1,2 @@
+#include <lmkit/lmkit.hpp>
+int main(){}

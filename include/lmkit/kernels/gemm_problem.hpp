@@ -1,0 +1,29 @@
+// The description of one matrix product, shared by the dispatched kernel and its callers.
+#pragma once
+
+#include <cstddef>
+
+#include "lmkit/core/dtype.hpp"
+
+namespace lmkit::kernels {
+
+/// One operand of a product: `rows x cols` as the product sees it (after the optional transpose).
+/// Element (r, c) lives at data[r * stride + c], or at data[c * stride + r] when `transposed`
+/// (the matrix is stored as its transpose: a weight stored [out, in] used as in x out).
+struct matrix_operand {
+  const void* data = nullptr;
+  dtype type = dtype::f32;
+  std::size_t stride = 0;  // elements between consecutive stored rows
+  bool transposed = false;
+};
+
+/// C[m x n] (row stride ldc) = op(A)[m x k] * op(B)[k x n], added to C when `accumulate`.
+struct gemm_problem {
+  std::size_t m = 0, n = 0, k = 0;
+  matrix_operand a, b;
+  float* c = nullptr;
+  std::size_t ldc = 0;
+  bool accumulate = false;
+};
+
+}  // namespace lmkit::kernels

@@ -1,0 +1,363 @@
+// The kernels' public entry points. Each call is dispatched at run time to the best Highway target
+// this CPU supports (AVX-512, AVX2, SSE4, or scalar), and checks its arguments' shapes first.
+//
+// Conventions: vectors are std::span; a backward kernel *adds* into its gradient outputs (like
+// llm.c), so the caller zeroes them once and several paths may contribute.
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+#include "lmkit/core/dtype.hpp"
+#include "lmkit/core/error.hpp"
+#include "lmkit/core/parallel.hpp"
+#include "lmkit/core/tensor.hpp"
+#include "lmkit/kernels/gemm_problem.hpp"
+
+// One per-target pass over every kernel (see docs/kernels.md), then the baseline target.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "lmkit/kernels/all-inl.hpp"
+#include <hwy/foreach_target.h>  // must come before highway.h
+
+#include <hwy/highway.h>
+
+#include "lmkit/kernels/all-inl.hpp"
+
+namespace lmkit::kernels {
+
+// An `inline` dispatch table, one for the whole program: HWY_EXPORT's `static` table would give
+// every translation unit its own copy (an ODR violation when the header is included twice).
+#if (HWY_TARGETS & (HWY_TARGETS - 1)) == 0
+#define LMKIT_EXPORT(NAME)                                                               \
+  inline decltype(&HWY_STATIC_DISPATCH(NAME)) const HWY_DISPATCH_TABLE(NAME)[1] = {     \
+      &HWY_STATIC_DISPATCH(NAME)}
+#else
+#define LMKIT_EXPORT(NAME)                                                                      \
+  inline decltype(&HWY_STATIC_DISPATCH(NAME)) const HWY_DISPATCH_TABLE(NAME)[HWY_MAX_DYNAMIC_TARGETS + 2] = { \
+      &decltype(hwy::DeduceFunctionCache(&HWY_STATIC_DISPATCH(NAME)))::ChooseAndCall<HWY_DISPATCH_TABLE(NAME)>, \
+      HWY_CHOOSE_TARGET_LIST(NAME), HWY_CHOOSE_FALLBACK(NAME)}
+#endif
+
+LMKIT_EXPORT(target_name);
+LMKIT_EXPORT(add);
+LMKIT_EXPORT(mul);
+LMKIT_EXPORT(scale);
+LMKIT_EXPORT(axpy);
+LMKIT_EXPORT(f32_to_bf16);
+LMKIT_EXPORT(f32_to_f16);
+LMKIT_EXPORT(bf16_to_f32);
+LMKIT_EXPORT(f16_to_f32);
+LMKIT_EXPORT(softmax);
+LMKIT_EXPORT(log_softmax);
+LMKIT_EXPORT(softmax_backward);
+LMKIT_EXPORT(log_softmax_backward);
+LMKIT_EXPORT(layer_norm);
+LMKIT_EXPORT(layer_norm_backward);
+LMKIT_EXPORT(rms_norm);
+LMKIT_EXPORT(rms_norm_backward);
+LMKIT_EXPORT(gelu_tanh);
+LMKIT_EXPORT(gelu_erf);
+LMKIT_EXPORT(silu);
+LMKIT_EXPORT(gelu_tanh_backward);
+LMKIT_EXPORT(gelu_erf_backward);
+LMKIT_EXPORT(silu_backward);
+LMKIT_EXPORT(rope_half);
+LMKIT_EXPORT(rope_adjacent);
+LMKIT_EXPORT(gemm);
+LMKIT_EXPORT(dot);
+
+#undef LMKIT_EXPORT
+
+namespace detail {
+inline void same_size(std::size_t a, std::size_t b, const char* what) {
+  require<shape_error>(a == b, what, ": sizes differ (", a, " vs ", b, ")");
+}
+}  // namespace detail
+
+/// The Highway target that calls dispatch to now (for example "AVX2").
+inline const char* active_target() { return HWY_DYNAMIC_DISPATCH(target_name)(); }
+
+// ---- element-wise -------------------------------------------------------------------------
+
+/// out = a + b
+inline void add(std::span<const float> a, std::span<const float> b, std::span<float> out) {
+  detail::same_size(a.size(), b.size(), "add");
+  detail::same_size(a.size(), out.size(), "add");
+  HWY_DYNAMIC_DISPATCH(add)(a.data(), b.data(), out.data(), a.size());
+}
+/// out = a * b
+inline void mul(std::span<const float> a, std::span<const float> b, std::span<float> out) {
+  detail::same_size(a.size(), b.size(), "mul");
+  detail::same_size(a.size(), out.size(), "mul");
+  HWY_DYNAMIC_DISPATCH(mul)(a.data(), b.data(), out.data(), a.size());
+}
+/// out = s * x
+inline void scale(std::span<const float> x, float s, std::span<float> out) {
+  detail::same_size(x.size(), out.size(), "scale");
+  HWY_DYNAMIC_DISPATCH(scale)(x.data(), s, out.data(), x.size());
+}
+/// y += alpha * x
+inline void axpy(float alpha, std::span<const float> x, std::span<float> y) {
+  detail::same_size(x.size(), y.size(), "axpy");
+  HWY_DYNAMIC_DISPATCH(axpy)(alpha, x.data(), y.data(), x.size());
+}
+/// <a, b>
+inline float dot(std::span<const float> a, std::span<const float> b) {
+  detail::same_size(a.size(), b.size(), "dot");
+  return HWY_DYNAMIC_DISPATCH(dot)(a.data(), b.data(), a.size());
+}
+
+// ---- conversions (round to nearest even) --------------------------------------------------
+
+inline void convert(std::span<const float> in, std::span<bf16> out) {
+  detail::same_size(in.size(), out.size(), "convert f32 -> bf16");
+  HWY_DYNAMIC_DISPATCH(f32_to_bf16)(in.data(), reinterpret_cast<std::uint16_t*>(out.data()), in.size());
+}
+inline void convert(std::span<const float> in, std::span<f16> out) {
+  detail::same_size(in.size(), out.size(), "convert f32 -> f16");
+  HWY_DYNAMIC_DISPATCH(f32_to_f16)(in.data(), reinterpret_cast<std::uint16_t*>(out.data()), in.size());
+}
+inline void convert(std::span<const bf16> in, std::span<float> out) {
+  detail::same_size(in.size(), out.size(), "convert bf16 -> f32");
+  HWY_DYNAMIC_DISPATCH(bf16_to_f32)(reinterpret_cast<const std::uint16_t*>(in.data()), out.data(), in.size());
+}
+inline void convert(std::span<const f16> in, std::span<float> out) {
+  detail::same_size(in.size(), out.size(), "convert f16 -> f32");
+  HWY_DYNAMIC_DISPATCH(f16_to_f32)(reinterpret_cast<const std::uint16_t*>(in.data()), out.data(), in.size());
+}
+
+// ---- softmax ------------------------------------------------------------------------------
+
+/// out = exp(x - max) / sum(exp(x - max)); out may be x.
+inline void softmax(std::span<const float> x, std::span<float> out) {
+  detail::same_size(x.size(), out.size(), "softmax");
+  HWY_DYNAMIC_DISPATCH(softmax)(x.data(), out.data(), x.size());
+}
+/// out = x - max - log(sum(exp(x - max))); out may be x.
+inline void log_softmax(std::span<const float> x, std::span<float> out) {
+  detail::same_size(x.size(), out.size(), "log_softmax");
+  HWY_DYNAMIC_DISPATCH(log_softmax)(x.data(), out.data(), x.size());
+}
+/// dx += y * (dy - <dy, y>) where y = softmax(x).
+inline void softmax_backward(std::span<const float> y, std::span<const float> dy, std::span<float> dx) {
+  detail::same_size(y.size(), dy.size(), "softmax_backward");
+  detail::same_size(y.size(), dx.size(), "softmax_backward");
+  HWY_DYNAMIC_DISPATCH(softmax_backward)(y.data(), dy.data(), dx.data(), y.size());
+}
+/// dx += dy - exp(y) * sum(dy) where y = log_softmax(x).
+inline void log_softmax_backward(std::span<const float> y, std::span<const float> dy, std::span<float> dx) {
+  detail::same_size(y.size(), dy.size(), "log_softmax_backward");
+  detail::same_size(y.size(), dx.size(), "log_softmax_backward");
+  HWY_DYNAMIC_DISPATCH(log_softmax_backward)(y.data(), dy.data(), dx.data(), y.size());
+}
+
+// ---- normalisation ------------------------------------------------------------------------
+
+/// What a norm's forward keeps for its backward.
+struct norm_stats {
+  float mean = 0.0f;  // 0 for RMS norm
+  float rstd = 0.0f;  // 1 / sqrt(variance + eps), or 1 / sqrt(mean square + eps)
+};
+
+/// out = (x - mean(x)) / sqrt(var(x) + eps) * weight + bias. An empty `bias` means none.
+inline norm_stats layer_norm(std::span<const float> x, std::span<const float> weight, std::span<const float> bias,
+                             std::span<float> out, float eps = 1e-5f) {
+  detail::same_size(x.size(), weight.size(), "layer_norm weight");
+  detail::same_size(x.size(), out.size(), "layer_norm output");
+  if (!bias.empty()) detail::same_size(x.size(), bias.size(), "layer_norm bias");
+  norm_stats stats;
+  HWY_DYNAMIC_DISPATCH(layer_norm)(x.data(), weight.data(), bias.empty() ? nullptr : bias.data(), out.data(), x.size(),
+                                   eps, &stats.mean, &stats.rstd);
+  return stats;
+}
+/// Adds the gradients of layer_norm to dx, dweight and dbias (an empty dbias means no bias).
+inline void layer_norm_backward(std::span<const float> x, std::span<const float> weight, norm_stats stats,
+                                std::span<const float> dy, std::span<float> dx, std::span<float> dweight,
+                                std::span<float> dbias) {
+  detail::same_size(x.size(), weight.size(), "layer_norm_backward weight");
+  detail::same_size(x.size(), dy.size(), "layer_norm_backward dy");
+  detail::same_size(x.size(), dx.size(), "layer_norm_backward dx");
+  detail::same_size(x.size(), dweight.size(), "layer_norm_backward dweight");
+  if (!dbias.empty()) detail::same_size(x.size(), dbias.size(), "layer_norm_backward dbias");
+  HWY_DYNAMIC_DISPATCH(layer_norm_backward)(x.data(), weight.data(), stats.mean, stats.rstd, dy.data(), dx.data(),
+                                            dweight.data(), dbias.empty() ? nullptr : dbias.data(), x.size());
+}
+/// out = x / sqrt(mean(x^2) + eps) * weight.
+inline norm_stats rms_norm(std::span<const float> x, std::span<const float> weight, std::span<float> out,
+                           float eps = 1e-5f) {
+  detail::same_size(x.size(), weight.size(), "rms_norm weight");
+  detail::same_size(x.size(), out.size(), "rms_norm output");
+  norm_stats stats;
+  HWY_DYNAMIC_DISPATCH(rms_norm)(x.data(), weight.data(), out.data(), x.size(), eps, &stats.rstd);
+  return stats;
+}
+/// Adds the gradients of rms_norm to dx and dweight.
+inline void rms_norm_backward(std::span<const float> x, std::span<const float> weight, norm_stats stats,
+                              std::span<const float> dy, std::span<float> dx, std::span<float> dweight) {
+  detail::same_size(x.size(), weight.size(), "rms_norm_backward weight");
+  detail::same_size(x.size(), dy.size(), "rms_norm_backward dy");
+  detail::same_size(x.size(), dx.size(), "rms_norm_backward dx");
+  detail::same_size(x.size(), dweight.size(), "rms_norm_backward dweight");
+  HWY_DYNAMIC_DISPATCH(rms_norm_backward)(x.data(), weight.data(), stats.rstd, dy.data(), dx.data(), dweight.data(),
+                                          x.size());
+}
+
+// ---- activations --------------------------------------------------------------------------
+
+#define LMKIT_ACTIVATION(NAME)                                                                          \
+  inline void NAME(std::span<const float> x, std::span<float> out) {                                   \
+    detail::same_size(x.size(), out.size(), #NAME);                                                     \
+    HWY_DYNAMIC_DISPATCH(NAME)(x.data(), out.data(), x.size());                                         \
+  }                                                                                                     \
+  inline void NAME##_backward(std::span<const float> x, std::span<const float> dy, std::span<float> dx) { \
+    detail::same_size(x.size(), dy.size(), #NAME "_backward");                                          \
+    detail::same_size(x.size(), dx.size(), #NAME "_backward");                                          \
+    HWY_DYNAMIC_DISPATCH(NAME##_backward)(x.data(), dy.data(), dx.data(), x.size());                    \
+  }
+/// GELU, tanh approximation (GPT-2): 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))); backward adds dy f'(x).
+LMKIT_ACTIVATION(gelu_tanh)
+/// GELU, exact: 0.5 x (1 + erf(x / sqrt 2)) (BERT, PyTorch's default).
+LMKIT_ACTIVATION(gelu_erf)
+/// SiLU (swish): x sigmoid(x) (Llama's SwiGLU gate).
+LMKIT_ACTIVATION(silu)
+#undef LMKIT_ACTIVATION
+
+// ---- rotary position embedding --------------------------------------------------------------
+
+/// Which dimensions RoPE rotates together.
+enum class rope_style {
+  adjacent_pairs,  // (x[2i], x[2i+1]): llama2.c, GGUF / llama.cpp
+  half_rotation,   // (x[i], x[i + d/2]): Hugging Face transformers
+};
+
+/// cos and sin of the angles pos * base^(-2i / head_dim), i < head_dim / 2, computed in double.
+inline void rope_angles(std::size_t position, std::size_t head_dim, double base, std::span<float> cos,
+                        std::span<float> sin) {
+  require<argument_error>(head_dim % 2 == 0, "rope_angles: head_dim must be even, got ", head_dim);
+  detail::same_size(cos.size(), head_dim / 2, "rope_angles cos");
+  detail::same_size(sin.size(), head_dim / 2, "rope_angles sin");
+  for (std::size_t i = 0; i < head_dim / 2; ++i) {
+    const double angle = static_cast<double>(position) * std::pow(base, -2.0 * static_cast<double>(i) / head_dim);
+    cos[i] = static_cast<float>(std::cos(angle));
+    sin[i] = static_cast<float>(std::sin(angle));
+  }
+}
+
+/// Rotates x (heads vectors of head_dim, back to back) in place by the angles in cos/sin.
+/// `inverse` rotates the other way; it is also the backward (the rotation is orthogonal).
+inline void rope(std::span<float> x, std::size_t head_dim, std::span<const float> cos, std::span<const float> sin,
+                 rope_style style, bool inverse = false) {
+  require<argument_error>(head_dim > 0 && head_dim % 2 == 0, "rope: head_dim must be even and positive, got ", head_dim);
+  require<shape_error>(x.size() % head_dim == 0, "rope: ", x.size(), " elements are not whole heads of ", head_dim);
+  detail::same_size(cos.size(), head_dim / 2, "rope cos");
+  detail::same_size(sin.size(), head_dim / 2, "rope sin");
+  const std::size_t heads = x.size() / head_dim;
+  if (style == rope_style::half_rotation)
+    HWY_DYNAMIC_DISPATCH(rope_half)(x.data(), head_dim, heads, cos.data(), sin.data(), inverse);
+  else
+    HWY_DYNAMIC_DISPATCH(rope_adjacent)(x.data(), head_dim, heads, cos.data(), sin.data(), inverse);
+}
+/// The gradient through rope: rotates dx (in place) back by the same angles.
+inline void rope_backward(std::span<float> dx, std::size_t head_dim, std::span<const float> cos,
+                          std::span<const float> sin, rope_style style) {
+  rope(dx, head_dim, cos, sin, style, /*inverse=*/true);
+}
+
+// ---- matrix products ----------------------------------------------------------------------
+
+/// The general product; checks that the problem is well formed, then dispatches.
+inline void gemm(const gemm_problem& g, const thread_pool& pool = serial_pool()) {
+  auto check_operand = [](const matrix_operand& op, std::size_t rows, std::size_t cols, const char* name) {
+    const std::size_t stored_cols = op.transposed ? rows : cols;
+    require<shape_error>(op.stride >= stored_cols, "gemm: ", name, " stride ", op.stride, " is smaller than its ",
+                         stored_cols, " stored columns");
+    require<argument_error>(op.data != nullptr || rows * cols == 0, "gemm: ", name, " has no data");
+  };
+  check_operand(g.a, g.m, g.k, "A");
+  check_operand(g.b, g.k, g.n, "B");
+  require<shape_error>(g.ldc >= g.n, "gemm: C stride ", g.ldc, " is smaller than its ", g.n, " columns");
+  require<argument_error>(g.c != nullptr || g.m * g.n == 0, "gemm: C has no data");
+  HWY_DYNAMIC_DISPATCH(gemm)(g, pool);
+}
+
+namespace detail {
+template <class T, class E>
+matrix_operand operand(tensor_view<T, E> v, bool transposed, const char* name) {
+  static_assert(E::rank() == 2, "a matrix operand is a rank-2 tensor");
+  using value = std::remove_cv_t<T>;
+  require<shape_error>(v.stride(1) == 1 || v.extent(1) <= 1, "matmul: ", name, " must have unit column stride");
+  // A single stored row has no meaningful row stride; its length is one.
+  const std::size_t stride = v.extent(0) <= 1 ? v.extent(1) : v.stride(0);
+  return {v.data(), dtype_of<value>, stride, transposed};
+}
+}  // namespace detail
+
+/// c (+)= a * b with a [m x k], b [k x n], c [m x n]; a and b f32, bf16 or f16.
+template <class TA, class EA, class TB, class EB, class EC>
+void matmul(tensor_view<TA, EA> a, tensor_view<TB, EB> b, tensor_view<float, EC> c,
+            const thread_pool& pool = serial_pool(), bool accumulate = false) {
+  require<shape_error>(a.extent(1) == b.extent(0) && c.extent(0) == a.extent(0) && c.extent(1) == b.extent(1),
+                       "matmul: [", a.extent(0), " x ", a.extent(1), "] * [", b.extent(0), " x ", b.extent(1),
+                       "] does not give [", c.extent(0), " x ", c.extent(1), "]");
+  gemm({a.extent(0), b.extent(1), a.extent(1), detail::operand(a, false, "a"), detail::operand(b, false, "b"), c.data(),
+        c.stride(0), accumulate},
+       pool);
+}
+
+/// c (+)= a * b^T with a [m x k], b [n x k] (a weight stored [out, in]), c [m x n].
+template <class TA, class EA, class TB, class EB, class EC>
+void matmul_nt(tensor_view<TA, EA> a, tensor_view<TB, EB> b, tensor_view<float, EC> c,
+               const thread_pool& pool = serial_pool(), bool accumulate = false) {
+  require<shape_error>(a.extent(1) == b.extent(1) && c.extent(0) == a.extent(0) && c.extent(1) == b.extent(0),
+                       "matmul_nt: [", a.extent(0), " x ", a.extent(1), "] * [", b.extent(0), " x ", b.extent(1),
+                       "]^T does not give [", c.extent(0), " x ", c.extent(1), "]");
+  gemm({a.extent(0), b.extent(0), a.extent(1), detail::operand(a, false, "a"), detail::operand(b, true, "b"), c.data(),
+        c.stride(0), accumulate},
+       pool);
+}
+
+/// Backward of c = a * b: da += dc * b^T, db += a^T * dc. Either gradient may be skipped (empty).
+template <class EA, class EB, class EC, class EDA, class EDB>
+void matmul_backward(tensor_view<const float, EA> a, tensor_view<const float, EB> b, tensor_view<const float, EC> dc,
+                     tensor_view<float, EDA> da, tensor_view<float, EDB> db, const thread_pool& pool = serial_pool()) {
+  const std::size_t m = a.extent(0), k = a.extent(1), n = b.extent(1);
+  require<shape_error>(b.extent(0) == k && dc.extent(0) == m && dc.extent(1) == n, "matmul_backward: shapes disagree");
+  if (da.data()) {
+    require<shape_error>(da.extent(0) == m && da.extent(1) == k, "matmul_backward: da is not [", m, " x ", k, "]");
+    gemm({m, k, n, detail::operand(dc, false, "dc"), detail::operand(b, true, "b"), da.data(), da.stride(0), true}, pool);
+  }
+  if (db.data()) {
+    require<shape_error>(db.extent(0) == k && db.extent(1) == n, "matmul_backward: db is not [", k, " x ", n, "]");
+    gemm({k, n, m, detail::operand(a, true, "a"), detail::operand(dc, false, "dc"), db.data(), db.stride(0), true}, pool);
+  }
+}
+
+/// Backward of c = a * b^T (b [n x k]): da += dc * b, db += dc^T * a.
+template <class EA, class EB, class EC, class EDA, class EDB>
+void matmul_nt_backward(tensor_view<const float, EA> a, tensor_view<const float, EB> b, tensor_view<const float, EC> dc,
+                        tensor_view<float, EDA> da, tensor_view<float, EDB> db, const thread_pool& pool = serial_pool()) {
+  const std::size_t m = a.extent(0), k = a.extent(1), n = b.extent(0);
+  require<shape_error>(b.extent(1) == k && dc.extent(0) == m && dc.extent(1) == n, "matmul_nt_backward: shapes disagree");
+  if (da.data()) {
+    require<shape_error>(da.extent(0) == m && da.extent(1) == k, "matmul_nt_backward: da is not [", m, " x ", k, "]");
+    gemm({m, k, n, detail::operand(dc, false, "dc"), detail::operand(b, false, "b"), da.data(), da.stride(0), true}, pool);
+  }
+  if (db.data()) {
+    require<shape_error>(db.extent(0) == n && db.extent(1) == k, "matmul_nt_backward: db is not [", n, " x ", k, "]");
+    gemm({n, k, m, detail::operand(dc, true, "dc"), detail::operand(a, false, "a"), db.data(), db.stride(0), true}, pool);
+  }
+}
+
+/// y = w * x with w [n x k] stored row-major (a weight [out, in]), x [k], y [n]: one-token decoding.
+template <class TW, class EW>
+void matvec(tensor_view<TW, EW> w, std::span<const float> x, std::span<float> y, const thread_pool& pool = serial_pool()) {
+  detail::same_size(w.extent(1), x.size(), "matvec x");
+  detail::same_size(w.extent(0), y.size(), "matvec y");
+  gemm({1, w.extent(0), w.extent(1), {x.data(), dtype::f32, x.size(), false}, detail::operand(w, true, "w"), y.data(),
+        y.size(), false},
+       pool);
+}
+
+}  // namespace lmkit::kernels

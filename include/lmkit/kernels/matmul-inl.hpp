@@ -1,0 +1,361 @@
+// Matrix products: a packed, cache-blocked GEMM (the BLIS structure: pack a KC-deep slice of B into
+// NR-wide panels and of A into MR-high panels, then a register-blocked MR x NR micro-kernel), and
+// matrix-vector products for the memory-bound shapes (one row or one column: decoding one token).
+// Operands may be f32, bf16 or f16; packing widens them to f32, so one f32 micro-kernel serves all
+// and accumulation is always f32. Per-target code, re-included once per Highway target by kernels.hpp.
+#if defined(LMKIT_KERNELS_MATMUL_INL_HPP_) == defined(HWY_TARGET_TOGGLE)
+#ifdef LMKIT_KERNELS_MATMUL_INL_HPP_
+#undef LMKIT_KERNELS_MATMUL_INL_HPP_
+#else
+#define LMKIT_KERNELS_MATMUL_INL_HPP_
+#endif
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include <hwy/highway.h>
+
+#include "lmkit/core/aligned_buffer.hpp"
+#include "lmkit/core/dtype.hpp"
+#include "lmkit/core/parallel.hpp"
+#include "lmkit/kernels/convert-inl.hpp"
+#include "lmkit/kernels/gemm_problem.hpp"
+
+HWY_BEFORE_NAMESPACE();
+namespace lmkit::kernels::HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+namespace gemm_detail {
+
+// Tile shape. The micro-kernel keeps kRows x kVectors accumulators in registers plus kVectors
+// loads of B and one broadcast of A: 6x2 + 3 = 15 of AVX2's 16 registers, 12x2 + 3 = 27 of
+// AVX-512's 32. Two vectors across leaves kRows independent FMA chains per B load, enough to
+// cover the FMA latency on two pipes.
+#if HWY_TARGET == HWY_SCALAR
+constexpr std::size_t kRows = 4;
+#elif HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+constexpr std::size_t kRows = 12;
+#else
+constexpr std::size_t kRows = 6;
+#endif
+constexpr std::size_t kVectors = 2;
+// Blocking: a KC-deep micro-panel of B (KC x NR floats: 16 KiB on AVX2) stays in L1 while the
+// A block (MC x KC: 96 KiB) streams from L2; a task's B block (KC x 256 cols) fits L2 beside it.
+constexpr std::size_t kDepth = 256;              // KC
+constexpr std::size_t kRowPanelsPerBlock = 16;   // MC = 16 * kRows
+constexpr std::size_t kColPanelsPerBlock = 16;   // a task's columns = 16 * NR
+constexpr std::size_t kPackedColumns = 4096;     // NC: bounds the packed-B workspace
+// Matrix-vector products: rows at once (each x load feeds four rows), or vectors of columns held
+// in registers across the whole depth.
+constexpr std::size_t kGemvRows = 4;
+constexpr std::size_t kGemvColumnVectors = 4;
+
+template <class T>
+HWY_INLINE float element(const T* base, std::size_t index) {
+  return to_float(base[index]);
+}
+
+/// op(A) rows [row0, row0 + rows) x depth [p0, p0 + kc) into one kRows-high panel, k-major,
+/// zero-padded to kRows rows so the micro-kernel never branches.
+template <class T>
+HWY_INLINE void pack_a_panel(const T* a, std::size_t stride, bool transposed, std::size_t row0, std::size_t rows,
+                             std::size_t p0, std::size_t kc, float* HWY_RESTRICT dst) {
+  if (rows < kRows) std::fill(dst, dst + kc * kRows, 0.0f);
+  if (transposed) {  // stored k x m: a row of storage holds one depth step for all rows
+    for (std::size_t p = 0; p < kc; ++p) {
+      const T* src = a + (p0 + p) * stride + row0;
+      for (std::size_t i = 0; i < rows; ++i) dst[p * kRows + i] = element(src, i);
+    }
+  } else {
+    for (std::size_t i = 0; i < rows; ++i) {
+      const T* src = a + (row0 + i) * stride + p0;
+      for (std::size_t p = 0; p < kc; ++p) dst[p * kRows + i] = element(src, p);
+    }
+  }
+}
+
+/// op(B) depth [p0, p0 + kc) x columns [col0, col0 + cols) into one NR-wide panel, k-major, zero-padded.
+template <class T>
+HWY_INLINE void pack_b_panel(const T* b, std::size_t stride, bool transposed, std::size_t p0, std::size_t kc,
+                             std::size_t col0, std::size_t cols, std::size_t panel_width, float* HWY_RESTRICT dst) {
+  if (cols < panel_width) std::fill(dst, dst + kc * panel_width, 0.0f);
+  if (transposed) {  // stored n x k
+    for (std::size_t j = 0; j < cols; ++j) {
+      const T* src = b + (col0 + j) * stride + p0;
+      for (std::size_t p = 0; p < kc; ++p) dst[p * panel_width + j] = element(src, p);
+    }
+  } else {
+    for (std::size_t p = 0; p < kc; ++p) {
+      const T* src = b + (p0 + p) * stride + col0;
+      if constexpr (std::is_same_v<T, float>) {
+        std::memcpy(dst + p * panel_width, src, cols * sizeof(float));
+      } else {
+        for (std::size_t j = 0; j < cols; ++j) dst[p * panel_width + j] = element(src, j);
+      }
+    }
+  }
+}
+
+/// C[rows x cols] (+)= A panel (kc x kRows) * B panel (kc x NR), all accumulators in registers.
+template <class D>
+HWY_INLINE void micro_kernel(D d, std::size_t kc, const float* HWY_RESTRICT a, const float* HWY_RESTRICT b, float* c,
+                             std::size_t ldc, std::size_t rows, std::size_t cols, bool add) {
+  using V = hn::Vec<D>;
+  const std::size_t lanes = hn::Lanes(d);
+  const std::size_t width = kVectors * lanes;
+  V acc[kRows][kVectors];
+#pragma GCC unroll 16
+  for (std::size_t i = 0; i < kRows; ++i)
+#pragma GCC unroll 4
+    for (std::size_t v = 0; v < kVectors; ++v) acc[i][v] = hn::Zero(d);
+
+  for (std::size_t p = 0; p < kc; ++p) {
+    V bv[kVectors];
+#pragma GCC unroll 4
+    for (std::size_t v = 0; v < kVectors; ++v) bv[v] = hn::Load(d, b + p * width + v * lanes);
+#pragma GCC unroll 16
+    for (std::size_t i = 0; i < kRows; ++i) {
+      const V av = hn::Set(d, a[p * kRows + i]);
+#pragma GCC unroll 4
+      for (std::size_t v = 0; v < kVectors; ++v) acc[i][v] = hn::MulAdd(av, bv[v], acc[i][v]);
+    }
+  }
+
+  if (rows == kRows && cols == width) {
+#pragma GCC unroll 16
+    for (std::size_t i = 0; i < kRows; ++i) {
+#pragma GCC unroll 4
+      for (std::size_t v = 0; v < kVectors; ++v) {
+        float* out = c + i * ldc + v * lanes;
+        hn::StoreU(add ? hn::Add(hn::LoadU(d, out), acc[i][v]) : acc[i][v], d, out);
+      }
+    }
+    return;
+  }
+  // Edge tile: spill the accumulators and copy the valid part.
+  HWY_ALIGN float tile[kRows * kVectors * hn::MaxLanes(d)];
+  for (std::size_t i = 0; i < kRows; ++i)
+    for (std::size_t v = 0; v < kVectors; ++v) hn::Store(acc[i][v], d, tile + i * width + v * lanes);
+  for (std::size_t i = 0; i < rows; ++i)
+    for (std::size_t j = 0; j < cols; ++j) c[i * ldc + j] = (add ? c[i * ldc + j] : 0.0f) + tile[i * width + j];
+}
+
+/// Workspace that lives as long as the calling thread: packing buffers are reused, not re-faulted.
+inline float* workspace(std::size_t floats) {
+  thread_local aligned_buffer<float> buffer;
+  if (buffer.size() < floats) buffer = aligned_buffer<float>(floats, uninitialized);
+  return buffer.data();
+}
+
+template <class TA, class TB>
+void gemm_packed(const gemm_problem& g, const thread_pool& pool) {
+  const hn::ScalableTag<float> d;
+  const std::size_t nr = kVectors * hn::Lanes(d);
+  const TA* a = static_cast<const TA*>(g.a.data);
+  const TB* b = static_cast<const TB*>(g.b.data);
+  const std::size_t row_panels = (g.m + kRows - 1) / kRows;
+  const std::size_t a_floats = row_panels * kRows * kDepth;
+  const std::size_t max_cols = std::min(g.n, kPackedColumns);
+  const std::size_t b_floats = ((max_cols + nr - 1) / nr) * nr * kDepth;
+  float* packed_a = workspace(a_floats + b_floats);
+  float* packed_b = packed_a + a_floats;
+
+  for (std::size_t jc = 0; jc < g.n; jc += kPackedColumns) {
+    const std::size_t nc = std::min(kPackedColumns, g.n - jc);
+    const std::size_t col_panels = (nc + nr - 1) / nr;
+    for (std::size_t pc = 0; pc < g.k; pc += kDepth) {
+      const std::size_t kc = std::min(kDepth, g.k - pc);
+      const bool add = g.accumulate || pc > 0;
+      pool.for_each_chunk(col_panels, 8, [&](std::size_t begin, std::size_t end) HWY_ATTR {
+        for (std::size_t q = begin; q < end; ++q)
+          pack_b_panel(b, g.b.stride, g.b.transposed, pc, kc, jc + q * nr, std::min(nr, nc - q * nr), nr,
+                       packed_b + q * nr * kc);
+      });
+      pool.for_each_chunk(row_panels, 8, [&](std::size_t begin, std::size_t end) HWY_ATTR {
+        for (std::size_t r = begin; r < end; ++r)
+          pack_a_panel(a, g.a.stride, g.a.transposed, r * kRows, std::min(kRows, g.m - r * kRows), pc, kc,
+                       packed_a + r * kRows * kc);
+      });
+      // Tasks are (row block, column block) pairs; each C element belongs to exactly one task and
+      // sees the depth in the same order, so the result does not depend on the thread count.
+      const std::size_t row_blocks = (row_panels + kRowPanelsPerBlock - 1) / kRowPanelsPerBlock;
+      const std::size_t col_blocks = (col_panels + kColPanelsPerBlock - 1) / kColPanelsPerBlock;
+      pool.for_each_index(row_blocks * col_blocks, [&](std::size_t task) HWY_ATTR {
+        const std::size_t rb = task % row_blocks, cb = task / row_blocks;
+        const std::size_t r_end = std::min(row_panels, (rb + 1) * kRowPanelsPerBlock);
+        const std::size_t q_end = std::min(col_panels, (cb + 1) * kColPanelsPerBlock);
+        for (std::size_t q = cb * kColPanelsPerBlock; q < q_end; ++q) {
+          const std::size_t col = q * nr;
+          const std::size_t cols = std::min(nr, nc - col);
+          for (std::size_t r = rb * kRowPanelsPerBlock; r < r_end; ++r) {
+            const std::size_t row = r * kRows;
+            micro_kernel(d, kc, packed_a + r * kRows * kc, packed_b + q * nr * kc, g.c + row * g.ldc + jc + col, g.ldc,
+                         std::min(kRows, g.m - row), cols, add);
+          }
+        }
+      });
+    }
+  }
+}
+
+/// Loads lanes of any element type as f32.
+template <class T, class DF>
+HWY_INLINE hn::Vec<DF> load_as_f32(DF df, const T* p) {
+  if constexpr (std::is_same_v<T, float>) return hn::LoadU(df, p);
+  else if constexpr (std::is_same_v<T, bf16>) return load_bf16(df, reinterpret_cast<const std::uint16_t*>(p));
+  else return load_f16(df, reinterpret_cast<const std::uint16_t*>(p));
+}
+
+/// y[r * y_stride] (+)= dot(W[r, :], x) for r in [0, rows): W stored rows x k with row stride.
+template <class T>
+void gemv_rows(const T* w, std::size_t stride, std::size_t rows, std::size_t k, const float* x, float* y,
+               std::size_t y_stride, bool accumulate, const thread_pool& pool) {
+  const hn::ScalableTag<float> d;
+  const std::size_t lanes = hn::Lanes(d);
+  const std::size_t grain = std::max<std::size_t>(kGemvRows, (16384 / std::max<std::size_t>(k, 1)) / kGemvRows * kGemvRows);
+  pool.for_each_chunk(rows, grain, [&](std::size_t begin, std::size_t end) HWY_ATTR {
+    std::size_t r = begin;
+    for (; r + kGemvRows <= end; r += kGemvRows) {
+      const T* w0 = w + r * stride;
+      const T* w1 = w0 + stride;
+      const T* w2 = w1 + stride;
+      const T* w3 = w2 + stride;
+      auto s0 = hn::Zero(d), s1 = hn::Zero(d), s2 = hn::Zero(d), s3 = hn::Zero(d);
+      std::size_t p = 0;
+      for (; p + lanes <= k; p += lanes) {
+        const auto xv = hn::LoadU(d, x + p);
+        s0 = hn::MulAdd(load_as_f32(d, w0 + p), xv, s0);
+        s1 = hn::MulAdd(load_as_f32(d, w1 + p), xv, s1);
+        s2 = hn::MulAdd(load_as_f32(d, w2 + p), xv, s2);
+        s3 = hn::MulAdd(load_as_f32(d, w3 + p), xv, s3);
+      }
+      float sums[kGemvRows] = {hn::GetLane(hn::SumOfLanes(d, s0)), hn::GetLane(hn::SumOfLanes(d, s1)),
+                            hn::GetLane(hn::SumOfLanes(d, s2)), hn::GetLane(hn::SumOfLanes(d, s3))};
+      for (; p < k; ++p) {
+        sums[0] += element(w0, p) * x[p];
+        sums[1] += element(w1, p) * x[p];
+        sums[2] += element(w2, p) * x[p];
+        sums[3] += element(w3, p) * x[p];
+      }
+      for (std::size_t i = 0; i < kGemvRows; ++i) {
+        float& out = y[(r + i) * y_stride];
+        out = accumulate ? out + sums[i] : sums[i];
+      }
+    }
+    for (; r < end; ++r) {
+      const T* w0 = w + r * stride;
+      auto s0 = hn::Zero(d);
+      std::size_t p = 0;
+      for (; p + lanes <= k; p += lanes) s0 = hn::MulAdd(load_as_f32(d, w0 + p), hn::LoadU(d, x + p), s0);
+      float sum = hn::GetLane(hn::SumOfLanes(d, s0));
+      for (; p < k; ++p) sum += element(w0, p) * x[p];
+      float& out = y[r * y_stride];
+      out = accumulate ? out + sum : sum;
+    }
+  });
+}
+
+/// y[j * y_stride] (+)= sum_p x[p] W[p, j] for j in [0, cols): W stored k x cols with row stride.
+template <class T>
+void gemv_cols(const T* w, std::size_t stride, std::size_t k, std::size_t cols, const float* x, float* y,
+               std::size_t y_stride, bool accumulate, const thread_pool& pool) {
+  const hn::ScalableTag<float> d;
+  const std::size_t lanes = hn::Lanes(d);
+  const std::size_t block = kGemvColumnVectors * lanes;
+  const std::size_t grain = block * std::max<std::size_t>(1, 256 / block);  // whole blocks per chunk
+  pool.for_each_chunk(cols, grain, [&](std::size_t begin, std::size_t end) HWY_ATTR {
+    HWY_ALIGN float sums[kGemvColumnVectors * HWY_LANES(float)];
+    for (std::size_t j = begin; j < end; j += block) {
+      const std::size_t width = std::min(block, end - j);
+      if (width == block) {
+        auto s0 = hn::Zero(d), s1 = hn::Zero(d), s2 = hn::Zero(d), s3 = hn::Zero(d);
+        for (std::size_t p = 0; p < k; ++p) {
+          const auto xv = hn::Set(d, x[p]);
+          const T* row = w + p * stride + j;
+          s0 = hn::MulAdd(xv, load_as_f32(d, row), s0);
+          s1 = hn::MulAdd(xv, load_as_f32(d, row + lanes), s1);
+          s2 = hn::MulAdd(xv, load_as_f32(d, row + 2 * lanes), s2);
+          s3 = hn::MulAdd(xv, load_as_f32(d, row + 3 * lanes), s3);
+        }
+        hn::Store(s0, d, sums);
+        hn::Store(s1, d, sums + lanes);
+        hn::Store(s2, d, sums + 2 * lanes);
+        hn::Store(s3, d, sums + 3 * lanes);
+      } else {
+        std::fill(sums, sums + width, 0.0f);
+        for (std::size_t p = 0; p < k; ++p) {
+          const T* row = w + p * stride + j;
+          for (std::size_t c = 0; c < width; ++c) sums[c] += x[p] * element(row, c);
+        }
+      }
+      for (std::size_t c = 0; c < width; ++c) {
+        float& out = y[(j + c) * y_stride];
+        out = accumulate ? out + sums[c] : sums[c];
+      }
+    }
+  });
+}
+
+/// Copies op(M)'s row (or column) `which` into contiguous f32, widening 16-bit types.
+template <class T>
+void gather_vector(const T* m, std::size_t stride, bool along_storage_row, std::size_t which, std::size_t n, float* out) {
+  for (std::size_t i = 0; i < n; ++i) out[i] = element(m, along_storage_row ? which * stride + i : i * stride + which);
+}
+
+template <class TA, class TB>
+void gemm_typed(const gemm_problem& g, const thread_pool& pool) {
+  const TA* a = static_cast<const TA*>(g.a.data);
+  const TB* b = static_cast<const TB*>(g.b.data);
+  if (g.m == 1) {
+    // One row of op(A) times op(B): a vector-matrix product over B's storage.
+    thread_local aligned_buffer<float> x;
+    if (x.size() < g.k) x = aligned_buffer<float>(g.k, uninitialized);
+    gather_vector(a, g.a.stride, !g.a.transposed, 0, g.k, x.data());
+    if (g.b.transposed) gemv_rows(b, g.b.stride, g.n, g.k, x.data(), g.c, 1, g.accumulate, pool);
+    else gemv_cols(b, g.b.stride, g.k, g.n, x.data(), g.c, 1, g.accumulate, pool);
+    return;
+  }
+  if (g.n == 1) {
+    // op(A) times one column of op(B): a matrix-vector product over A's storage, into C's column.
+    thread_local aligned_buffer<float> x;
+    if (x.size() < g.k) x = aligned_buffer<float>(g.k, uninitialized);
+    gather_vector(b, g.b.stride, g.b.transposed, 0, g.k, x.data());
+    if (!g.a.transposed) gemv_rows(a, g.a.stride, g.m, g.k, x.data(), g.c, g.ldc, g.accumulate, pool);
+    else gemv_cols(a, g.a.stride, g.k, g.m, x.data(), g.c, g.ldc, g.accumulate, pool);
+    return;
+  }
+  gemm_packed<TA, TB>(g, pool);
+}
+
+template <class TA>
+void gemm_dispatch_b(const gemm_problem& g, const thread_pool& pool) {
+  switch (g.b.type) {
+    case dtype::f32: return gemm_typed<TA, float>(g, pool);
+    case dtype::bf16: return gemm_typed<TA, bf16>(g, pool);
+    case dtype::f16: return gemm_typed<TA, f16>(g, pool);
+  }
+}
+
+}  // namespace gemm_detail
+
+// C (+)= op(A) op(B); see gemm_problem. Shapes are checked by the caller (kernels.hpp).
+inline void gemm(const gemm_problem& g, const thread_pool& pool) {
+  if (g.m == 0 || g.n == 0) return;
+  if (g.k == 0) {
+    if (!g.accumulate)
+      for (std::size_t i = 0; i < g.m; ++i) std::fill(g.c + i * g.ldc, g.c + i * g.ldc + g.n, 0.0f);
+    return;
+  }
+  switch (g.a.type) {
+    case dtype::f32: return gemm_detail::gemm_dispatch_b<float>(g, pool);
+    case dtype::bf16: return gemm_detail::gemm_dispatch_b<bf16>(g, pool);
+    case dtype::f16: return gemm_detail::gemm_dispatch_b<f16>(g, pool);
+  }
+}
+
+}  // namespace lmkit::kernels::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#endif  // toggle guard

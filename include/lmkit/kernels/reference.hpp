@@ -1,0 +1,183 @@
+// Plain scalar versions of every kernel, written for clarity, accumulating in double: the
+// independent reference the SIMD kernels are tested against. Not for production use.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <vector>
+
+#include "lmkit/core/dtype.hpp"
+#include "lmkit/kernels/gemm_problem.hpp"
+
+namespace lmkit::kernels::reference {
+
+inline void add(const float* a, const float* b, float* out, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) out[i] = a[i] + b[i];
+}
+inline void mul(const float* a, const float* b, float* out, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) out[i] = a[i] * b[i];
+}
+inline void scale(const float* x, float s, float* out, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) out[i] = s * x[i];
+}
+inline void axpy(float alpha, const float* x, float* y, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) y[i] = static_cast<float>(static_cast<double>(y[i]) + double{alpha} * x[i]);
+}
+inline double dot(const float* a, const float* b, std::size_t n) {
+  double s = 0;
+  for (std::size_t i = 0; i < n; ++i) s += double{a[i]} * b[i];
+  return s;
+}
+
+inline void softmax(const float* x, float* out, std::size_t n) {
+  if (n == 0) return;
+  const double max = *std::max_element(x, x + n);
+  double sum = 0;
+  for (std::size_t i = 0; i < n; ++i) sum += std::exp(x[i] - max);
+  for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<float>(std::exp(x[i] - max) / sum);
+}
+inline void log_softmax(const float* x, float* out, std::size_t n) {
+  if (n == 0) return;
+  const double max = *std::max_element(x, x + n);
+  double sum = 0;
+  for (std::size_t i = 0; i < n; ++i) sum += std::exp(x[i] - max);
+  const double log_sum = std::log(sum);
+  for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<float>(x[i] - max - log_sum);
+}
+// Written from the Jacobian, dx_i += sum_j dy_j y_j (delta_ij - y_i), not from the kernel's shortcut.
+inline void softmax_backward(const float* y, const float* dy, float* dx, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) {
+    double g = 0;
+    for (std::size_t j = 0; j < n; ++j) g += double{dy[j]} * y[j] * ((i == j ? 1.0 : 0.0) - y[i]);
+    dx[i] = static_cast<float>(dx[i] + g);
+  }
+}
+// d log_softmax_j / d x_i = delta_ij - softmax_i, with softmax_i = exp(y_i).
+inline void log_softmax_backward(const float* y, const float* dy, float* dx, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) {
+    double g = 0;
+    for (std::size_t j = 0; j < n; ++j) g += double{dy[j]} * ((i == j ? 1.0 : 0.0) - std::exp(double{y[i]}));
+    dx[i] = static_cast<float>(dx[i] + g);
+  }
+}
+
+inline void layer_norm(const float* x, const float* weight, const float* bias, float* out, std::size_t n, float eps,
+                       float* mean_out, float* rstd_out) {
+  if (n == 0) return;
+  double mean = 0, var = 0;
+  for (std::size_t i = 0; i < n; ++i) mean += x[i];
+  mean /= n;
+  for (std::size_t i = 0; i < n; ++i) var += (x[i] - mean) * (x[i] - mean);
+  var /= n;
+  const double rstd = 1.0 / std::sqrt(var + eps);
+  for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<float>((x[i] - mean) * rstd * weight[i] + (bias ? bias[i] : 0.0));
+  if (mean_out) *mean_out = static_cast<float>(mean);
+  if (rstd_out) *rstd_out = static_cast<float>(rstd);
+}
+inline void rms_norm(const float* x, const float* weight, float* out, std::size_t n, float eps, float* rstd_out) {
+  if (n == 0) return;
+  double ms = 0;
+  for (std::size_t i = 0; i < n; ++i) ms += double{x[i]} * x[i];
+  const double rstd = 1.0 / std::sqrt(ms / n + eps);
+  for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<float>(x[i] * rstd * weight[i]);
+  if (rstd_out) *rstd_out = static_cast<float>(rstd);
+}
+// Norm backward, from the formulas in norm-inl.hpp but in double and without SIMD.
+inline void layer_norm_backward(const float* x, const float* weight, float mean, float rstd, const float* dy, float* dx,
+                                float* dweight, float* dbias, std::size_t n) {
+  if (n == 0) return;
+  double mean_g = 0, mean_g_xhat = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const double xhat = (double{x[i]} - mean) * rstd, g = double{dy[i]} * weight[i];
+    mean_g += g;
+    mean_g_xhat += g * xhat;
+  }
+  mean_g /= n;
+  mean_g_xhat /= n;
+  for (std::size_t i = 0; i < n; ++i) {
+    const double xhat = (double{x[i]} - mean) * rstd, g = double{dy[i]} * weight[i];
+    dx[i] = static_cast<float>(dx[i] + rstd * (g - mean_g - xhat * mean_g_xhat));
+    dweight[i] = static_cast<float>(dweight[i] + dy[i] * xhat);
+    if (dbias) dbias[i] += dy[i];
+  }
+}
+inline void rms_norm_backward(const float* x, const float* weight, float rstd, const float* dy, float* dx, float* dweight,
+                              std::size_t n) {
+  if (n == 0) return;
+  double mean_g_xhat = 0;
+  for (std::size_t i = 0; i < n; ++i) mean_g_xhat += double{dy[i]} * weight[i] * x[i] * rstd;
+  mean_g_xhat /= n;
+  for (std::size_t i = 0; i < n; ++i) {
+    const double xhat = double{x[i]} * rstd, g = double{dy[i]} * weight[i];
+    dx[i] = static_cast<float>(dx[i] + rstd * (g - xhat * mean_g_xhat));
+    dweight[i] = static_cast<float>(dweight[i] + dy[i] * xhat);
+  }
+}
+
+inline double gelu_tanh(double x) {
+  return 0.5 * x * (1.0 + std::tanh(std::sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x)));
+}
+inline double gelu_erf(double x) { return 0.5 * x * (1.0 + std::erf(x / std::sqrt(2.0))); }
+inline double silu(double x) { return x / (1.0 + std::exp(-x)); }
+inline double gelu_tanh_derivative(double x) {
+  const double c = std::sqrt(2.0 / M_PI), t = std::tanh(c * (x + 0.044715 * x * x * x));
+  return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * c * (1.0 + 3.0 * 0.044715 * x * x);
+}
+inline double gelu_erf_derivative(double x) {
+  return 0.5 * (1.0 + std::erf(x / std::sqrt(2.0))) + x * std::exp(-0.5 * x * x) / std::sqrt(2.0 * M_PI);
+}
+inline double silu_derivative(double x) {
+  const double s = 1.0 / (1.0 + std::exp(-x));
+  return s * (1.0 + x * (1.0 - s));
+}
+
+inline void rope_half(float* x, std::size_t head_dim, std::size_t heads, const float* cos, const float* sin, bool inverse) {
+  const std::size_t half = head_dim / 2;
+  for (std::size_t h = 0; h < heads; ++h)
+    for (std::size_t i = 0; i < half; ++i) {
+      float* row = x + h * head_dim;
+      const double a = row[i], b = row[i + half], c = cos[i], s = inverse ? -sin[i] : sin[i];
+      row[i] = static_cast<float>(a * c - b * s);
+      row[i + half] = static_cast<float>(a * s + b * c);
+    }
+}
+inline void rope_adjacent(float* x, std::size_t head_dim, std::size_t heads, const float* cos, const float* sin,
+                          bool inverse) {
+  for (std::size_t h = 0; h < heads; ++h)
+    for (std::size_t i = 0; i < head_dim / 2; ++i) {
+      float* row = x + h * head_dim;
+      const double a = row[2 * i], b = row[2 * i + 1], c = cos[i], s = inverse ? -sin[i] : sin[i];
+      row[2 * i] = static_cast<float>(a * c - b * s);
+      row[2 * i + 1] = static_cast<float>(a * s + b * c);
+    }
+}
+
+/// Element (r, c) of op(M) as a double.
+inline double element(const matrix_operand& m, std::size_t r, std::size_t c) {
+  const std::size_t index = m.transposed ? c * m.stride + r : r * m.stride + c;
+  switch (m.type) {
+    case dtype::f32: return static_cast<const float*>(m.data)[index];
+    case dtype::bf16: return static_cast<const bf16*>(m.data)[index].to_float();
+    case dtype::f16: return static_cast<const f16*>(m.data)[index].to_float();
+  }
+  return 0;
+}
+
+/// The triple loop. Also returns, per element of C, sum_k |a b| (for error bounds) if asked.
+inline void gemm(const gemm_problem& g, std::vector<double>* magnitude = nullptr) {
+  if (magnitude) magnitude->assign(g.m * g.n, 0.0);
+  for (std::size_t i = 0; i < g.m; ++i)
+    for (std::size_t j = 0; j < g.n; ++j) {
+      double sum = g.accumulate ? g.c[i * g.ldc + j] : 0.0, size = std::abs(sum);
+      for (std::size_t p = 0; p < g.k; ++p) {
+        const double term = element(g.a, i, p) * element(g.b, p, j);
+        sum += term;
+        size += std::abs(term);
+      }
+      g.c[i * g.ldc + j] = static_cast<float>(sum);
+      if (magnitude) (*magnitude)[i * g.n + j] = size;
+    }
+}
+
+}  // namespace lmkit::kernels::reference

@@ -1,0 +1,539 @@
+// Every kernel against its scalar reference (kernels/reference.hpp) on every Highway target this
+// CPU runs, over awkward sizes and misaligned pointers; derivatives also against central finite
+// differences in double; thread-count independence of the parallel kernels.
+#include <algorithm>
+#include <cstring>
+#include <functional>
+#include <span>
+
+#include "lmkit/core/aligned_buffer.hpp"
+#include "lmkit/kernels/reference.hpp"
+#include "test_support.hpp"
+
+using namespace lmkit;
+namespace ref = lmkit::kernels::reference;
+using test::close;
+using test::on_every_target;
+using test::random_floats;
+
+namespace {
+
+/// A copy of `values` starting `offset` floats past a 64-byte boundary: misaligned on purpose.
+struct misaligned {
+  misaligned(const std::vector<float>& values, std::size_t offset) : storage(values.size() + offset + 1), offset(offset) {
+    std::copy(values.begin(), values.end(), storage.data() + offset);
+  }
+  float* data() { return storage.data() + offset; }
+  std::span<float> span(std::size_t n) { return {data(), n}; }
+  aligned_buffer<float> storage;
+  std::size_t offset;
+};
+
+constexpr std::size_t offsets[] = {0, 1, 3};
+
+}  // namespace
+
+TEST_CASE("dispatch reaches every compiled and supported target", "[kernels]") {
+  const auto ran = on_every_target([] {});
+  std::string list;
+  for (const auto& name : ran) list += name + " ";
+  WARN("Highway targets tested on this CPU: " << list);
+  // At least the scalar fallback and one SIMD target on any x86-64 machine.
+  REQUIRE(ran.size() >= 2);
+  REQUIRE(std::find(ran.begin(), ran.end(), "SCALAR") != ran.end());
+}
+
+TEST_CASE("element-wise kernels equal the reference", "[kernels]") {
+  on_every_target([] {
+    for (std::size_t n : test::awkward_sizes())
+      for (std::size_t offset : offsets) {
+        INFO("n = " << n << ", offset = " << offset);
+        const auto a = random_floats(n, 1), b = random_floats(n, 2);
+        misaligned ma(a, offset), mb(b, offset), out(std::vector<float>(n), offset);
+        std::vector<float> expected(n);
+
+        kernels::add(ma.span(n), mb.span(n), out.span(n));
+        ref::add(a.data(), b.data(), expected.data(), n);
+        REQUIRE(std::equal(expected.begin(), expected.end(), out.data()));  // one rounding each: exact
+
+        kernels::mul(ma.span(n), mb.span(n), out.span(n));
+        ref::mul(a.data(), b.data(), expected.data(), n);
+        REQUIRE(std::equal(expected.begin(), expected.end(), out.data()));
+
+        kernels::scale(ma.span(n), -2.5f, out.span(n));
+        ref::scale(a.data(), -2.5f, expected.data(), n);
+        REQUIRE(std::equal(expected.begin(), expected.end(), out.data()));
+
+        misaligned y(b, offset);
+        std::vector<float> y_expected = b;
+        kernels::axpy(0.75f, ma.span(n), y.span(n));
+        ref::axpy(0.75f, a.data(), y_expected.data(), n);
+        for (std::size_t i = 0; i < n; ++i) REQUIRE(close(y.data()[i], y_expected[i], 1e-6, 1e-7));
+
+        const double d = ref::dot(a.data(), b.data(), n);
+        double magnitude = 0;
+        for (std::size_t i = 0; i < n; ++i) magnitude += std::abs(double{a[i]} * b[i]);
+        REQUIRE(std::abs(kernels::dot(ma.span(n), mb.span(n)) - d) <= 1e-6 * magnitude + 1e-30);
+      }
+  });
+}
+
+TEST_CASE("element-wise kernels may work in place", "[kernels]") {
+  auto x = random_floats(37, 3);
+  const auto original = x;
+  kernels::scale(x, 2.0f, x);
+  for (std::size_t i = 0; i < x.size(); ++i) REQUIRE(x[i] == 2.0f * original[i]);
+  kernels::add(x, x, x);
+  for (std::size_t i = 0; i < x.size(); ++i) REQUIRE(x[i] == 4.0f * original[i]);
+}
+
+TEST_CASE("kernels reject spans of different sizes", "[kernels]") {
+  std::vector<float> a(4), b(5), out(4);
+  REQUIRE_THROWS_AS(kernels::add(a, b, out), shape_error);
+  REQUIRE_THROWS_AS(kernels::softmax(a, b), shape_error);
+  REQUIRE_THROWS_AS(kernels::layer_norm(a, b, {}, out), shape_error);
+  REQUIRE_THROWS_AS(kernels::rope(out, 3, a, a, kernels::rope_style::half_rotation), argument_error);
+}
+
+TEST_CASE("conversions to and from bf16 and f16 agree with the scalar types on all 65536 patterns", "[kernels][dtype]") {
+  std::vector<bf16> all_bf16(65536);
+  std::vector<f16> all_f16(65536);
+  for (std::uint32_t p = 0; p < 65536; ++p) {
+    all_bf16[p] = bf16::from_bits(static_cast<std::uint16_t>(p));
+    all_f16[p] = f16::from_bits(static_cast<std::uint16_t>(p));
+  }
+  // Widening every pattern, then narrowing: the widened values plus midpoints between neighbours
+  // and the floats just beside those midpoints (the scalar types are checked exhaustively in test_core).
+  std::vector<float> probes;
+  for (std::uint32_t p = 0; p < 65536; ++p) {
+    const float v = all_f16[p].to_float(), w = all_bf16[p].to_float();
+    probes.insert(probes.end(), {v, w, std::nextafter(v, 0.0f), std::nextafter(w, INFINITY)});
+  }
+  const auto noise = random_floats(100000, 9, -70000.0f, 70000.0f);
+  probes.insert(probes.end(), noise.begin(), noise.end());
+  philox rng(seed{5});
+  for (int i = 0; i < 100000; ++i) probes.push_back(std::bit_cast<float>(rng()));  // any bit pattern, NaNs included
+
+  on_every_target([&] {
+    std::vector<float> widened(65536);
+    kernels::convert(std::span<const bf16>(all_bf16), widened);
+    for (std::uint32_t p = 0; p < 65536; ++p)
+      REQUIRE(std::bit_cast<std::uint32_t>(widened[p]) == std::bit_cast<std::uint32_t>(all_bf16[p].to_float()));
+    kernels::convert(std::span<const f16>(all_f16), widened);
+    for (std::uint32_t p = 0; p < 65536; ++p) {
+      INFO("f16 pattern " << p);
+      REQUIRE(std::bit_cast<std::uint32_t>(widened[p]) == std::bit_cast<std::uint32_t>(all_f16[p].to_float()));
+    }
+
+    std::vector<bf16> narrow_bf16(probes.size());
+    std::vector<f16> narrow_f16(probes.size());
+    kernels::convert(std::span<const float>(probes), std::span<bf16>(narrow_bf16));
+    kernels::convert(std::span<const float>(probes), std::span<f16>(narrow_f16));
+    for (std::size_t i = 0; i < probes.size(); ++i) {
+      INFO("value " << probes[i] << " bits " << std::bit_cast<std::uint32_t>(probes[i]));
+      REQUIRE(narrow_bf16[i] == bf16::from_float(probes[i]));
+      REQUIRE(narrow_f16[i] == f16::from_float(probes[i]));
+    }
+  });
+}
+
+TEST_CASE("softmax and log-softmax equal the reference and stay finite for large inputs", "[kernels]") {
+  on_every_target([] {
+    for (float spread : {1.0f, 30.0f, 1e4f})
+      for (std::size_t n : test::awkward_sizes())
+        for (std::size_t offset : offsets) {
+          INFO("n = " << n << ", spread = " << spread << ", offset = " << offset);
+          auto x = random_floats(n, 4, -spread, spread);
+          if (n > 3) x[n / 2] = -INFINITY;  // a masked position
+          misaligned mx(x, offset), out(std::vector<float>(n), offset);
+          std::vector<float> expected(n);
+
+          kernels::softmax(mx.span(n), out.span(n));
+          ref::softmax(x.data(), expected.data(), n);
+          const float max = n ? *std::max_element(x.begin(), x.end()) : 0.0f;
+          for (std::size_t i = 0; i < n; ++i) {
+            INFO("i " << i << " x " << x[i] << " got " << out.data()[i] << " want " << expected[i]);
+            // x - max is rounded to float before exp: exp's condition number |x - max| scales that roundoff.
+            if (std::isinf(x[i])) REQUIRE(out.data()[i] == 0.0f);
+            else REQUIRE(close(out.data()[i], expected[i], 2e-6 + std::abs(x[i] - max) * 0x1p-23, 1e-37));
+          }
+
+          kernels::log_softmax(mx.span(n), out.span(n));
+          ref::log_softmax(x.data(), expected.data(), n);
+          for (std::size_t i = 0; i < n; ++i) REQUIRE(close(out.data()[i], expected[i], 1e-6, 1e-5));
+        }
+  });
+}
+
+TEST_CASE("softmax backward equals the Jacobian product", "[kernels]") {
+  on_every_target([] {
+    for (std::size_t n : {1, 2, 7, 16, 33, 100}) {
+      INFO("n = " << n);
+      const auto x = random_floats(n, 5, -3, 3), dy = random_floats(n, 6), dx0 = random_floats(n, 7);
+      std::vector<float> y(n), log_y(n);
+      ref::softmax(x.data(), y.data(), n);
+      ref::log_softmax(x.data(), log_y.data(), n);
+
+      auto dx = dx0, expected = dx0;  // both add onto the same initial gradient
+      kernels::softmax_backward(y, dy, dx);
+      ref::softmax_backward(y.data(), dy.data(), expected.data(), n);
+      for (std::size_t i = 0; i < n; ++i) REQUIRE(close(dx[i], expected[i], 1e-5, 1e-6));
+
+      dx = dx0, expected = dx0;
+      kernels::log_softmax_backward(log_y, dy, dx);
+      ref::log_softmax_backward(log_y.data(), dy.data(), expected.data(), n);
+      for (std::size_t i = 0; i < n; ++i) REQUIRE(close(dx[i], expected[i], 1e-5, 1e-6));
+    }
+  });
+}
+
+namespace {
+
+/// Central finite difference of L(x) = sum_i dy_i f(x)_i in double, for each x_j.
+std::vector<double> finite_difference(const std::function<std::vector<double>(const std::vector<double>&)>& f,
+                                      const std::vector<float>& x, const std::vector<float>& dy, double h = 1e-5) {
+  std::vector<double> xd(x.begin(), x.end()), grad(x.size());
+  for (std::size_t j = 0; j < x.size(); ++j) {
+    auto plus = xd, minus = xd;
+    plus[j] += h;
+    minus[j] -= h;
+    const auto fp = f(plus), fm = f(minus);
+    double l = 0;
+    for (std::size_t i = 0; i < fp.size(); ++i) l += dy[i] * (fp[i] - fm[i]);
+    grad[j] = l / (2 * h);
+  }
+  return grad;
+}
+
+std::vector<double> layer_norm_double(const std::vector<double>& x, const std::vector<float>& w,
+                                      const std::vector<float>& b, double eps) {
+  const double n = static_cast<double>(x.size());
+  double mean = 0, var = 0;
+  for (double v : x) mean += v;
+  mean /= n;
+  for (double v : x) var += (v - mean) * (v - mean);
+  var /= n;
+  std::vector<double> y(x.size());
+  for (std::size_t i = 0; i < x.size(); ++i) y[i] = (x[i] - mean) / std::sqrt(var + eps) * w[i] + b[i];
+  return y;
+}
+
+std::vector<double> rms_norm_double(const std::vector<double>& x, const std::vector<float>& w, double eps) {
+  double ms = 0;
+  for (double v : x) ms += v * v;
+  ms /= static_cast<double>(x.size());
+  std::vector<double> y(x.size());
+  for (std::size_t i = 0; i < x.size(); ++i) y[i] = x[i] / std::sqrt(ms + eps) * w[i];
+  return y;
+}
+
+}  // namespace
+
+TEST_CASE("layer norm and RMS norm equal the reference, forward and backward", "[kernels]") {
+  const float eps = 1e-5f;
+  on_every_target([&] {
+    for (std::size_t n : test::awkward_sizes()) {
+      if (n == 0) continue;
+      for (std::size_t offset : offsets) {
+        INFO("n = " << n << ", offset = " << offset);
+        auto x = random_floats(n, 10, -2, 2);
+        for (auto& v : x) v += 100.0f;  // a large mean: the one-pass variance formula would fail here
+        const auto w = random_floats(n, 11, 0.5f, 1.5f), b = random_floats(n, 12), dy = random_floats(n, 13);
+        misaligned mx(x, offset), out(std::vector<float>(n), offset);
+        std::vector<float> expected(n);
+        float mean = 0, rstd = 0;
+
+        const auto stats = kernels::layer_norm(mx.span(n), w, b, out.span(n), eps);
+        ref::layer_norm(x.data(), w.data(), b.data(), expected.data(), n, eps, &mean, &rstd);
+        REQUIRE(close(stats.mean, mean, 1e-6));
+        REQUIRE(close(stats.rstd, rstd, 1e-4));
+        for (std::size_t i = 0; i < n; ++i) REQUIRE(close(out.data()[i], expected[i], 1e-4, 1e-4));
+
+        std::vector<float> dx(n, 0.5f), dw(n, 0.25f), db(n, -1.0f);
+        auto dx_ref = dx, dw_ref = dw, db_ref = db;
+        kernels::layer_norm_backward(mx.span(n), w, stats, dy, dx, dw, db);
+        ref::layer_norm_backward(x.data(), w.data(), mean, rstd, dy.data(), dx_ref.data(), dw_ref.data(), db_ref.data(), n);
+        for (std::size_t i = 0; i < n; ++i) {
+          REQUIRE(close(dx[i], dx_ref[i], 1e-3, 1e-3));
+          REQUIRE(close(dw[i], dw_ref[i], 1e-4, 1e-4));
+          REQUIRE(db[i] == db_ref[i]);
+        }
+
+        const auto rms = kernels::rms_norm(mx.span(n), w, out.span(n), eps);
+        ref::rms_norm(x.data(), w.data(), expected.data(), n, eps, &rstd);
+        REQUIRE(close(rms.rstd, rstd, 1e-5));
+        for (std::size_t i = 0; i < n; ++i) REQUIRE(close(out.data()[i], expected[i], 1e-5, 1e-6));
+        dx.assign(n, 0.5f), dw.assign(n, 0.25f);
+        dx_ref = dx, dw_ref = dw;
+        kernels::rms_norm_backward(mx.span(n), w, rms, dy, dx, dw);
+        ref::rms_norm_backward(x.data(), w.data(), rstd, dy.data(), dx_ref.data(), dw_ref.data(), n);
+        for (std::size_t i = 0; i < n; ++i) {
+          REQUIRE(close(dx[i], dx_ref[i], 1e-4, 1e-6));
+          REQUIRE(close(dw[i], dw_ref[i], 1e-5, 1e-6));
+        }
+      }
+    }
+  });
+}
+
+TEST_CASE("norm backward matches central finite differences in double", "[kernels][gradient]") {
+  const double eps = 1e-5;
+  for (std::size_t n : {1, 2, 5, 16, 37}) {
+    INFO("n = " << n);
+    const auto x = random_floats(n, 20, -2, 2), w = random_floats(n, 21, 0.5, 1.5), b = random_floats(n, 22),
+               dy = random_floats(n, 23);
+    std::vector<float> out(n), dx(n), dw(n), db(n);
+    const auto stats = kernels::layer_norm(x, w, b, out, static_cast<float>(eps));
+    kernels::layer_norm_backward(x, w, stats, dy, dx, dw, db);
+    const auto fd = finite_difference([&](const std::vector<double>& v) { return layer_norm_double(v, w, b, eps); }, x, dy);
+    for (std::size_t j = 0; j < n; ++j) REQUIRE(close(dx[j], fd[j], 1e-3, 1e-4));
+    // d/dw_i and d/db_i of sum dy y are dy_i xhat_i and dy_i.
+    const auto xhat = layer_norm_double(std::vector<double>(x.begin(), x.end()), std::vector<float>(n, 1.0f),
+                                        std::vector<float>(n, 0.0f), eps);
+    for (std::size_t j = 0; j < n; ++j) {
+      REQUIRE(close(dw[j], dy[j] * xhat[j], 1e-4, 1e-5));
+      REQUIRE(db[j] == dy[j]);
+    }
+
+    std::fill(dx.begin(), dx.end(), 0.0f);
+    std::fill(dw.begin(), dw.end(), 0.0f);
+    const auto rms = kernels::rms_norm(x, w, out, static_cast<float>(eps));
+    kernels::rms_norm_backward(x, w, rms, dy, dx, dw);
+    const auto fd_rms = finite_difference([&](const std::vector<double>& v) { return rms_norm_double(v, w, eps); }, x, dy);
+    for (std::size_t j = 0; j < n; ++j) REQUIRE(close(dx[j], fd_rms[j], 1e-3, 1e-4));
+  }
+}
+
+TEST_CASE("activations equal the reference and their backward the derivative", "[kernels][gradient]") {
+  struct activation {
+    const char* name;
+    void (*forward)(std::span<const float>, std::span<float>);
+    void (*backward)(std::span<const float>, std::span<const float>, std::span<float>);
+    double (*value)(double);
+    double (*derivative)(double);
+  };
+  const activation activations[] = {
+      {"gelu_tanh", kernels::gelu_tanh, kernels::gelu_tanh_backward, ref::gelu_tanh, ref::gelu_tanh_derivative},
+      {"gelu_erf", kernels::gelu_erf, kernels::gelu_erf_backward, ref::gelu_erf, ref::gelu_erf_derivative},
+      {"silu", kernels::silu, kernels::silu_backward, ref::silu, ref::silu_derivative},
+  };
+  on_every_target([&] {
+    for (const auto& act : activations)
+      for (std::size_t n : test::awkward_sizes())
+        for (std::size_t offset : offsets) {
+          INFO(act.name << ", n = " << n << ", offset = " << offset);
+          auto x = random_floats(n, 30, -8, 8);
+          if (n > 4) x[0] = 0.0f, x[1] = -120.0f, x[2] = 120.0f, x[3] = 1e-20f;  // zero, saturation, tiny
+          const auto dy = random_floats(n, 31);
+          misaligned mx(x, offset), out(std::vector<float>(n), offset), dx(std::vector<float>(n, 0.5f), offset);
+          act.forward(mx.span(n), out.span(n));
+          act.backward(mx.span(n), dy, dx.span(n));
+          for (std::size_t i = 0; i < n; ++i) {
+            INFO("x = " << x[i]);
+            REQUIRE(close(out.data()[i], act.value(x[i]), 1e-5, 2e-7 * std::max(1.0f, std::abs(x[i]))));
+            const double g = 0.5 + dy[i] * act.derivative(x[i]);
+            REQUIRE(close(dx.data()[i], g, 1e-5, 1e-6));
+          }
+        }
+  });
+  // The reference derivatives themselves against finite differences of the reference values.
+  for (const auto& act : activations)
+    for (double x = -6; x <= 6; x += 0.37) {
+      const double h = 1e-6, fd = (act.value(x + h) - act.value(x - h)) / (2 * h);
+      INFO(act.name << " at " << x);
+      REQUIRE(close(act.derivative(x), fd, 1e-6, 1e-8));
+    }
+}
+
+TEST_CASE("RoPE equals the reference in both conventions and inverts", "[kernels]") {
+  using kernels::rope_style;
+  on_every_target([] {
+    for (std::size_t head_dim : {2, 4, 6, 8, 16, 18, 34, 64, 128})
+      for (std::size_t heads : {1, 3})
+        for (std::size_t position : {0, 1, 17, 4095})
+          for (rope_style style : {rope_style::adjacent_pairs, rope_style::half_rotation}) {
+            INFO("head_dim " << head_dim << " heads " << heads << " position " << position << " style "
+                             << static_cast<int>(style));
+            std::vector<float> cos(head_dim / 2), sin(head_dim / 2);
+            kernels::rope_angles(position, head_dim, 10000.0, cos, sin);
+            const auto x = random_floats(head_dim * heads, 40);
+            auto y = x, expected = x;
+            kernels::rope(y, head_dim, cos, sin, style);
+            (style == rope_style::half_rotation ? ref::rope_half : ref::rope_adjacent)(expected.data(), head_dim, heads,
+                                                                                       cos.data(), sin.data(), false);
+            for (std::size_t i = 0; i < y.size(); ++i) REQUIRE(close(y[i], expected[i], 1e-6, 1e-6));
+            kernels::rope_backward(y, head_dim, cos, sin, style);
+            for (std::size_t i = 0; i < y.size(); ++i) REQUIRE(close(y[i], x[i], 1e-5, 1e-6));
+          }
+  });
+}
+
+TEST_CASE("the two RoPE conventions differ exactly by a permutation of the dimensions", "[kernels]") {
+  // Hugging Face checkpoints permute q/k rows so that half rotation computes what adjacent pairs
+  // compute on the original order: pair i is (2i, 2i+1) in one, (i, i + d/2) in the other.
+  const std::size_t d = 64;
+  std::vector<float> cos(d / 2), sin(d / 2);
+  kernels::rope_angles(123, d, 500000.0, cos, sin);
+  const auto x = random_floats(d, 41);
+  std::vector<float> permuted(d);
+  for (std::size_t i = 0; i < d / 2; ++i) permuted[i] = x[2 * i], permuted[i + d / 2] = x[2 * i + 1];
+  auto adjacent = x;
+  kernels::rope(adjacent, d, cos, sin, kernels::rope_style::adjacent_pairs);
+  kernels::rope(permuted, d, cos, sin, kernels::rope_style::half_rotation);
+  for (std::size_t i = 0; i < d / 2; ++i) {
+    REQUIRE(close(permuted[i], adjacent[2 * i], 1e-6, 1e-7));
+    REQUIRE(close(permuted[i + d / 2], adjacent[2 * i + 1], 1e-6, 1e-7));
+  }
+}
+
+namespace {
+
+/// Storage for op(M) [rows x cols] in type T, stored transposed or not, with padding in its rows
+/// and an offset from alignment; values exactly representable in T.
+template <class T>
+struct operand_storage {
+  operand_storage(std::size_t rows, std::size_t cols, bool transposed, std::uint64_t stream, std::size_t offset) {
+    const std::size_t stored_rows = transposed ? cols : rows, stored_cols = transposed ? rows : cols;
+    stride = stored_cols + 3;
+    values.resize(stored_rows * stride + offset + 1);
+    const auto random = random_floats(values.size(), stream);
+    for (std::size_t i = 0; i < values.size(); ++i) values[i] = from_float<T>(random[i]);
+    operand = {values.data() + offset, dtype_of<T>, stride, transposed};
+  }
+  std::vector<T> values;
+  std::size_t stride = 0;
+  kernels::matrix_operand operand;
+};
+
+template <class TA, class TB>
+void check_gemm(std::size_t m, std::size_t n, std::size_t k, bool ta, bool tb, bool accumulate, const thread_pool& pool) {
+  INFO("m " << m << " n " << n << " k " << k << " transposed " << ta << tb << " accumulate " << accumulate << " types "
+            << name_of(dtype_of<TA>) << " " << name_of(dtype_of<TB>));
+  operand_storage<TA> a(m, k, ta, 50 + m, 1);
+  operand_storage<TB> b(k, n, tb, 60 + n, 2);
+  const std::size_t ldc = n + 5;
+  std::vector<float> c = random_floats(m * ldc + 1, 70);
+  auto expected = c;
+  kernels::gemm_problem problem{m, n, k, a.operand, b.operand, c.data() + 1, ldc, accumulate};
+  kernels::gemm(problem, pool);
+  problem.c = expected.data() + 1;
+  std::vector<double> magnitude;
+  ref::gemm(problem, &magnitude);
+  // Error bound of a float dot product of length k: about k units of roundoff times sum |a b|.
+  const double unit = 0x1p-24;
+  for (std::size_t i = 0; i < m; ++i)
+    for (std::size_t j = 0; j < n; ++j) {
+      const double bound = 2.0 * (k + 2) * unit * magnitude[i * n + j] + 1e-30;
+      REQUIRE(std::abs(c[1 + i * ldc + j] - expected[1 + i * ldc + j]) <= bound);
+    }
+  // Padding between rows of C is never written.
+  for (std::size_t i = 0; i < m; ++i)
+    for (std::size_t j = n; j < ldc && i * ldc + j + 1 < c.size(); ++j) REQUIRE(c[1 + i * ldc + j] == expected[1 + i * ldc + j]);
+}
+
+}  // namespace
+
+TEST_CASE("gemm equals the triple loop for every layout and type", "[kernels][gemm]") {
+  const thread_pool two(2);
+  on_every_target([&] {
+    struct shape {
+      std::size_t m, n, k;
+    };
+    // Empty, single, odd, vector-length edges, beyond the depth block (256) and several tiles.
+    const shape shapes[] = {{0, 5, 3},  {4, 0, 3},  {3, 4, 0},   {1, 1, 1},   {1, 37, 19},  {29, 1, 40},
+                            {2, 3, 5},  {7, 17, 9}, {13, 33, 1}, {6, 16, 8},  {12, 32, 64}, {37, 45, 300},
+                            {5, 70, 3}, {130, 67, 260}};
+    for (const auto& s : shapes)
+      for (bool ta : {false, true})
+        for (bool tb : {false, true})
+          for (bool accumulate : {false, true}) check_gemm<float, float>(s.m, s.n, s.k, ta, tb, accumulate, two);
+    for (const auto& s : {shape{1, 33, 70}, shape{40, 1, 33}, shape{37, 45, 300}})
+      for (bool ta : {false, true})
+        for (bool tb : {false, true}) {
+          check_gemm<float, bf16>(s.m, s.n, s.k, ta, tb, false, two);
+          check_gemm<bf16, bf16>(s.m, s.n, s.k, ta, tb, true, two);
+          check_gemm<float, f16>(s.m, s.n, s.k, ta, tb, false, two);
+          check_gemm<f16, float>(s.m, s.n, s.k, ta, tb, false, two);
+        }
+  });
+}
+
+TEST_CASE("matmul, matmul_nt and matvec check shapes and compute the product", "[kernels][gemm]") {
+  tensor<float, dims<2>> a(3, 4), b(4, 5), c(3, 5), wrong(4, 4), bt(5, 4);
+  const auto av = random_floats(12, 80), bv = random_floats(20, 81);
+  std::copy(av.begin(), av.end(), a.data());
+  std::copy(bv.begin(), bv.end(), b.data());
+  for (std::size_t i = 0; i < 4; ++i)
+    for (std::size_t j = 0; j < 5; ++j) bt(j, i) = b(i, j);
+  REQUIRE_THROWS_AS(kernels::matmul(a.view(), wrong.view(), c.view()), shape_error);
+  REQUIRE_THROWS_AS(kernels::matmul_nt(a.view(), b.view(), c.view()), shape_error);
+
+  kernels::matmul(std::as_const(a).view(), std::as_const(b).view(), c.view());
+  tensor<float, dims<2>> c2(3, 5);
+  kernels::matmul_nt(std::as_const(a).view(), std::as_const(bt).view(), c2.view());
+  for (std::size_t i = 0; i < 3; ++i)
+    for (std::size_t j = 0; j < 5; ++j) {
+      double s = 0;
+      for (std::size_t p = 0; p < 4; ++p) s += double{a(i, p)} * b(p, j);
+      REQUIRE(close(c(i, j), s, 1e-6, 1e-6));
+      REQUIRE(close(c2(i, j), s, 1e-6, 1e-6));
+    }
+
+  // Static extents work the same; matvec is y = W x for W stored [out, in].
+  tensor<float, extents<5, 4>> w;
+  std::copy(bt.data(), bt.data() + 20, w.data());
+  std::vector<float> x(av.begin(), av.begin() + 4), y(5);
+  kernels::matvec(std::as_const(w).view(), x, y);
+  for (std::size_t j = 0; j < 5; ++j) REQUIRE(close(y[j], kernels::dot(std::span<const float>(w.data() + 4 * j, 4), x), 1e-6, 1e-7));
+  std::vector<float> short_y(4);
+  REQUIRE_THROWS_AS(kernels::matvec(std::as_const(w).view(), x, short_y), shape_error);
+}
+
+TEST_CASE("matmul backward gives the gradients of both operands", "[kernels][gemm][gradient]") {
+  const std::size_t m = 7, k = 11, n = 5;
+  tensor<float, dims<2>> a(m, k), b(k, n), bt(n, k), dc(m, n);
+  const auto av = random_floats(m * k, 90), bv = random_floats(k * n, 91), dcv = random_floats(m * n, 92);
+  std::copy(av.begin(), av.end(), a.data());
+  std::copy(bv.begin(), bv.end(), b.data());
+  std::copy(dcv.begin(), dcv.end(), dc.data());
+  for (std::size_t i = 0; i < k; ++i)
+    for (std::size_t j = 0; j < n; ++j) bt(j, i) = b(i, j);
+  // L = sum dc * (a b): dL/da_ip = sum_j dc_ij b_pj, dL/db_pj = sum_i a_ip dc_ij; gradients start at 1.
+  tensor<float, dims<2>> da(m, k), db(k, n), da_nt(m, k), dbt(n, k);
+  for (auto* t : {&da, &db, &da_nt, &dbt}) std::fill(t->data(), t->data() + t->size(), 1.0f);
+  kernels::matmul_backward(std::as_const(a).view(), std::as_const(b).view(), std::as_const(dc).view(), da.view(), db.view());
+  kernels::matmul_nt_backward(std::as_const(a).view(), std::as_const(bt).view(), std::as_const(dc).view(), da_nt.view(),
+                              dbt.view());
+  for (std::size_t i = 0; i < m; ++i)
+    for (std::size_t p = 0; p < k; ++p) {
+      double g = 1;
+      for (std::size_t j = 0; j < n; ++j) g += double{dc(i, j)} * b(p, j);
+      REQUIRE(close(da(i, p), g, 1e-5, 1e-6));
+      REQUIRE(close(da_nt(i, p), g, 1e-5, 1e-6));
+    }
+  for (std::size_t p = 0; p < k; ++p)
+    for (std::size_t j = 0; j < n; ++j) {
+      double g = 1;
+      for (std::size_t i = 0; i < m; ++i) g += double{a(i, p)} * dc(i, j);
+      REQUIRE(close(db(p, j), g, 1e-5, 1e-6));
+      REQUIRE(close(dbt(j, p), g, 1e-5, 1e-6));
+    }
+}
+
+TEST_CASE("products give identical bits with 1 and 2 threads", "[kernels][gemm][threads]") {
+  const thread_pool one(1), two(2);
+  struct shape {
+    std::size_t m, n, k;
+    bool ta, tb;
+  };
+  for (const auto& s : {shape{300, 520, 600, false, false}, shape{257, 300, 513, true, true}, shape{1, 3000, 700, false, true},
+                        shape{1, 3000, 700, false, false}, shape{2000, 1, 300, false, false}, shape{2000, 1, 300, true, false}}) {
+    INFO("m " << s.m << " n " << s.n << " k " << s.k);
+    operand_storage<float> a(s.m, s.k, s.ta, 100, 0);
+    operand_storage<float> b(s.k, s.n, s.tb, 101, 0);
+    std::vector<float> c1(s.m * s.n), c2(s.m * s.n, 1.0f);
+    kernels::gemm({s.m, s.n, s.k, a.operand, b.operand, c1.data(), s.n, false}, one);
+    kernels::gemm({s.m, s.n, s.k, a.operand, b.operand, c2.data(), s.n, false}, two);
+    REQUIRE(std::memcmp(c1.data(), c2.data(), c1.size() * sizeof(float)) == 0);
+  }
+}
