@@ -11,3 +11,4 @@
 #include "lmkit/core/rng.hpp"
 #include "lmkit/core/tensor.hpp"
 #include "lmkit/kernels/kernels.hpp"
+#include "lmkit/simd/transform.hpp"

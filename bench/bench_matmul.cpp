@@ -1,0 +1,96 @@
+// Matrix product throughput, lmkit beside OpenBLAS's cblas_sgemm in the same run, in GFLOP/s.
+// Square sizes, and the two shapes of a 124M-parameter transformer: decoding one token
+// (1x768 times 768x2304) and a 128-token prompt (128x768 times 768x3072).
+//
+//   build/bench/bench_matmul --benchmark_counters_tabular=true
+// bench/run_matmul.sh runs it with OpenBLAS's default kernels and, where the CPU has AVX-512,
+// with OPENBLAS_CORETYPE=SkylakeX, and prints the lmkit/OpenBLAS ratios.
+#include <benchmark/benchmark.h>
+
+#include <lmkit/lmkit.hpp>
+
+#if LMKIT_BENCH_OPENBLAS
+#include <cblas.h>
+#endif
+
+namespace {
+
+struct problem_data {
+  problem_data(std::size_t m, std::size_t n, std::size_t k)
+      : a(m * k, lmkit::uninitialized), b(k * n, lmkit::uninitialized), b_bf16(k * n), c(m * n) {
+    lmkit::philox rng(lmkit::seed{1});
+    for (auto& v : a) v = rng.uniform() - 0.5f;
+    for (auto& v : b) v = rng.uniform() - 0.5f;
+    lmkit::kernels::convert(std::span<const float>(b.data(), b.size()), std::span<lmkit::bf16>(b_bf16.data(), b_bf16.size()));
+  }
+  lmkit::aligned_buffer<float> a, b;
+  lmkit::aligned_buffer<lmkit::bf16> b_bf16;
+  lmkit::aligned_buffer<float> c;
+};
+
+void set_counters(benchmark::State& state, std::size_t m, std::size_t n, std::size_t k) {
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2.0 * double(m) * double(n) * double(k) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["threads"] = static_cast<double>(state.range(3));
+}
+
+// Args: m, n, k, threads. `transposed_b` stores B as [n x k] (a weight [out, in]).
+template <lmkit::dtype BType, bool TransposedB>
+void lmkit_gemm(benchmark::State& state) {
+  const std::size_t m = state.range(0), n = state.range(1), k = state.range(2);
+  const lmkit::thread_pool pool(static_cast<int>(state.range(3)));
+  problem_data data(m, n, k);
+  const void* b = BType == lmkit::dtype::f32 ? static_cast<const void*>(data.b.data()) : data.b_bf16.data();
+  const lmkit::kernels::gemm_problem problem{
+      m, n, k, {data.a.data(), lmkit::dtype::f32, k, false}, {b, BType, TransposedB ? k : n, TransposedB}, data.c.data(), n, false};
+  lmkit::kernels::gemm(problem, pool);  // warm the workspace
+  for (auto _ : state) {
+    lmkit::kernels::gemm(problem, pool);
+    benchmark::DoNotOptimize(data.c.data());
+    benchmark::ClobberMemory();
+  }
+  set_counters(state, m, n, k);
+  state.SetLabel(lmkit::kernels::active_target());
+}
+
+#if LMKIT_BENCH_OPENBLAS
+template <bool TransposedB>
+void openblas_sgemm(benchmark::State& state) {
+  const std::size_t m = state.range(0), n = state.range(1), k = state.range(2);
+  openblas_set_num_threads(static_cast<int>(state.range(3)));
+  problem_data data(m, n, k);
+  auto run = [&] {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, TransposedB ? CblasTrans : CblasNoTrans, int(m), int(n), int(k), 1.0f,
+                data.a.data(), int(k), data.b.data(), TransposedB ? int(k) : int(n), 0.0f, data.c.data(), int(n));
+  };
+  run();
+  for (auto _ : state) {
+    run();
+    benchmark::DoNotOptimize(data.c.data());
+    benchmark::ClobberMemory();
+  }
+  set_counters(state, m, n, k);
+  state.SetLabel(openblas_get_corename());
+}
+#endif
+
+void shapes(benchmark::internal::Benchmark* b) {
+  for (int threads : {1, 2}) {
+    for (int size : {256, 512, 1024, 2048}) b->Args({size, size, size, threads});
+    b->Args({1, 2304, 768, threads});    // decode: one token through a 768 -> 2304 projection
+    b->Args({128, 3072, 768, threads});  // prefill: a 128-token prompt through 768 -> 3072
+  }
+  b->UseRealTime()->Unit(benchmark::kMillisecond);
+}
+
+}  // namespace
+
+BENCHMARK(lmkit_gemm<lmkit::dtype::f32, false>)->Name("lmkit/f32")->Apply(shapes);
+BENCHMARK(lmkit_gemm<lmkit::dtype::f32, true>)->Name("lmkit/f32_Bt")->Apply(shapes);
+BENCHMARK(lmkit_gemm<lmkit::dtype::bf16, true>)->Name("lmkit/bf16_Bt")->Apply(shapes);
+#if LMKIT_BENCH_OPENBLAS
+BENCHMARK(openblas_sgemm<false>)->Name("openblas/f32")->Apply(shapes);
+BENCHMARK(openblas_sgemm<true>)->Name("openblas/f32_Bt")->Apply(shapes);
+#endif
+
+BENCHMARK_MAIN();
