@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include <hwy/cache_control.h>
 #include <hwy/highway.h>
 
 #include "lmkit/core/aligned_buffer.hpp"
@@ -41,12 +42,14 @@ constexpr std::size_t kRows = 12;
 constexpr std::size_t kRows = 6;
 #endif
 constexpr std::size_t kVectors = 2;
-// Blocking: a KC-deep micro-panel of B (KC x NR floats: 16 KiB on AVX2) stays in L1 while the
-// A block (MC x KC: 96 KiB) streams from L2; a task's B block (KC x 256 cols) fits L2 beside it.
-constexpr std::size_t kDepth = 256;              // KC
-constexpr std::size_t kRowPanelsPerBlock = 16;   // MC = 16 * kRows
+// Blocking: a task owns up to kBlockRows rows and kColPanelsPerBlock panels of columns. Its A block
+// (kBlockRows x KC, 192 KiB) stays in L2; each B micro-panel (KC x NR: 16 KiB on AVX2) is packed
+// by the task right before use and stays in L1 while every row panel of the block passes over it,
+// so B is read from memory once per row block and never written back in packed form.
+constexpr std::size_t kDepth = 256;            // KC
+constexpr std::size_t kBlockRows = 192;         // MC
+constexpr std::size_t kRowPanelsPerBlock = (kBlockRows + kRows - 1) / kRows;
 constexpr std::size_t kColPanelsPerBlock = 16;   // a task's columns = 16 * NR
-constexpr std::size_t kPackedColumns = 4096;     // NC: bounds the packed-B workspace
 // Matrix-vector products: rows at once (each x load feeds four rows), or vectors of columns held
 // in registers across the whole depth.
 constexpr std::size_t kGemvRows = 4;
@@ -69,9 +72,17 @@ HWY_INLINE void pack_a_panel(const T* a, std::size_t stride, bool transposed, st
       for (std::size_t i = 0; i < rows; ++i) dst[p * kRows + i] = element(src, i);
     }
   } else {
-    for (std::size_t i = 0; i < rows; ++i) {
-      const T* src = a + (row0 + i) * stride + p0;
-      for (std::size_t p = 0; p < kc; ++p) dst[p * kRows + i] = element(src, p);
+    // Depth outer, rows inner: the panel is written in order while the rows are read as kRows
+    // sequential streams, which the prefetchers follow.
+    const T* src[kRows];
+    for (std::size_t i = 0; i < rows; ++i) src[i] = a + (row0 + i) * stride + p0;
+    if (rows == kRows) {
+      for (std::size_t p = 0; p < kc; ++p)
+#pragma GCC unroll 16
+        for (std::size_t i = 0; i < kRows; ++i) dst[p * kRows + i] = element(src[i], p);
+    } else {
+      for (std::size_t p = 0; p < kc; ++p)
+        for (std::size_t i = 0; i < rows; ++i) dst[p * kRows + i] = element(src[i], p);
     }
   }
 }
@@ -90,7 +101,12 @@ HWY_INLINE void pack_b_panel(const T* b, std::size_t stride, bool transposed, st
     for (std::size_t p = 0; p < kc; ++p) {
       const T* src = b + (p0 + p) * stride + col0;
       if constexpr (std::is_same_v<T, float>) {
-        std::memcpy(dst + p * panel_width, src, cols * sizeof(float));
+        if (cols == panel_width) {  // whole panel rows: vector copies, not a memcpy call per row
+          const hn::ScalableTag<float> d;
+          for (std::size_t j = 0; j < cols; j += hn::Lanes(d)) hn::Store(hn::LoadU(d, src + j), d, dst + p * panel_width + j);
+        } else {
+          std::memcpy(dst + p * panel_width, src, cols * sizeof(float));
+        }
       } else {
         for (std::size_t j = 0; j < cols; ++j) dst[p * panel_width + j] = element(src, j);
       }
@@ -105,6 +121,12 @@ HWY_INLINE void micro_kernel(D d, std::size_t kc, const float* HWY_RESTRICT a, c
   using V = hn::Vec<D>;
   const std::size_t lanes = hn::Lanes(d);
   const std::size_t width = kVectors * lanes;
+  // C's tile is read once, after the depth loop; without a prefetch its rows (often in L3 or DRAM
+  // by then) stall the core for a fifth of the tile's time. Asking now hides that under the FMAs.
+  for (std::size_t i = 0; i < rows; ++i) {
+    hwy::Prefetch(c + i * ldc);
+    hwy::Prefetch(c + i * ldc + width - 1);
+  }
   V acc[kRows][kVectors];
 #pragma GCC unroll 16
   for (std::size_t i = 0; i < kRows; ++i)
@@ -149,54 +171,109 @@ inline float* workspace(std::size_t floats) {
   return buffer.data();
 }
 
-template <class TA, class TB>
-void gemm_packed(const gemm_problem& g, const thread_pool& pool) {
+/// The packing routines for one element type, behind plain function pointers: only packing depends
+/// on the operand types, so the blocked loop below is compiled once per target, not once per pair.
+struct packers {
+  void (*pack_a)(const void* a, std::size_t stride, bool transposed, std::size_t row0, std::size_t rows, std::size_t p0,
+                 std::size_t kc, float* dst);
+  void (*pack_b)(const void* b, std::size_t stride, bool transposed, std::size_t p0, std::size_t kc, std::size_t col0,
+                 std::size_t cols, std::size_t panel_width, float* dst);
+};
+
+template <class T>
+void pack_a_erased(const void* a, std::size_t stride, bool transposed, std::size_t row0, std::size_t rows, std::size_t p0,
+                   std::size_t kc, float* dst) {
+  pack_a_panel(static_cast<const T*>(a), stride, transposed, row0, rows, p0, kc, dst);
+}
+template <class T>
+void pack_b_erased(const void* b, std::size_t stride, bool transposed, std::size_t p0, std::size_t kc, std::size_t col0,
+                   std::size_t cols, std::size_t panel_width, float* dst) {
+  pack_b_panel(static_cast<const T*>(b), stride, transposed, p0, kc, col0, cols, panel_width, dst);
+}
+
+inline packers packers_for(dtype a, dtype b) {
+  packers p{};
+  switch (a) {
+    case dtype::f32: p.pack_a = pack_a_erased<float>; break;
+    case dtype::bf16: p.pack_a = pack_a_erased<bf16>; break;
+    case dtype::f16: p.pack_a = pack_a_erased<f16>; break;
+  }
+  switch (b) {
+    case dtype::f32: p.pack_b = pack_b_erased<float>; break;
+    case dtype::bf16: p.pack_b = pack_b_erased<bf16>; break;
+    case dtype::f16: p.pack_b = pack_b_erased<f16>; break;
+  }
+  return p;
+}
+
+/// Prefetches part of the source lines of B's panel [col0, col0 + cols) x depth [p0, p0 + kc):
+/// lines [first, first + count) of them, in an order that covers the panel once.
+inline void prefetch_b_lines(const matrix_operand& b, std::size_t p0, std::size_t kc, std::size_t col0, std::size_t cols,
+                             std::size_t first, std::size_t count) {
+  const auto* base = static_cast<const char*>(b.data);
+  const std::size_t element_size = size_of(b.type);
+  if (b.transposed) {  // cols stored rows of kc elements each
+    const std::size_t lines_per_row = (kc * element_size + 63) / 64 + 1;
+    for (std::size_t line = first; line < std::min(first + count, cols * lines_per_row); ++line) {
+      const std::size_t j = line / lines_per_row, l = line % lines_per_row;
+      const std::size_t byte = std::min(l * 64, kc * element_size - 1);
+      hwy::Prefetch(base + ((col0 + j) * b.stride + p0) * element_size + byte);
+    }
+  } else {  // kc stored rows, each a short run of cols elements
+    for (std::size_t p = first; p < std::min(first + count, kc); ++p) {
+      const char* row = base + ((p0 + p) * b.stride + col0) * element_size;
+      hwy::Prefetch(row);
+      hwy::Prefetch(row + cols * element_size - 1);
+    }
+  }
+}
+
+inline void gemm_packed(const gemm_problem& g, const thread_pool& pool) {
   const hn::ScalableTag<float> d;
   const std::size_t nr = kVectors * hn::Lanes(d);
-  const TA* a = static_cast<const TA*>(g.a.data);
-  const TB* b = static_cast<const TB*>(g.b.data);
+  const packers pack = packers_for(g.a.type, g.b.type);
   const std::size_t row_panels = (g.m + kRows - 1) / kRows;
-  const std::size_t a_floats = row_panels * kRows * kDepth;
-  const std::size_t max_cols = std::min(g.n, kPackedColumns);
-  const std::size_t b_floats = ((max_cols + nr - 1) / nr) * nr * kDepth;
-  float* packed_a = workspace(a_floats + b_floats);
-  float* packed_b = packed_a + a_floats;
+  const std::size_t col_panels = (g.n + nr - 1) / nr;
+  float* packed_a = workspace(row_panels * kRows * kDepth);
+  const std::size_t row_blocks = (row_panels + kRowPanelsPerBlock - 1) / kRowPanelsPerBlock;
+  const std::size_t col_blocks = (col_panels + kColPanelsPerBlock - 1) / kColPanelsPerBlock;
 
-  for (std::size_t jc = 0; jc < g.n; jc += kPackedColumns) {
-    const std::size_t nc = std::min(kPackedColumns, g.n - jc);
-    const std::size_t col_panels = (nc + nr - 1) / nr;
-    for (std::size_t pc = 0; pc < g.k; pc += kDepth) {
-      const std::size_t kc = std::min(kDepth, g.k - pc);
-      const bool add = g.accumulate || pc > 0;
-      pool.for_each_chunk(col_panels, 8, [&](std::size_t begin, std::size_t end) HWY_ATTR {
-        for (std::size_t q = begin; q < end; ++q)
-          pack_b_panel(b, g.b.stride, g.b.transposed, pc, kc, jc + q * nr, std::min(nr, nc - q * nr), nr,
-                       packed_b + q * nr * kc);
-      });
-      pool.for_each_chunk(row_panels, 8, [&](std::size_t begin, std::size_t end) HWY_ATTR {
-        for (std::size_t r = begin; r < end; ++r)
-          pack_a_panel(a, g.a.stride, g.a.transposed, r * kRows, std::min(kRows, g.m - r * kRows), pc, kc,
-                       packed_a + r * kRows * kc);
-      });
-      // Tasks are (row block, column block) pairs; each C element belongs to exactly one task and
-      // sees the depth in the same order, so the result does not depend on the thread count.
-      const std::size_t row_blocks = (row_panels + kRowPanelsPerBlock - 1) / kRowPanelsPerBlock;
-      const std::size_t col_blocks = (col_panels + kColPanelsPerBlock - 1) / kColPanelsPerBlock;
-      pool.for_each_index(row_blocks * col_blocks, [&](std::size_t task) HWY_ATTR {
-        const std::size_t rb = task % row_blocks, cb = task / row_blocks;
-        const std::size_t r_end = std::min(row_panels, (rb + 1) * kRowPanelsPerBlock);
-        const std::size_t q_end = std::min(col_panels, (cb + 1) * kColPanelsPerBlock);
-        for (std::size_t q = cb * kColPanelsPerBlock; q < q_end; ++q) {
-          const std::size_t col = q * nr;
-          const std::size_t cols = std::min(nr, nc - col);
-          for (std::size_t r = rb * kRowPanelsPerBlock; r < r_end; ++r) {
-            const std::size_t row = r * kRows;
-            micro_kernel(d, kc, packed_a + r * kRows * kc, packed_b + q * nr * kc, g.c + row * g.ldc + jc + col, g.ldc,
-                         std::min(kRows, g.m - row), cols, add);
-          }
+  for (std::size_t pc = 0; pc < g.k; pc += kDepth) {
+    const std::size_t kc = std::min(kDepth, g.k - pc);
+    const bool add = g.accumulate || pc > 0;
+    pool.for_each_chunk(row_panels, 8, [&](std::size_t begin, std::size_t end) HWY_ATTR {
+      for (std::size_t r = begin; r < end; ++r)
+        pack.pack_a(g.a.data, g.a.stride, g.a.transposed, r * kRows, std::min(kRows, g.m - r * kRows), pc, kc,
+                    packed_a + r * kRows * kc);
+    });
+    // Tasks are (row block, column block) pairs; each C element belongs to exactly one task and
+    // sees the depth in the same order, so the result does not depend on the thread count.
+    pool.for_each_index(row_blocks * col_blocks, [&](std::size_t task) HWY_ATTR {
+      thread_local aligned_buffer<float> b_panel;  // one per worker thread, reused across calls
+      if (b_panel.size() < kDepth * nr) b_panel = aligned_buffer<float>(kDepth * nr, uninitialized);
+      const std::size_t rb = task % row_blocks, cb = task / row_blocks;
+      const std::size_t r_end = std::min(row_panels, (rb + 1) * kRowPanelsPerBlock);
+      const std::size_t q_end = std::min(col_panels, (cb + 1) * kColPanelsPerBlock);
+      for (std::size_t q = cb * kColPanelsPerBlock; q < q_end; ++q) {
+        const std::size_t col = q * nr;
+        const std::size_t cols = std::min(nr, g.n - col);
+        pack.pack_b(g.b.data, g.b.stride, g.b.transposed, pc, kc, col, cols, nr, b_panel.data());
+        // While the row panels pass over this B panel, the next one is fetched from memory a
+        // slice per micro-kernel call, so that packing it does not wait on DRAM.
+        const bool next_exists = q + 1 < q_end;
+        const std::size_t next_cols = next_exists ? std::min(nr, g.n - col - nr) : 0;
+        const std::size_t next_lines = g.b.transposed ? next_cols * ((kc * size_of(g.b.type) + 63) / 64 + 1) : kc;
+        const std::size_t calls = r_end - rb * kRowPanelsPerBlock;
+        const std::size_t lines_per_call = (next_lines + calls - 1) / calls;
+        for (std::size_t r = rb * kRowPanelsPerBlock; r < r_end; ++r) {
+          const std::size_t row = r * kRows;
+          if (next_exists)
+            prefetch_b_lines(g.b, pc, kc, col + nr, next_cols, (r - rb * kRowPanelsPerBlock) * lines_per_call, lines_per_call);
+          micro_kernel(d, kc, packed_a + r * kRows * kc, b_panel.data(), g.c + row * g.ldc + col, g.ldc,
+                       std::min(kRows, g.m - row), cols, add);
         }
-      });
-    }
+      }
+    });
   }
 }
 
@@ -298,44 +375,43 @@ void gemv_cols(const T* w, std::size_t stride, std::size_t k, std::size_t cols, 
   });
 }
 
-/// Copies op(M)'s row (or column) `which` into contiguous f32, widening 16-bit types.
+/// Copies element `which` of op(M)'s rows (or columns) into contiguous f32, widening 16-bit types.
 template <class T>
 void gather_vector(const T* m, std::size_t stride, bool along_storage_row, std::size_t which, std::size_t n, float* out) {
   for (std::size_t i = 0; i < n; ++i) out[i] = element(m, along_storage_row ? which * stride + i : i * stride + which);
 }
 
-template <class TA, class TB>
-void gemm_typed(const gemm_problem& g, const thread_pool& pool) {
-  const TA* a = static_cast<const TA*>(g.a.data);
-  const TB* b = static_cast<const TB*>(g.b.data);
-  if (g.m == 1) {
-    // One row of op(A) times op(B): a vector-matrix product over B's storage.
-    thread_local aligned_buffer<float> x;
-    if (x.size() < g.k) x = aligned_buffer<float>(g.k, uninitialized);
-    gather_vector(a, g.a.stride, !g.a.transposed, 0, g.k, x.data());
-    if (g.b.transposed) gemv_rows(b, g.b.stride, g.n, g.k, x.data(), g.c, 1, g.accumulate, pool);
-    else gemv_cols(b, g.b.stride, g.k, g.n, x.data(), g.c, 1, g.accumulate, pool);
-    return;
+template <class F>
+decltype(auto) with_element_type(dtype type, F&& f) {
+  switch (type) {
+    case dtype::bf16: return f(bf16{});
+    case dtype::f16: return f(f16{});
+    case dtype::f32: break;
   }
-  if (g.n == 1) {
-    // op(A) times one column of op(B): a matrix-vector product over A's storage, into C's column.
-    thread_local aligned_buffer<float> x;
-    if (x.size() < g.k) x = aligned_buffer<float>(g.k, uninitialized);
-    gather_vector(b, g.b.stride, g.b.transposed, 0, g.k, x.data());
-    if (!g.a.transposed) gemv_rows(a, g.a.stride, g.m, g.k, x.data(), g.c, g.ldc, g.accumulate, pool);
-    else gemv_cols(a, g.a.stride, g.k, g.m, x.data(), g.c, g.ldc, g.accumulate, pool);
-    return;
-  }
-  gemm_packed<TA, TB>(g, pool);
+  return f(float{});
 }
 
-template <class TA>
-void gemm_dispatch_b(const gemm_problem& g, const thread_pool& pool) {
-  switch (g.b.type) {
-    case dtype::f32: return gemm_typed<TA, float>(g, pool);
-    case dtype::bf16: return gemm_typed<TA, bf16>(g, pool);
-    case dtype::f16: return gemm_typed<TA, f16>(g, pool);
-  }
+/// y (+)= op(W) x for a matrix-vector product: `rows_of_storage` chooses a dot product per stored
+/// row (gemv_rows) or a sweep down the stored rows (gemv_cols).
+inline void gemv(const matrix_operand& w, bool dot_per_stored_row, std::size_t out_size, std::size_t k, const float* x,
+                 float* y, std::size_t y_stride, bool accumulate, const thread_pool& pool) {
+  with_element_type(w.type, [&](auto tag) HWY_ATTR {
+    using T = decltype(tag);
+    const T* data = static_cast<const T*>(w.data);
+    if (dot_per_stored_row) gemv_rows(data, w.stride, out_size, k, x, y, y_stride, accumulate, pool);
+    else gemv_cols(data, w.stride, k, out_size, x, y, y_stride, accumulate, pool);
+  });
+}
+
+/// The vector operand of a one-row or one-column product, widened to contiguous f32.
+inline const float* gathered(const matrix_operand& v, bool along_storage_row, std::size_t n) {
+  thread_local aligned_buffer<float> buffer;
+  if (buffer.size() < n) buffer = aligned_buffer<float>(n, uninitialized);
+  with_element_type(v.type, [&](auto tag) HWY_ATTR {
+    using T = decltype(tag);
+    gather_vector(static_cast<const T*>(v.data), v.stride, along_storage_row, 0, n, buffer.data());
+  });
+  return buffer.data();
 }
 
 }  // namespace gemm_detail
@@ -348,10 +424,16 @@ inline void gemm(const gemm_problem& g, const thread_pool& pool) {
       for (std::size_t i = 0; i < g.m; ++i) std::fill(g.c + i * g.ldc, g.c + i * g.ldc + g.n, 0.0f);
     return;
   }
-  switch (g.a.type) {
-    case dtype::f32: return gemm_detail::gemm_dispatch_b<float>(g, pool);
-    case dtype::bf16: return gemm_detail::gemm_dispatch_b<bf16>(g, pool);
-    case dtype::f16: return gemm_detail::gemm_dispatch_b<f16>(g, pool);
+  if (g.m == 1) {
+    // One row of op(A) times op(B): a vector-matrix product over B's storage.
+    const float* x = gemm_detail::gathered(g.a, !g.a.transposed, g.k);
+    gemm_detail::gemv(g.b, g.b.transposed, g.n, g.k, x, g.c, 1, g.accumulate, pool);
+  } else if (g.n == 1) {
+    // op(A) times one column of op(B): a matrix-vector product over A's storage, into C's column.
+    const float* x = gemm_detail::gathered(g.b, g.b.transposed, g.k);
+    gemm_detail::gemv(g.a, !g.a.transposed, g.m, g.k, x, g.c, g.ldc, g.accumulate, pool);
+  } else {
+    gemm_detail::gemm_packed(g, pool);
   }
 }
 
