@@ -92,11 +92,12 @@ template <class T>
 HWY_INLINE void pack_b_panel(const T* b, std::size_t stride, bool transposed, std::size_t p0, std::size_t kc,
                              std::size_t col0, std::size_t cols, std::size_t panel_width, float* HWY_RESTRICT dst) {
   if (cols < panel_width) std::fill(dst, dst + kc * panel_width, 0.0f);
-  if (transposed) {  // stored n x k
-    for (std::size_t j = 0; j < cols; ++j) {
-      const T* src = b + (col0 + j) * stride + p0;
-      for (std::size_t p = 0; p < kc; ++p) dst[p * panel_width + j] = element(src, p);
-    }
+  if (transposed) {  // stored n x k: read the panel's columns as parallel streams, write in order
+    constexpr std::size_t kMaxWidth = 2 * HWY_LANES(float);
+    const T* src[kMaxWidth];
+    for (std::size_t j = 0; j < cols; ++j) src[j] = b + (col0 + j) * stride + p0;
+    for (std::size_t p = 0; p < kc; ++p)
+      for (std::size_t j = 0; j < cols; ++j) dst[p * panel_width + j] = element(src[j], p);
   } else {
     for (std::size_t p = 0; p < kc; ++p) {
       const T* src = b + (p0 + p) * stride + col0;
