@@ -43,9 +43,8 @@ constexpr std::size_t kRows = 6;
 #endif
 constexpr std::size_t kVectors = 2;
 // Blocking: a task owns up to kBlockRows rows and kColPanelsPerBlock panels of columns. Its A block
-// (kBlockRows x KC, 192 KiB) stays in L2; each B micro-panel (KC x NR: 16 KiB on AVX2) is packed
-// by the task right before use and stays in L1 while every row panel of the block passes over it,
-// so B is read from memory once per row block and never written back in packed form.
+// (kBlockRows x KC, 192 KiB) stays in L2; each B micro-panel (KC x NR: 16 KiB on AVX2) stays in L1
+// while every row panel of the block passes over it.
 constexpr std::size_t kDepth = 256;            // KC
 constexpr std::size_t kBlockRows = 192;         // MC
 constexpr std::size_t kRowPanelsPerBlock = (kBlockRows + kRows - 1) / kRows;
@@ -235,9 +234,15 @@ inline void gemm_packed(const gemm_problem& g, const thread_pool& pool) {
   const packers pack = packers_for(g.a.type, g.b.type);
   const std::size_t row_panels = (g.m + kRows - 1) / kRows;
   const std::size_t col_panels = (g.n + nr - 1) / nr;
-  float* packed_a = workspace(row_panels * kRows * kDepth);
   const std::size_t row_blocks = (row_panels + kRowPanelsPerBlock - 1) / kRowPanelsPerBlock;
   const std::size_t col_blocks = (col_panels + kColPanelsPerBlock - 1) / kColPanelsPerBlock;
+  // With one row block (a prompt of up to kBlockRows tokens) every B panel is used by one task:
+  // the task packs it right before use, into L1, and B is read from memory once. With several,
+  // B is packed once per depth slice for all of them, as BLIS does.
+  const bool shared_b = row_blocks > 1;
+  const std::size_t a_floats = row_panels * kRows * kDepth;
+  float* packed_a = workspace(a_floats + (shared_b ? col_panels * nr * kDepth : 0));
+  float* packed_b = packed_a + a_floats;
 
   for (std::size_t pc = 0; pc < g.k; pc += kDepth) {
     const std::size_t kc = std::min(kDepth, g.k - pc);
@@ -247,31 +252,40 @@ inline void gemm_packed(const gemm_problem& g, const thread_pool& pool) {
         pack.pack_a(g.a.data, g.a.stride, g.a.transposed, r * kRows, std::min(kRows, g.m - r * kRows), pc, kc,
                     packed_a + r * kRows * kc);
     });
+    if (shared_b) {
+      pool.for_each_chunk(col_panels, 8, [&](std::size_t begin, std::size_t end) HWY_ATTR {
+        for (std::size_t q = begin; q < end; ++q)
+          pack.pack_b(g.b.data, g.b.stride, g.b.transposed, pc, kc, q * nr, std::min(nr, g.n - q * nr), nr,
+                      packed_b + q * nr * kc);
+      });
+    }
     // Tasks are (row block, column block) pairs; each C element belongs to exactly one task and
     // sees the depth in the same order, so the result does not depend on the thread count.
     pool.for_each_index(row_blocks * col_blocks, [&](std::size_t task) HWY_ATTR {
       thread_local aligned_buffer<float> b_panel;  // one per worker thread, reused across calls
-      if (b_panel.size() < kDepth * nr) b_panel = aligned_buffer<float>(kDepth * nr, uninitialized);
+      if (!shared_b && b_panel.size() < kDepth * nr) b_panel = aligned_buffer<float>(kDepth * nr, uninitialized);
       const std::size_t rb = task % row_blocks, cb = task / row_blocks;
-      const std::size_t r_end = std::min(row_panels, (rb + 1) * kRowPanelsPerBlock);
+      const std::size_t r_begin = rb * kRowPanelsPerBlock, r_end = std::min(row_panels, r_begin + kRowPanelsPerBlock);
       const std::size_t q_end = std::min(col_panels, (cb + 1) * kColPanelsPerBlock);
       for (std::size_t q = cb * kColPanelsPerBlock; q < q_end; ++q) {
         const std::size_t col = q * nr;
         const std::size_t cols = std::min(nr, g.n - col);
-        pack.pack_b(g.b.data, g.b.stride, g.b.transposed, pc, kc, col, cols, nr, b_panel.data());
+        const float* panel = packed_b + q * nr * kc;
         // While the row panels pass over this B panel, the next one is fetched from memory a
         // slice per micro-kernel call, so that packing it does not wait on DRAM.
-        const bool next_exists = q + 1 < q_end;
-        const std::size_t next_cols = next_exists ? std::min(nr, g.n - col - nr) : 0;
-        const std::size_t next_lines = g.b.transposed ? next_cols * ((kc * size_of(g.b.type) + 63) / 64 + 1) : kc;
-        const std::size_t calls = r_end - rb * kRowPanelsPerBlock;
-        const std::size_t lines_per_call = (next_lines + calls - 1) / calls;
-        for (std::size_t r = rb * kRowPanelsPerBlock; r < r_end; ++r) {
+        std::size_t next_cols = 0, lines_per_call = 0;
+        if (!shared_b) {
+          pack.pack_b(g.b.data, g.b.stride, g.b.transposed, pc, kc, col, cols, nr, b_panel.data());
+          panel = b_panel.data();
+          next_cols = q + 1 < q_end ? std::min(nr, g.n - col - nr) : 0;
+          const std::size_t next_lines = g.b.transposed ? next_cols * ((kc * size_of(g.b.type) + 63) / 64 + 1) : kc;
+          lines_per_call = next_cols ? (next_lines + (r_end - r_begin) - 1) / (r_end - r_begin) : 0;
+        }
+        for (std::size_t r = r_begin; r < r_end; ++r) {
           const std::size_t row = r * kRows;
-          if (next_exists)
-            prefetch_b_lines(g.b, pc, kc, col + nr, next_cols, (r - rb * kRowPanelsPerBlock) * lines_per_call, lines_per_call);
-          micro_kernel(d, kc, packed_a + r * kRows * kc, b_panel.data(), g.c + row * g.ldc + col, g.ldc,
-                       std::min(kRows, g.m - row), cols, add);
+          if (next_cols) prefetch_b_lines(g.b, pc, kc, col + nr, next_cols, (r - r_begin) * lines_per_call, lines_per_call);
+          micro_kernel(d, kc, packed_a + r * kRows * kc, panel, g.c + row * g.ldc + col, g.ldc, std::min(kRows, g.m - row),
+                       cols, add);
         }
       }
     });
