@@ -6,6 +6,8 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -52,6 +54,18 @@ inline std::filesystem::path temporary_folder(const std::string& name) {
   auto dir = std::filesystem::path(LMKIT_TEST_TMPDIR) / "tmp" / name;
   std::filesystem::create_directories(dir);
   return dir;
+}
+
+/// A file under ../shared/data (or $LMKIT_SHARED_DATA). When it is missing the test process exits
+/// with code 77, which ctest reports as skipped (never as passed).
+inline std::filesystem::path shared_data(const std::string& relative) {
+  const char* root = std::getenv("LMKIT_SHARED_DATA");
+  const auto path = std::filesystem::path(root && *root ? root : LMKIT_DEFAULT_SHARED_DATA) / relative;
+  if (!std::filesystem::exists(path)) {
+    std::fprintf(stderr, "SKIPPED: %s is not here\n", path.c_str());
+    std::exit(77);
+  }
+  return path;
 }
 
 /// Sizes that exercise empty input, a single element, odd tails and several vector lengths.

@@ -1,0 +1,174 @@
+// The ARPA back-off language model format (SRILM, KenLM): a \data\ header with the number of
+// n-grams per order, then for each order a \N-grams: section of lines
+//   log10-probability <TAB> w1 w2 .. wN [<TAB> log10-backoff]
+// and \end\. The reader checks every count, field and number and names the file and line it
+// stopped at; the writer writes atomically.
+#pragma once
+
+#include <algorithm>
+#include <charconv>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "lmkit/core/atomic_file.hpp"
+#include "lmkit/core/error.hpp"
+#include "lmkit/models/ngram/ngram_model.hpp"
+
+namespace lmkit::io {
+
+namespace arpa_detail {
+
+inline std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.back() == '\r' || s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  return s;
+}
+
+inline bool parse_float(std::string_view text, float& out) {
+  if (text.empty()) return false;
+  const char* begin = text.data();
+  if (*begin == '+') ++begin;
+  const auto [end, ec] = std::from_chars(begin, text.data() + text.size(), out);
+  return ec == std::errc() && end == text.data() + text.size();
+}
+
+/// Splits on spaces and tabs.
+inline std::vector<std::string_view> fields(std::string_view line) {
+  std::vector<std::string_view> out;
+  std::size_t i = 0;
+  while (i < line.size()) {
+    while (i < line.size() && (line[i] == ' ' || line[i] == '\t')) ++i;
+    const std::size_t start = i;
+    while (i < line.size() && line[i] != ' ' && line[i] != '\t') ++i;
+    if (i > start) out.push_back(line.substr(start, i - start));
+  }
+  return out;
+}
+
+}  // namespace arpa_detail
+
+/// Reads an ARPA model. `where` names the source in error messages.
+inline ngram::ngram_model read_arpa(std::istream& in, const std::string& where = "ARPA input") {
+  using namespace arpa_detail;
+  std::string line;
+  std::size_t line_number = 0;
+  auto fail = [&](const std::string& what) -> void {
+    throw format_error(detail::concat(where, ":", line_number, ": ", what));
+  };
+  auto next_line = [&]() -> bool {
+    if (!std::getline(in, line)) return false;
+    ++line_number;
+    return true;
+  };
+  // Header: skip anything before \data\ (SRILM writes comments there).
+  bool found = false;
+  while (next_line())
+    if (trim(line) == "\\data\\") {
+      found = true;
+      break;
+    }
+  if (!found) fail("no \\data\\ line");
+  std::vector<std::size_t> counts;
+  while (next_line()) {
+    const std::string_view t = trim(line);
+    if (t.empty()) {
+      if (!counts.empty()) break;
+      continue;
+    }
+    if (t.substr(0, 6) != "ngram ") fail(detail::concat("expected 'ngram N=count', found '", t, "'"));
+    const auto eq = t.find('=');
+    if (eq == std::string_view::npos) fail("'ngram' line without '='");
+    std::size_t n = 0, count = 0;
+    const auto order_text = trim(t.substr(6, eq - 6)), count_text = trim(t.substr(eq + 1));
+    if (std::from_chars(order_text.data(), order_text.data() + order_text.size(), n).ec != std::errc() ||
+        std::from_chars(count_text.data(), count_text.data() + count_text.size(), count).ec != std::errc())
+      fail(detail::concat("bad numbers in '", t, "'"));
+    if (n != counts.size() + 1) fail(detail::concat("expected the count of ", counts.size() + 1, "-grams, found ", n));
+    counts.push_back(count);
+  }
+  if (counts.empty()) fail("no 'ngram N=count' lines after \\data\\");
+
+  ngram::ngram_model model(counts.size());
+  std::vector<ngram::word_id> ids;
+  for (std::size_t n = 1; n <= counts.size(); ++n) {
+    const std::string header = "\\" + std::to_string(n) + "-grams:";
+    while (next_line() && trim(line).empty()) {
+    }
+    if (!in || trim(line) != header) fail(detail::concat("expected ", header));
+    model.table(n).reserve(counts[n - 1]);
+    for (std::size_t i = 0; i < counts[n - 1]; ++i) {
+      if (!next_line()) fail(detail::concat("the file ends after ", i, " of ", counts[n - 1], " ", n, "-grams"));
+      const auto f = fields(trim(line));
+      if (f.size() != n + 1 && f.size() != n + 2)
+        fail(detail::concat("a ", n, "-gram line needs a probability, ", n, " words and an optional back-off; found ",
+                            f.size(), " fields"));
+      ngram::ngram_entry e;
+      if (!parse_float(f[0], e.log_prob)) fail(detail::concat("bad probability '", f[0], "'"));
+      if (f.size() == n + 2 && !parse_float(f[n + 1], e.log_backoff)) fail(detail::concat("bad back-off '", f[n + 1], "'"));
+      if (e.log_prob > 0.0f) fail(detail::concat("log10 probability ", e.log_prob, " is above 0"));
+      ids.clear();
+      for (std::size_t w = 1; w <= n; ++w) {
+        if (n == 1) ids.push_back(model.vocab().insert(f[w]));
+        else if (!model.vocab().contains(f[w])) fail(detail::concat("word '", f[w], "' is not among the unigrams"));
+        else ids.push_back(model.vocab().find(f[w]));
+      }
+      if (model.find(ids)) fail("duplicate n-gram");
+      model.set(ids, e);
+    }
+  }
+  while (next_line() && trim(line).empty()) {
+  }
+  if (!in || trim(line) != "\\end\\") fail("expected \\end\\ after the last section");
+  if (!model.find(std::array<ngram::word_id, 1>{ngram::unk_id})) {
+    // Models built with a closed vocabulary have no <unk>; an OOV word then gets probability 0
+    // (KenLM's convention of log10 = -100 keeps the arithmetic finite).
+    model.set(std::array<ngram::word_id, 1>{ngram::unk_id}, {-100.0f, 0.0f});
+  }
+  return model;
+}
+
+inline ngram::ngram_model read_arpa(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  require<io_error>(static_cast<bool>(in), "read_arpa: cannot open ", path.string());
+  return read_arpa(in, path.string());
+}
+
+/// Writes the model in ARPA format: n-grams of each order sorted by their words' ids.
+inline void write_arpa(const ngram::ngram_model& model, std::ostream& out) {
+  out << "\\data\\\n";
+  for (std::size_t n = 1; n <= model.order(); ++n) out << "ngram " << n << "=" << model.table(n).size() << "\n";
+  char number[32];
+  for (std::size_t n = 1; n <= model.order(); ++n) {
+    out << "\n\\" << n << "-grams:\n";
+    std::vector<const std::pair<const ngram::ngram_key, ngram::ngram_entry>*> rows;
+    rows.reserve(model.table(n).size());
+    for (const auto& row : model.table(n)) rows.push_back(&row);
+    std::sort(rows.begin(), rows.end(), [](auto* a, auto* b) { return a->first < b->first; });
+    for (const auto* row : rows) {
+      std::snprintf(number, sizeof number, "%.9g", static_cast<double>(row->second.log_prob));
+      out << number << '\t';
+      for (std::size_t w = 0; w < n; ++w) out << (w ? " " : "") << model.vocab().word(ngram::key_word(row->first, w));
+      if (n < model.order()) {
+        std::snprintf(number, sizeof number, "%.9g", static_cast<double>(row->second.log_backoff));
+        out << '\t' << number;
+      }
+      out << '\n';
+    }
+  }
+  out << "\n\\end\\\n";
+}
+
+inline void write_arpa(const ngram::ngram_model& model, const std::filesystem::path& path) {
+  std::ostringstream text;
+  write_arpa(model, text);
+  atomic_file_writer writer(path);
+  writer.write(text.str());
+  writer.commit();
+}
+
+}  // namespace lmkit::io

@@ -1,0 +1,186 @@
+// Interpolated modified Kneser-Ney estimation, computed as KenLM's lmplz computes it (Heafield et
+// al. 2013, "Scalable Modified Kneser-Ney Language Model Estimation"; Chen & Goodman 1998):
+//
+//  1. counts: n-grams of the highest order N in each sentence "<s> w1 .. wk </s>"; n-grams shorter
+//     than N that start at <s> (a sentence's first words, which no word precedes) keep their count;
+//  2. adjusted counts: for a lower-order n-gram not starting with <s>, the number of distinct words
+//     seen to its left (its continuation count);
+//  3. discounts D_n(1), D_n(2), D_n(3+) per order from the counts of adjusted counts t_1..t_4:
+//     Y = t1 / (t1 + 2 t2),  D(k) = k - (k + 1) Y t_{k+1} / t_k;
+//  4. p(w | h) = (a(h w) - D(a(h w))) / sum_x a(h x) + gamma(h) p(w | h'), with
+//     gamma(h) = (D(1) N1(h .) + D(2) N2(h .) + D(3+) N3+(h .)) / sum_x a(h x), and unigrams
+//     interpolated with the uniform distribution over the vocabulary (with <unk>, without <s>);
+//  5. back-off of a context h: log10 gamma(h).
+//
+// <unk> gets only the uniform share of the unigram mass, as in lmplz. Everything is held in memory.
+#pragma once
+
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <istream>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "lmkit/core/error.hpp"
+#include "lmkit/models/ngram/ngram_key.hpp"
+#include "lmkit/models/ngram/ngram_model.hpp"
+#include "lmkit/models/ngram/vocabulary.hpp"
+
+namespace lmkit::ngram {
+
+/// Counts n-grams from sentences for Kneser-Ney estimation of a model of order N.
+class kneser_ney_counter {
+ public:
+  explicit kneser_ney_counter(std::size_t order) : order_(order), sentence_starts_(order) {
+    require<argument_error>(order >= 1, "kneser_ney_counter: order must be at least 1");
+  }
+
+  std::size_t order() const { return order_; }
+  vocabulary& vocab() { return vocab_; }
+
+  /// Adds one sentence of whitespace-separated words. As KenLM's lmplz, <s> and </s> are added, and
+  /// the words <s>, </s> and <unk> may not appear in the text.
+  void add_line(std::string_view line) {
+    std::vector<word_id> ids{bos_id};
+    for (std::string_view w : split_words(line)) {
+      require<format_error>(w != "<s>" && w != "</s>" && w != "<unk>", "kneser_ney: line ", lines_ + 1, " contains ", w,
+                            ", which is reserved (rename it before estimating)");
+      ids.push_back(vocab_.insert(w));
+    }
+    ids.push_back(eos_id);
+    add_sentence(ids);
+    ++lines_;
+  }
+
+  /// Adds one sentence of ids that already starts with <s> and ends with </s>.
+  void add_sentence(std::span<const word_id> ids) {
+    const std::size_t n = order_;
+    for (std::size_t end = 1; end < ids.size(); ++end) {
+      if (end + 1 >= n) {
+        ++full_[make_key(ids.subspan(end + 1 - n, n))];
+      } else {
+        ++sentence_starts_[end][make_key(ids.first(end + 1))];  // "<s> w1 .. w_end", shorter than N
+      }
+    }
+  }
+
+  std::size_t lines() const { return lines_; }
+
+ private:
+  friend ngram_model estimate_kneser_ney(kneser_ney_counter&& counter);
+
+  std::size_t order_;
+  vocabulary vocab_;
+  std::unordered_map<ngram_key, std::uint64_t> full_;                         // order N
+  std::vector<std::unordered_map<ngram_key, std::uint64_t>> sentence_starts_;  // [n-1]: <s>-initial n-grams, n < N
+  std::size_t lines_ = 0;
+};
+
+/// The three discounts of one order.
+struct kneser_ney_discounts {
+  std::array<float, 4> amount{};  // [0] = 0, [1] = D(1), [2] = D(2), [3] = D(3+)
+  float apply(std::uint64_t count) const { return static_cast<float>(count) - amount[std::min<std::uint64_t>(count, 3)]; }
+};
+
+/// Discounts from counts of adjusted counts t[1..4] (Chen & Goodman's equation 26), in float as lmplz.
+inline kneser_ney_discounts compute_discounts(const std::array<std::uint64_t, 5>& t, std::size_t n) {
+  for (int k = 1; k <= 4; ++k)
+    require<argument_error>(t[k] != 0, "kneser_ney: no ", n, "-grams with adjusted count ", k,
+                            ", so the discounts are undefined (too little or artificial data?)");
+  kneser_ney_discounts d;
+  const float y = static_cast<float>(t[1]) / static_cast<float>(t[1] + 2.0 * t[2]);
+  for (int k = 1; k <= 3; ++k) {
+    d.amount[k] = static_cast<float>(k) - static_cast<float>(k + 1) * y * static_cast<float>(t[k + 1]) / static_cast<float>(t[k]);
+    require<argument_error>(d.amount[k] >= 0.0f && d.amount[k] <= static_cast<float>(k), "kneser_ney: ", n,
+                            "-gram discount for count ", k, " out of range: ", d.amount[k]);
+  }
+  return d;
+}
+
+/// Estimates the model from the counts (which it consumes).
+inline ngram_model estimate_kneser_ney(kneser_ney_counter&& counter) {
+  const std::size_t order = counter.order_;
+  // Adjusted counts per order, top down: order N keeps raw counts; a lower-order n-gram counts the
+  // distinct words before it, unless it starts with <s>, which keeps its raw count.
+  std::vector<std::unordered_map<ngram_key, std::uint64_t>> adjusted(order);
+  adjusted[order - 1] = std::move(counter.full_);
+  for (std::size_t n = order - 1; n >= 1; --n) {
+    auto& lower = adjusted[n - 1];
+    for (const auto& [key, count] : adjusted[n]) {
+      (void)count;
+      ngram_key suffix = key_suffix(key);
+      if (key_word(suffix, 0) != bos_id) ++lower[suffix];
+    }
+    if (n >= 2)
+      for (auto& [key, count] : counter.sentence_starts_[n - 1]) lower[key] += count;
+  }
+  // <unk> and <s> are unigrams with adjusted count 0.
+  adjusted[0][make_key(std::array<word_id, 1>{unk_id})] += 0;
+  adjusted[0][make_key(std::array<word_id, 1>{bos_id})] += 0;
+
+  std::vector<kneser_ney_discounts> discounts(order);
+  for (std::size_t n = 1; n <= order; ++n) {
+    std::array<std::uint64_t, 5> t{};
+    for (const auto& [key, count] : adjusted[n - 1])
+      if (count >= 1 && count <= 4) ++t[count];
+    discounts[n - 1] = compute_discounts(t, n);
+  }
+
+  // Per context: the sum of adjusted counts after it, and gamma.
+  struct context_sums {
+    double denominator = 0;
+    std::array<std::uint64_t, 4> with_count{};  // [1], [2], [3] = 3+
+  };
+  std::vector<std::unordered_map<ngram_key, context_sums>> contexts(order);
+  for (std::size_t n = 1; n <= order; ++n)
+    for (const auto& [key, count] : adjusted[n - 1]) {
+      context_sums& c = contexts[n - 1][key_context(key)];
+      c.denominator += static_cast<double>(count);
+      if (count > 0) ++c.with_count[std::min<std::uint64_t>(count, 3)];
+    }
+  auto gamma = [&](std::size_t n, const context_sums& c) {
+    const auto& d = discounts[n - 1];
+    return (d.amount[1] * c.with_count[1] + d.amount[2] * c.with_count[2] + d.amount[3] * c.with_count[3]) / c.denominator;
+  };
+
+  ngram_model model(order);
+  model.vocab() = std::move(counter.vocab_);
+  // Interpolated probabilities, lower orders first (each n-gram needs its suffix's).
+  std::vector<std::unordered_map<ngram_key, double>> probability(order);
+  const double uniform = 1.0 / static_cast<double>(adjusted[0].size() - 1);  // the vocabulary less <s>
+  for (std::size_t n = 1; n <= order; ++n) {
+    for (const auto& [key, count] : adjusted[n - 1]) {
+      const context_sums& c = contexts[n - 1].at(key_context(key));
+      const double lower = n == 1 ? uniform : probability[n - 2].at(key_suffix(key));
+      probability[n - 1][key] = discounts[n - 1].apply(count) / c.denominator + gamma(n, c) * lower;
+    }
+  }
+  for (std::size_t n = 1; n <= order; ++n) {
+    auto& table = model.table(n);
+    table.reserve(adjusted[n - 1].size());
+    for (const auto& [key, p] : probability[n - 1]) {
+      ngram_entry e;
+      e.log_prob = static_cast<float>(std::log10(p));
+      if (n == 1 && key_word(key, 0) == bos_id) e.log_prob = 0.0f;  // never predicted; written as lmplz does
+      if (n < order) {
+        const auto it = contexts[n].find(key);
+        if (it != contexts[n].end()) e.log_backoff = static_cast<float>(std::log10(gamma(n + 1, it->second)));
+      }
+      table.emplace(key, e);
+    }
+  }
+  return model;
+}
+
+/// Reads sentences, one per line, and estimates an interpolated modified Kneser-Ney model.
+inline ngram_model estimate_kneser_ney(std::istream& lines, std::size_t order) {
+  kneser_ney_counter counter(order);
+  std::string line;
+  while (std::getline(lines, line)) counter.add_line(line);
+  return estimate_kneser_ney(std::move(counter));
+}
+
+}  // namespace lmkit::ngram

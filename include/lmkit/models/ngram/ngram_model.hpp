@@ -1,0 +1,138 @@
+// A back-off n-gram model: for each order, the n-grams with their log10 probability and log10
+// back-off weight, as an ARPA file holds them; scoring with a carried state, as KenLM's query does.
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+#include <span>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "lmkit/core/error.hpp"
+#include "lmkit/models/ngram/ngram_key.hpp"
+#include "lmkit/models/ngram/vocabulary.hpp"
+
+namespace lmkit::ngram {
+
+struct ngram_entry {
+  float log_prob = 0.0f;     // log10 p(last word | the words before it)
+  float log_backoff = 0.0f;  // log10 of the weight given to lower orders after this context
+};
+
+/// The words a model remembers between two calls of `score`: the last order-1 words (or fewer).
+struct ngram_state {
+  std::vector<word_id> words;
+};
+
+/// What scoring one word gives: its log10 probability and the length of the n-gram that matched.
+struct word_score {
+  float log_prob = 0.0f;
+  std::size_t matched_order = 0;
+};
+
+/// Totals over a text, with perplexity as KenLM's query defines it: OOV words count as tokens
+/// (with <unk>'s probability) in the first figure and are left out of the second; </s> is a token.
+struct text_score {
+  double total_log_prob = 0.0;  // log10, over every token including OOVs and </s>
+  double oov_log_prob = 0.0;    // the part of the total that OOV words contributed
+  std::size_t tokens = 0;
+  std::size_t oovs = 0;
+  std::size_t sentences = 0;
+
+  double perplexity() const { return std::pow(10.0, -total_log_prob / static_cast<double>(tokens)); }
+  double perplexity_excluding_oovs() const {
+    return std::pow(10.0, -(total_log_prob - oov_log_prob) / static_cast<double>(tokens - oovs));
+  }
+  text_score& operator+=(const text_score& o) {
+    total_log_prob += o.total_log_prob, oov_log_prob += o.oov_log_prob;
+    tokens += o.tokens, oovs += o.oovs, sentences += o.sentences;
+    return *this;
+  }
+};
+
+class ngram_model {
+ public:
+  explicit ngram_model(std::size_t order) : tables_(order) {
+    require<argument_error>(order >= 1, "ngram_model: order must be at least 1");
+  }
+
+  std::size_t order() const { return tables_.size(); }
+  vocabulary& vocab() { return vocab_; }
+  const vocabulary& vocab() const { return vocab_; }
+
+  /// The n-grams of order n (1 <= n <= order()).
+  const std::unordered_map<ngram_key, ngram_entry>& table(std::size_t n) const { return tables_.at(n - 1); }
+  std::unordered_map<ngram_key, ngram_entry>& table(std::size_t n) { return tables_.at(n - 1); }
+
+  void set(std::span<const word_id> words, ngram_entry entry) {
+    require<argument_error>(!words.empty() && words.size() <= order(), "ngram_model::set: an n-gram of ", words.size(),
+                            " words in a model of order ", order());
+    tables_[words.size() - 1][make_key(words)] = entry;
+  }
+
+  const ngram_entry* find(std::span<const word_id> words) const {
+    if (words.empty() || words.size() > order()) return nullptr;
+    const auto& t = tables_[words.size() - 1];
+    const auto it = t.find(make_key(words));
+    return it == t.end() ? nullptr : &it->second;
+  }
+
+  /// The state at the start of a sentence: the context <s>.
+  ngram_state begin_sentence() const { return {{bos_id}}; }
+
+  /// log10 p(word | state), backing off through the contexts that are missing; moves the state on.
+  word_score score(ngram_state& state, word_id word) const {
+    std::vector<word_id>& context = state.words;
+    // The longest n-gram ending in `word` that the model has, and the back-offs of the longer
+    // contexts that it skipped.
+    std::vector<word_id> gram(context.begin(), context.end());
+    gram.push_back(word);
+    word_score result;
+    float backoff = 0.0f;
+    for (std::size_t skip = 0; skip < gram.size(); ++skip) {
+      const std::span<const word_id> candidate(gram.data() + skip, gram.size() - skip);
+      if (const ngram_entry* e = find(candidate)) {
+        result.log_prob = e->log_prob + backoff;
+        result.matched_order = candidate.size();
+        break;
+      }
+      if (const ngram_entry* c = find(candidate.first(candidate.size() - 1))) backoff += c->log_backoff;
+    }
+    require<format_error>(result.matched_order > 0, "ngram_model: word id ", word, " has no unigram");
+    context.push_back(word);
+    if (context.size() >= order()) context.erase(context.begin(), context.end() - static_cast<std::ptrdiff_t>(order() - 1));
+    return result;
+  }
+
+  /// Scores one sentence (words separated by whitespace) and </s>; `each_word(word, id, score)`
+  /// sees every token.
+  template <class EachWord>
+  text_score score_sentence(std::string_view line, EachWord&& each_word) const {
+    text_score s;
+    s.sentences = 1;
+    ngram_state state = begin_sentence();
+    auto add = [&](std::string_view text, word_id id) {
+      const word_score ws = score(state, id);
+      s.total_log_prob += ws.log_prob;
+      ++s.tokens;
+      if (id == unk_id) {
+        ++s.oovs;
+        s.oov_log_prob += ws.log_prob;
+      }
+      each_word(text, id, ws);
+    };
+    for (std::string_view w : split_words(line)) add(w, vocab_.find(w));
+    add("</s>", eos_id);
+    return s;
+  }
+  text_score score_sentence(std::string_view line) const {
+    return score_sentence(line, [](std::string_view, word_id, const word_score&) {});
+  }
+
+ private:
+  vocabulary vocab_;
+  std::vector<std::unordered_map<ngram_key, ngram_entry>> tables_;
+};
+
+}  // namespace lmkit::ngram

@@ -1,0 +1,66 @@
+// The words of an n-gram model and their ids. Ids 0, 1, 2 are <unk>, <s> and </s>, as in KenLM;
+// the other words are numbered in order of first appearance.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "lmkit/core/error.hpp"
+
+namespace lmkit::ngram {
+
+using word_id = std::uint32_t;
+
+inline constexpr word_id unk_id = 0;
+inline constexpr word_id bos_id = 1;
+inline constexpr word_id eos_id = 2;
+
+class vocabulary {
+ public:
+  vocabulary() {
+    for (std::string_view w : {"<unk>", "<s>", "</s>"}) insert(w);
+  }
+
+  /// The id of `word`, adding it if new.
+  word_id insert(std::string_view word) {
+    auto [it, added] = ids_.try_emplace(std::string(word), static_cast<word_id>(words_.size()));
+    if (added) words_.push_back(it->first);
+    return it->second;
+  }
+
+  /// The id of `word`, or <unk>'s for a word the model has not seen.
+  word_id find(std::string_view word) const {
+    const auto it = ids_.find(std::string(word));
+    return it == ids_.end() ? unk_id : it->second;
+  }
+
+  bool contains(std::string_view word) const { return ids_.count(std::string(word)) != 0; }
+  const std::string& word(word_id id) const {
+    require<argument_error>(id < words_.size(), "vocabulary: no word with id ", id);
+    return words_[id];
+  }
+  std::size_t size() const { return words_.size(); }
+
+ private:
+  std::unordered_map<std::string, word_id> ids_;
+  std::vector<std::string> words_;
+};
+
+/// Splits a line on ASCII whitespace (spaces, tabs, CR), as KenLM does.
+inline std::vector<std::string_view> split_words(std::string_view line) {
+  std::vector<std::string_view> words;
+  std::size_t i = 0;
+  auto is_space = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f'; };
+  while (i < line.size()) {
+    while (i < line.size() && is_space(line[i])) ++i;
+    const std::size_t start = i;
+    while (i < line.size() && !is_space(line[i])) ++i;
+    if (i > start) words.push_back(line.substr(start, i - start));
+  }
+  return words;
+}
+
+}  // namespace lmkit::ngram

@@ -1,0 +1,157 @@
+// n-gram models: Kneser-Ney estimation and querying against KenLM's own output on the same text
+// (../shared/data/kenlm_ref: lmplz -o 3 and query), and the ARPA reader's handling of bad input.
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "lmkit/io/arpa.hpp"
+#include "lmkit/models/ngram/kneser_ney.hpp"
+#include "test_support.hpp"
+
+using namespace lmkit;
+using ngram::ngram_model;
+
+namespace {
+
+ngram_model estimate_reference_corpus() {
+  std::ifstream train(test::shared_data("kenlm_ref/train_2000.txt"));
+  return ngram::estimate_kneser_ney(train, 3);
+}
+
+/// n-gram text ("w1 w2 w3") -> entry, for comparing models whose word ids differ.
+std::map<std::string, ngram::ngram_entry> by_text(const ngram_model& m) {
+  std::map<std::string, ngram::ngram_entry> out;
+  for (std::size_t n = 1; n <= m.order(); ++n)
+    for (const auto& [key, entry] : m.table(n)) {
+      std::string text;
+      for (std::size_t w = 0; w < n; ++w) text += (w ? " " : "") + m.vocab().word(ngram::key_word(key, w));
+      out.emplace(text, entry);
+    }
+  return out;
+}
+
+struct query_reference {
+  std::vector<double> totals;
+  std::vector<std::size_t> oovs;
+};
+
+query_reference read_query_sentences() {
+  std::ifstream in(test::shared_data("kenlm_ref/query_sentence.txt"));
+  query_reference r;
+  std::string line;
+  while (std::getline(in, line)) {
+    double total;
+    std::size_t oov;
+    if (std::sscanf(line.c_str(), "Total: %lf OOV: %zu", &total, &oov) == 2) r.totals.push_back(total), r.oovs.push_back(oov);
+  }
+  return r;
+}
+
+/// Scores test_next200.txt sentence by sentence and checks it against KenLM's query output.
+void check_query_agrees(const ngram_model& model) {
+  const auto reference = read_query_sentences();
+  std::ifstream test_text(test::shared_data("kenlm_ref/test_next200.txt"));
+  std::string line;
+  std::size_t i = 0;
+  ngram::text_score all;
+  while (std::getline(test_text, line)) {
+    const auto s = model.score_sentence(line);
+    REQUIRE(i < reference.totals.size());
+    INFO("sentence " << i + 1 << ": " << line);
+    REQUIRE(std::abs(s.total_log_prob - reference.totals[i]) <= 1e-4);
+    REQUIRE(s.oovs == reference.oovs[i]);
+    all += s;
+    ++i;
+  }
+  REQUIRE(i == reference.totals.size());
+  // query_summary.txt: Perplexity including OOVs 334.0040115649804, excluding 151.88490475730399,
+  // OOVs 190, Tokens 1085.
+  std::ifstream summary(test::shared_data("kenlm_ref/query_summary.txt"));
+  std::string text((std::istreambuf_iterator<char>(summary)), {});
+  auto number_after = [&](const std::string& label) {
+    const auto at = text.find(label);
+    REQUIRE(at != std::string::npos);
+    return std::stod(text.substr(at + label.size()));
+  };
+  REQUIRE(all.tokens == static_cast<std::size_t>(number_after("\nTokens:")));
+  REQUIRE(all.oovs == static_cast<std::size_t>(number_after("\nOOVs:")));
+  REQUIRE(std::abs(all.perplexity() - number_after("Perplexity including OOVs:")) < 5e-5);
+  REQUIRE(std::abs(all.perplexity_excluding_oovs() - number_after("Perplexity excluding OOVs:")) < 5e-5);
+}
+
+}  // namespace
+
+TEST_CASE("Kneser-Ney estimation gives KenLM's ARPA: same n-grams, probabilities and back-offs", "[ngram][kenlm]") {
+  const ngram_model ours = estimate_reference_corpus();
+  const ngram_model kenlm = io::read_arpa(test::shared_data("kenlm_ref/ts2000.o3.arpa"));
+  for (std::size_t n = 1; n <= 3; ++n) REQUIRE(ours.table(n).size() == kenlm.table(n).size());
+  const auto a = by_text(ours), b = by_text(kenlm);
+  REQUIRE(a.size() == b.size());
+  for (const auto& [text, expected] : b) {
+    INFO("n-gram '" << text << "'");
+    const auto it = a.find(text);
+    REQUIRE(it != a.end());
+    REQUIRE(std::abs(it->second.log_prob - expected.log_prob) <= 1e-5);
+    REQUIRE(std::abs(it->second.log_backoff - expected.log_backoff) <= 1e-5);
+  }
+}
+
+TEST_CASE("querying lmkit's estimate reproduces KenLM's query totals and perplexities", "[ngram][kenlm]") {
+  check_query_agrees(estimate_reference_corpus());
+}
+
+TEST_CASE("querying KenLM's own ARPA file reproduces its query output", "[ngram][kenlm]") {
+  check_query_agrees(io::read_arpa(test::shared_data("kenlm_ref/ts2000.o3.arpa")));
+}
+
+TEST_CASE("ARPA files round-trip through the writer and the reader", "[ngram][arpa]") {
+  const ngram_model model = estimate_reference_corpus();
+  const auto path = test::temporary_folder("arpa") / "roundtrip.arpa";
+  io::write_arpa(model, path);
+  const auto again = by_text(io::read_arpa(path)), original = by_text(model);
+  REQUIRE(again.size() == original.size());
+  for (const auto& [text, e] : original) {
+    REQUIRE(again.at(text).log_prob == e.log_prob);  // %.9g keeps every bit of a float
+    REQUIRE(again.at(text).log_backoff == e.log_backoff);
+  }
+}
+
+TEST_CASE("malformed ARPA input is a format_error naming the line", "[ngram][arpa]") {
+  const std::string good =
+      "\\data\\\nngram 1=3\nngram 2=1\n\n\\1-grams:\n-1\t<unk>\t0\n-0.5\ta\t-0.2\n-0.5\tb\t0\n\n\\2-grams:\n-0.3\ta b\n\n\\end\\\n";
+  {
+    std::istringstream in(good);
+    const auto m = io::read_arpa(in);
+    REQUIRE(m.order() == 2);
+    REQUIRE(m.table(2).size() == 1);
+  }
+  auto error_of = [](const std::string& text) -> std::string {
+    std::istringstream in(text);
+    try {
+      io::read_arpa(in, "test.arpa");
+    } catch (const format_error& e) {
+      return e.what();
+    }
+    return "no error";
+  };
+  auto replaced = [&](const std::string& from, const std::string& to) {
+    std::string t = good;
+    t.replace(t.find(from), from.size(), to);
+    return t;
+  };
+  REQUIRE(error_of("") == "test.arpa:0: no \\data\\ line");
+  REQUIRE(error_of(good.substr(0, good.find("\\2-grams:") + 10)).find("the file ends after 0 of 1 2-grams") != std::string::npos);
+  REQUIRE(error_of(replaced("-0.3\ta b", "-0.3x\ta b")).find("test.arpa:11: bad probability '-0.3x'") != std::string::npos);
+  REQUIRE(error_of(replaced("-0.3\ta b", "-0.3\ta c")).find("word 'c' is not among the unigrams") != std::string::npos);
+  REQUIRE(error_of(replaced("-0.3\ta b", "-0.3\ta")).find("found 2 fields") != std::string::npos);
+  REQUIRE(error_of(replaced("\\end\\", "")).find("expected \\end\\") != std::string::npos);
+  REQUIRE(error_of(replaced("ngram 2=1", "ngram 3=1")).find("expected the count of 2-grams") != std::string::npos);
+  REQUIRE(error_of(replaced("-0.5\tb\t0", "0.5\tb\t0")).find("above 0") != std::string::npos);
+}
+
+TEST_CASE("estimation refuses reserved words and data too small for discounts", "[ngram]") {
+  ngram::kneser_ney_counter counter(3);
+  REQUIRE_THROWS_AS(counter.add_line("a <s> b"), format_error);
+  std::istringstream tiny("a b\n");
+  REQUIRE_THROWS_AS(ngram::estimate_kneser_ney(tiny, 3), argument_error);
+}
