@@ -1,0 +1,150 @@
+// ngram: build, query and sample n-gram language models, in the manner of KenLM's lmplz and query.
+//
+//   ngram build -o 5 < train.txt > model.arpa        interpolated modified Kneser-Ney (progress on stderr)
+//   ngram query model.arpa < test.txt                per-word, per-sentence and summary lines like KenLM's query
+//   ngram generate model.arpa -n 20 [--seed S]       sample sentences
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include <lmkit/core/rng.hpp>
+#include <lmkit/io/arpa.hpp>
+#include <lmkit/models/ngram/kneser_ney.hpp>
+
+namespace {
+
+using namespace lmkit;
+
+int usage(int code) {
+  std::fputs(
+      "usage:\n"
+      "  ngram build -o ORDER < train.txt > model.arpa\n"
+      "      Estimates an interpolated modified Kneser-Ney model (as KenLM's lmplz) from one sentence\n"
+      "      per line, whitespace-separated words; <s> and </s> are added. Progress goes to stderr.\n"
+      "  ngram query [-v sentence|word|summary] model.arpa < test.txt\n"
+      "      Scores each line as KenLM's query does: word=id order log10p per word, a Total line per\n"
+      "      sentence, then perplexity including and excluding OOVs.\n"
+      "  ngram generate model.arpa [-n SENTENCES] [--seed S] [--max-words W]\n"
+      "      Samples sentences word by word from the model.\n",
+      code == 0 ? stdout : stderr);
+  return code;
+}
+
+std::size_t parse_count(const char* text, const char* what) {
+  char* end = nullptr;
+  const unsigned long long v = std::strtoull(text, &end, 10);
+  require<argument_error>(*text && *end == '\0' && v > 0 && v < (1ull << 40), what, " needs a positive whole number, got '",
+                          text, "'");
+  return static_cast<std::size_t>(v);
+}
+
+int build(int argc, char** argv) {
+  std::size_t order = 0;
+  for (int i = 0; i < argc; ++i) {
+    if ((!std::strcmp(argv[i], "-o") || !std::strcmp(argv[i], "--order")) && i + 1 < argc) order = parse_count(argv[++i], "-o");
+    else return usage(2);
+  }
+  if (order == 0) return usage(2);
+  const auto start = std::chrono::steady_clock::now();
+  auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
+  ngram::kneser_ney_counter counter(order);
+  std::string line;
+  while (std::getline(std::cin, line)) {
+    counter.add_line(line);
+    if (counter.lines() % 100000 == 0)
+      std::fprintf(stderr, "\rcounting: %zu lines, %.0f lines/s", counter.lines(), counter.lines() / elapsed());
+  }
+  std::fprintf(stderr, "\rcounted %zu lines in %.2f s; estimating\n", counter.lines(), elapsed());
+  const auto model = ngram::estimate_kneser_ney(std::move(counter));
+  io::write_arpa(model, std::cout);
+  std::fprintf(stderr, "wrote");
+  for (std::size_t n = 1; n <= model.order(); ++n) std::fprintf(stderr, " %zu %zu-grams", model.table(n).size(), n);
+  std::fprintf(stderr, " in %.2f s\n", elapsed());
+  return 0;
+}
+
+int query(int argc, char** argv) {
+  std::string verbosity = "word", path;
+  for (int i = 0; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "-v") && i + 1 < argc) verbosity = argv[++i];
+    else if (path.empty()) path = argv[i];
+    else return usage(2);
+  }
+  if (path.empty() || (verbosity != "word" && verbosity != "sentence" && verbosity != "summary")) return usage(2);
+  const auto model = io::read_arpa(path);
+  ngram::text_score all;
+  std::string line;
+  while (std::getline(std::cin, line)) {
+    const auto s = model.score_sentence(line, [&](std::string_view word, ngram::word_id id, const ngram::word_score& ws) {
+      if (verbosity == "word")
+        std::printf("%.*s=%u %zu %g\t", static_cast<int>(word.size()), word.data(), id, ws.matched_order, ws.log_prob);
+    });
+    if (verbosity != "summary") std::printf("Total: %g OOV: %zu\n", s.total_log_prob, s.oovs);
+    all += s;
+  }
+  std::printf("Perplexity including OOVs:\t%.10g\nPerplexity excluding OOVs:\t%.10g\nOOVs:\t%zu\nTokens:\t%zu\n", all.perplexity(),
+              all.perplexity_excluding_oovs(), all.oovs, all.tokens);
+  return 0;
+}
+
+int generate(int argc, char** argv) {
+  std::string path;
+  std::size_t sentences = 1, max_words = 100;
+  std::uint64_t seed_value = 1;
+  for (int i = 0; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "-n") && i + 1 < argc) sentences = parse_count(argv[++i], "-n");
+    else if (!std::strcmp(argv[i], "--seed") && i + 1 < argc) seed_value = parse_count(argv[++i], "--seed");
+    else if (!std::strcmp(argv[i], "--max-words") && i + 1 < argc) max_words = parse_count(argv[++i], "--max-words");
+    else if (path.empty()) path = argv[i];
+    else return usage(2);
+  }
+  if (path.empty()) return usage(2);
+  const auto model = io::read_arpa(path);
+  philox rng(seed{seed_value});
+  std::vector<double> p(model.vocab().size());
+  for (std::size_t s = 0; s < sentences; ++s) {
+    ngram::ngram_state state = model.begin_sentence();
+    for (std::size_t w = 0; w < max_words; ++w) {
+      // p(v | state) for every word but <s> and <unk>, then one draw from it.
+      double total = 0;
+      for (ngram::word_id v = 0; v < p.size(); ++v) {
+        ngram::ngram_state copy = state;
+        p[v] = (v == ngram::bos_id || v == ngram::unk_id) ? 0.0 : std::pow(10.0, model.score(copy, v).log_prob);
+        total += p[v];
+      }
+      double u = rng.uniform_double() * total;
+      ngram::word_id chosen = ngram::eos_id;
+      for (ngram::word_id v = 0; v < p.size(); ++v)
+        if ((u -= p[v]) < 0 && p[v] > 0) {
+          chosen = v;
+          break;
+        }
+      model.score(state, chosen);
+      if (chosen == ngram::eos_id) break;
+      std::printf("%s%s", w ? " " : "", model.vocab().word(chosen).c_str());
+    }
+    std::printf("\n");
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) return usage(2);
+  const std::string command = argv[1];
+  try {
+    if (command == "build") return build(argc - 2, argv + 2);
+    if (command == "query") return query(argc - 2, argv + 2);
+    if (command == "generate") return generate(argc - 2, argv + 2);
+    if (command == "--help" || command == "-h" || command == "help") return usage(0);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "ngram: %s\n", e.what());
+    return 1;
+  }
+  return usage(2);
+}
