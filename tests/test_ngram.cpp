@@ -22,10 +22,10 @@ ngram_model estimate_reference_corpus() {
 std::map<std::string, ngram::ngram_entry> by_text(const ngram_model& m) {
   std::map<std::string, ngram::ngram_entry> out;
   for (std::size_t n = 1; n <= m.order(); ++n)
-    for (const auto& [key, entry] : m.table(n)) {
+    for (std::size_t i = 0; i < m.table(n).size(); ++i) {
       std::string text;
-      for (std::size_t w = 0; w < n; ++w) text += (w ? " " : "") + m.vocab().word(ngram::key_word(key, w));
-      out.emplace(text, entry);
+      for (const ngram::word_id w : m.table(n).words(i)) text += (text.empty() ? "" : " ") + m.vocab().word(w);
+      out.emplace(text, m.table(n).value(i));
     }
   return out;
 }

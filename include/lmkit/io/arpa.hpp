@@ -145,16 +145,21 @@ inline void write_arpa(const ngram::ngram_model& model, std::ostream& out) {
   char number[32];
   for (std::size_t n = 1; n <= model.order(); ++n) {
     out << "\n\\" << n << "-grams:\n";
-    std::vector<const std::pair<const ngram::ngram_key, ngram::ngram_entry>*> rows;
-    rows.reserve(model.table(n).size());
-    for (const auto& row : model.table(n)) rows.push_back(&row);
-    std::sort(rows.begin(), rows.end(), [](auto* a, auto* b) { return a->first < b->first; });
-    for (const auto* row : rows) {
-      std::snprintf(number, sizeof number, "%.9g", static_cast<double>(row->second.log_prob));
+    const auto& table = model.table(n);
+    std::vector<std::size_t> rows(table.size());
+    for (std::size_t i = 0; i < rows.size(); ++i) rows[i] = i;
+    std::sort(rows.begin(), rows.end(), [&](std::size_t a, std::size_t b) {
+      const auto x = table.words(a), y = table.words(b);
+      return std::lexicographical_compare(x.begin(), x.end(), y.begin(), y.end());
+    });
+    for (const std::size_t row : rows) {
+      const ngram::ngram_entry& e = table.value(row);
+      std::snprintf(number, sizeof number, "%.9g", static_cast<double>(e.log_prob));
       out << number << '\t';
-      for (std::size_t w = 0; w < n; ++w) out << (w ? " " : "") << model.vocab().word(ngram::key_word(row->first, w));
+      const auto words = table.words(row);
+      for (std::size_t w = 0; w < n; ++w) out << (w ? " " : "") << model.vocab().word(words[w]);
       if (n < model.order()) {
-        std::snprintf(number, sizeof number, "%.9g", static_cast<double>(row->second.log_backoff));
+        std::snprintf(number, sizeof number, "%.9g", static_cast<double>(e.log_backoff));
         out << '\t' << number;
       }
       out << '\n';

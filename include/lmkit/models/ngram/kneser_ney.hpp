@@ -21,11 +21,10 @@
 #include <istream>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "lmkit/core/error.hpp"
-#include "lmkit/models/ngram/ngram_key.hpp"
+#include "lmkit/models/ngram/ngram_table.hpp"
 #include "lmkit/models/ngram/ngram_model.hpp"
 #include "lmkit/models/ngram/vocabulary.hpp"
 
@@ -34,8 +33,10 @@ namespace lmkit::ngram {
 /// Counts n-grams from sentences for Kneser-Ney estimation of a model of order N.
 class kneser_ney_counter {
  public:
-  explicit kneser_ney_counter(std::size_t order) : order_(order), sentence_starts_(order) {
-    require<argument_error>(order >= 1, "kneser_ney_counter: order must be at least 1");
+  explicit kneser_ney_counter(std::size_t order) : order_(order), full_(order) {
+    require<argument_error>(order >= 1 && order <= max_order, "kneser_ney_counter: order must be 1 to ", max_order,
+                            ", got ", order);
+    for (std::size_t n = 1; n <= order; ++n) sentence_starts_.emplace_back(n);
   }
 
   std::size_t order() const { return order_; }
@@ -60,9 +61,9 @@ class kneser_ney_counter {
     const std::size_t n = order_;
     for (std::size_t end = 1; end < ids.size(); ++end) {
       if (end + 1 >= n) {
-        ++full_[make_key(ids.subspan(end + 1 - n, n))];
+        ++full_[ids.subspan(end + 1 - n, n)];
       } else {
-        ++sentence_starts_[end][make_key(ids.first(end + 1))];  // "<s> w1 .. w_end", shorter than N
+        ++sentence_starts_[end][ids.first(end + 1)];  // "<s> w1 .. w_end", shorter than N
       }
     }
   }
@@ -74,8 +75,8 @@ class kneser_ney_counter {
 
   std::size_t order_;
   vocabulary vocab_;
-  std::unordered_map<ngram_key, std::uint64_t> full_;                         // order N
-  std::vector<std::unordered_map<ngram_key, std::uint64_t>> sentence_starts_;  // [n-1]: <s>-initial n-grams, n < N
+  ngram_table<std::uint64_t> full_;                          // order N
+  std::vector<ngram_table<std::uint64_t>> sentence_starts_;  // [n-1]: <s>-initial n-grams, n < N
   std::size_t lines_ = 0;
 };
 
@@ -105,73 +106,85 @@ inline ngram_model estimate_kneser_ney(kneser_ney_counter&& counter) {
   const std::size_t order = counter.order_;
   // Adjusted counts per order, top down: order N keeps raw counts; a lower-order n-gram counts the
   // distinct words before it, unless it starts with <s>, which keeps its raw count.
-  std::vector<std::unordered_map<ngram_key, std::uint64_t>> adjusted(order);
-  adjusted[order - 1] = std::move(counter.full_);
+  std::vector<ngram_table<std::uint64_t>> adjusted;
+  for (std::size_t n = 1; n < order; ++n) adjusted.emplace_back(n);
+  adjusted.push_back(std::move(counter.full_));
   for (std::size_t n = order - 1; n >= 1; --n) {
     auto& lower = adjusted[n - 1];
-    for (const auto& [key, count] : adjusted[n]) {
-      (void)count;
-      ngram_key suffix = key_suffix(key);
-      if (key_word(suffix, 0) != bos_id) ++lower[suffix];
+    const auto& higher = adjusted[n];
+    lower.reserve(higher.size());
+    for (std::size_t i = 0; i < higher.size(); ++i) {
+      const auto suffix = higher.words(i).subspan(1);
+      if (suffix[0] != bos_id) ++lower[suffix];
     }
-    if (n >= 2)
-      for (auto& [key, count] : counter.sentence_starts_[n - 1]) lower[key] += count;
+    if (n >= 2) {
+      const auto& starts = counter.sentence_starts_[n - 1];
+      for (std::size_t i = 0; i < starts.size(); ++i) lower[starts.words(i)] += starts.value(i);
+    }
   }
   // <unk> and <s> are unigrams with adjusted count 0.
-  adjusted[0][make_key(std::array<word_id, 1>{unk_id})] += 0;
-  adjusted[0][make_key(std::array<word_id, 1>{bos_id})] += 0;
+  for (const word_id w : {unk_id, bos_id}) adjusted[0][std::array<word_id, 1>{w}] += 0;
 
   std::vector<kneser_ney_discounts> discounts(order);
   for (std::size_t n = 1; n <= order; ++n) {
     std::array<std::uint64_t, 5> t{};
-    for (const auto& [key, count] : adjusted[n - 1])
-      if (count >= 1 && count <= 4) ++t[count];
+    const auto& table = adjusted[n - 1];
+    for (std::size_t i = 0; i < table.size(); ++i)
+      if (table.value(i) >= 1 && table.value(i) <= 4) ++t[table.value(i)];
     discounts[n - 1] = compute_discounts(t, n);
   }
 
-  // Per context: the sum of adjusted counts after it, and gamma.
+  // Per context (the n-gram less its last word): the sum of adjusted counts after it, and how
+  // many words follow it with adjusted count 1, 2 and 3+. Order 1's one context is empty.
   struct context_sums {
     double denominator = 0;
-    std::array<std::uint64_t, 4> with_count{};  // [1], [2], [3] = 3+
+    std::array<std::uint64_t, 4> with_count{};
   };
-  std::vector<std::unordered_map<ngram_key, context_sums>> contexts(order);
-  for (std::size_t n = 1; n <= order; ++n)
-    for (const auto& [key, count] : adjusted[n - 1]) {
-      context_sums& c = contexts[n - 1][key_context(key)];
-      c.denominator += static_cast<double>(count);
-      if (count > 0) ++c.with_count[std::min<std::uint64_t>(count, 3)];
+  std::vector<ngram_table<context_sums>> contexts;
+  contexts.emplace_back(0);
+  for (std::size_t n = 2; n <= order; ++n) contexts.emplace_back(n - 1);
+  for (std::size_t n = 1; n <= order; ++n) {
+    const auto& table = adjusted[n - 1];
+    contexts[n - 1].reserve(n == 1 ? 1 : adjusted[n - 2].size());
+    for (std::size_t i = 0; i < table.size(); ++i) {
+      const auto words = table.words(i);
+      context_sums& c = contexts[n - 1][words.first(n - 1)];
+      c.denominator += static_cast<double>(table.value(i));
+      if (table.value(i) > 0) ++c.with_count[std::min<std::uint64_t>(table.value(i), 3)];
     }
+  }
   auto gamma = [&](std::size_t n, const context_sums& c) {
     const auto& d = discounts[n - 1];
     return (d.amount[1] * c.with_count[1] + d.amount[2] * c.with_count[2] + d.amount[3] * c.with_count[3]) / c.denominator;
   };
 
+  // Interpolated probabilities, lower orders first (each n-gram needs its suffix's); the model's
+  // tables are filled in the same pass, with back-offs once the next order's contexts are known.
   ngram_model model(order);
   model.vocab() = std::move(counter.vocab_);
-  // Interpolated probabilities, lower orders first (each n-gram needs its suffix's).
-  std::vector<std::unordered_map<ngram_key, double>> probability(order);
+  std::vector<std::vector<double>> probability(order);  // parallel to adjusted[n - 1]
   const double uniform = 1.0 / static_cast<double>(adjusted[0].size() - 1);  // the vocabulary less <s>
   for (std::size_t n = 1; n <= order; ++n) {
-    for (const auto& [key, count] : adjusted[n - 1]) {
-      const context_sums& c = contexts[n - 1].at(key_context(key));
-      const double lower = n == 1 ? uniform : probability[n - 2].at(key_suffix(key));
-      probability[n - 1][key] = discounts[n - 1].apply(count) / c.denominator + gamma(n, c) * lower;
-    }
-  }
-  for (std::size_t n = 1; n <= order; ++n) {
-    auto& table = model.table(n);
-    table.reserve(adjusted[n - 1].size());
-    for (const auto& [key, p] : probability[n - 1]) {
+    const auto& table = adjusted[n - 1];
+    auto& out = model.table(n);
+    out.reserve(table.size());
+    probability[n - 1].resize(table.size());
+    for (std::size_t i = 0; i < table.size(); ++i) {
+      const auto words = table.words(i);
+      const context_sums& c = *contexts[n - 1].find(words.first(n - 1));
+      // Every lower-order suffix exists by construction (adjusted counts came from suffixes).
+      const double lower = n == 1 ? uniform : probability[n - 2][adjusted[n - 2].index_of(words.subspan(1))];
+      const double p = discounts[n - 1].apply(table.value(i)) / c.denominator + gamma(n, c) * lower;
+      probability[n - 1][i] = p;
       ngram_entry e;
       e.log_prob = static_cast<float>(std::log10(p));
-      if (n == 1 && key_word(key, 0) == bos_id) e.log_prob = 0.0f;  // never predicted; written as lmplz does
-      if (n < order) {
-        const auto it = contexts[n].find(key);
-        if (it != contexts[n].end()) e.log_backoff = static_cast<float>(std::log10(gamma(n + 1, it->second)));
-      }
-      table.emplace(key, e);
+      if (n < order)
+        if (const context_sums* next = contexts[n].find(words)) e.log_backoff = static_cast<float>(std::log10(gamma(n + 1, *next)));
+      out[words] = e;
     }
   }
+  // <s> is never predicted; lmplz writes its probability as log10 1.
+  model.table(1).find(std::array<word_id, 1>{bos_id})->log_prob = 0.0f;
   return model;
 }
 

@@ -2,15 +2,15 @@
 // back-off weight, as an ARPA file holds them; scoring with a carried state, as KenLM's query does.
 #pragma once
 
+#include <array>
 #include <cmath>
 #include <cstddef>
 #include <span>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "lmkit/core/error.hpp"
-#include "lmkit/models/ngram/ngram_key.hpp"
+#include "lmkit/models/ngram/ngram_table.hpp"
 #include "lmkit/models/ngram/vocabulary.hpp"
 
 namespace lmkit::ngram {
@@ -20,9 +20,13 @@ struct ngram_entry {
   float log_backoff = 0.0f;  // log10 of the weight given to lower orders after this context
 };
 
+/// The longest order a model may have (the state is a fixed array).
+inline constexpr std::size_t max_order = 16;
+
 /// The words a model remembers between two calls of `score`: the last order-1 words (or fewer).
 struct ngram_state {
-  std::vector<word_id> words;
+  std::array<word_id, max_order> words{};
+  std::size_t length = 0;
 };
 
 /// What scoring one word gives: its log10 probability and the length of the n-gram that matched.
@@ -53,8 +57,10 @@ struct text_score {
 
 class ngram_model {
  public:
-  explicit ngram_model(std::size_t order) : tables_(order) {
-    require<argument_error>(order >= 1, "ngram_model: order must be at least 1");
+  explicit ngram_model(std::size_t order) {
+    require<argument_error>(order >= 1 && order <= max_order, "ngram_model: order must be 1 to ", max_order, ", got ",
+                            order);
+    for (std::size_t n = 1; n <= order; ++n) tables_.emplace_back(n);
   }
 
   std::size_t order() const { return tables_.size(); }
@@ -62,36 +68,40 @@ class ngram_model {
   const vocabulary& vocab() const { return vocab_; }
 
   /// The n-grams of order n (1 <= n <= order()).
-  const std::unordered_map<ngram_key, ngram_entry>& table(std::size_t n) const { return tables_.at(n - 1); }
-  std::unordered_map<ngram_key, ngram_entry>& table(std::size_t n) { return tables_.at(n - 1); }
+  const ngram_table<ngram_entry>& table(std::size_t n) const { return tables_.at(n - 1); }
+  ngram_table<ngram_entry>& table(std::size_t n) { return tables_.at(n - 1); }
 
   void set(std::span<const word_id> words, ngram_entry entry) {
     require<argument_error>(!words.empty() && words.size() <= order(), "ngram_model::set: an n-gram of ", words.size(),
                             " words in a model of order ", order());
-    tables_[words.size() - 1][make_key(words)] = entry;
+    tables_[words.size() - 1][words] = entry;
   }
 
   const ngram_entry* find(std::span<const word_id> words) const {
     if (words.empty() || words.size() > order()) return nullptr;
-    const auto& t = tables_[words.size() - 1];
-    const auto it = t.find(make_key(words));
-    return it == t.end() ? nullptr : &it->second;
+    return tables_[words.size() - 1].find(words);
   }
 
   /// The state at the start of a sentence: the context <s>.
-  ngram_state begin_sentence() const { return {{bos_id}}; }
+  ngram_state begin_sentence() const {
+    ngram_state s;
+    s.words[0] = bos_id;
+    s.length = order() > 1 ? 1 : 0;
+    return s;
+  }
 
   /// log10 p(word | state), backing off through the contexts that are missing; moves the state on.
   word_score score(ngram_state& state, word_id word) const {
-    std::vector<word_id>& context = state.words;
-    // The longest n-gram ending in `word` that the model has, and the back-offs of the longer
-    // contexts that it skipped.
-    std::vector<word_id> gram(context.begin(), context.end());
-    gram.push_back(word);
+    // gram = context + word; try it whole, then without its first word, and so on, adding the
+    // back-off of each context that had to be dropped.
+    std::array<word_id, max_order> gram;
+    const std::size_t length = state.length + 1;
+    std::copy(state.words.begin(), state.words.begin() + state.length, gram.begin());
+    gram[state.length] = word;
     word_score result;
     float backoff = 0.0f;
-    for (std::size_t skip = 0; skip < gram.size(); ++skip) {
-      const std::span<const word_id> candidate(gram.data() + skip, gram.size() - skip);
+    for (std::size_t skip = 0; skip < length; ++skip) {
+      const std::span<const word_id> candidate(gram.data() + skip, length - skip);
       if (const ngram_entry* e = find(candidate)) {
         result.log_prob = e->log_prob + backoff;
         result.matched_order = candidate.size();
@@ -100,8 +110,10 @@ class ngram_model {
       if (const ngram_entry* c = find(candidate.first(candidate.size() - 1))) backoff += c->log_backoff;
     }
     require<format_error>(result.matched_order > 0, "ngram_model: word id ", word, " has no unigram");
-    context.push_back(word);
-    if (context.size() >= order()) context.erase(context.begin(), context.end() - static_cast<std::ptrdiff_t>(order() - 1));
+    // The new state: the last order-1 words.
+    const std::size_t keep = std::min(length, order() - 1);
+    std::copy(gram.begin() + (length - keep), gram.begin() + length, state.words.begin());
+    state.length = keep;
     return result;
   }
 
@@ -132,7 +144,7 @@ class ngram_model {
 
  private:
   vocabulary vocab_;
-  std::vector<std::unordered_map<ngram_key, ngram_entry>> tables_;
+  std::vector<ngram_table<ngram_entry>> tables_;
 };
 
 }  // namespace lmkit::ngram

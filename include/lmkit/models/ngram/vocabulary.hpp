@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -26,18 +27,20 @@ class vocabulary {
 
   /// The id of `word`, adding it if new.
   word_id insert(std::string_view word) {
-    auto [it, added] = ids_.try_emplace(std::string(word), static_cast<word_id>(words_.size()));
-    if (added) words_.push_back(it->first);
-    return it->second;
+    if (const auto it = ids_.find(word); it != ids_.end()) return it->second;
+    const auto id = static_cast<word_id>(words_.size());
+    ids_.emplace(std::string(word), id);
+    words_.emplace_back(word);
+    return id;
   }
 
   /// The id of `word`, or <unk>'s for a word the model has not seen.
   word_id find(std::string_view word) const {
-    const auto it = ids_.find(std::string(word));
+    const auto it = ids_.find(word);
     return it == ids_.end() ? unk_id : it->second;
   }
 
-  bool contains(std::string_view word) const { return ids_.count(std::string(word)) != 0; }
+  bool contains(std::string_view word) const { return ids_.find(word) != ids_.end(); }
   const std::string& word(word_id id) const {
     require<argument_error>(id < words_.size(), "vocabulary: no word with id ", id);
     return words_[id];
@@ -45,7 +48,12 @@ class vocabulary {
   std::size_t size() const { return words_.size(); }
 
  private:
-  std::unordered_map<std::string, word_id> ids_;
+  // Transparent hashing: looking a word up from a string_view allocates nothing.
+  struct string_hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_map<std::string, word_id, string_hash, std::equal_to<>> ids_;
   std::vector<std::string> words_;
 };
 
