@@ -1,7 +1,8 @@
 // ngram: build, query and sample n-gram language models, in the manner of KenLM's lmplz and query.
 //
 //   ngram build -o 5 < train.txt > model.arpa        interpolated modified Kneser-Ney (progress on stderr)
-//   ngram query model.arpa < test.txt                per-word, per-sentence and summary lines like KenLM's query
+//   ngram binary model.arpa model.bin                the same model in lmkit's binary format (loads by mmap)
+//   ngram query model.{arpa,bin} < test.txt          per-word, per-sentence and summary lines like KenLM's query
 //   ngram generate model.arpa -n 20 [--seed S]       sample sentences
 #include <chrono>
 #include <cstdio>
@@ -13,6 +14,7 @@
 
 #include <lmkit/core/rng.hpp>
 #include <lmkit/io/arpa.hpp>
+#include <lmkit/io/ngram_binary.hpp>
 #include <lmkit/models/ngram/kneser_ney.hpp>
 
 namespace {
@@ -25,7 +27,9 @@ int usage(int code) {
       "  ngram build -o ORDER < train.txt > model.arpa\n"
       "      Estimates an interpolated modified Kneser-Ney model (as KenLM's lmplz) from one sentence\n"
       "      per line, whitespace-separated words; <s> and </s> are added. Progress goes to stderr.\n"
-      "  ngram query [-v sentence|word|summary] model.arpa < test.txt\n"
+      "  ngram binary model.arpa model.bin\n"
+      "      Converts an ARPA model to lmkit's binary format, which loads by mapping the file.\n"
+      "  ngram query [-v sentence|word|summary] MODEL < test.txt\n"
       "      Scores each line as KenLM's query does: word=id order log10p per word, a Total line per\n"
       "      sentence, then perplexity including and excluding OOVs.\n"
       "  ngram generate model.arpa [-n SENTENCES] [--seed S] [--max-words W]\n"
@@ -75,7 +79,9 @@ int query(int argc, char** argv) {
     else return usage(2);
   }
   if (path.empty() || (verbosity != "word" && verbosity != "sentence" && verbosity != "summary")) return usage(2);
-  const auto model = io::read_arpa(path);
+  const auto load_start = std::chrono::steady_clock::now();
+  const auto model = io::load_ngram_model(path);
+  const double load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count();
   ngram::text_score all;
   std::string line;
   while (std::getline(std::cin, line)) {
@@ -88,6 +94,14 @@ int query(int argc, char** argv) {
   }
   std::printf("Perplexity including OOVs:\t%.10g\nPerplexity excluding OOVs:\t%.10g\nOOVs:\t%zu\nTokens:\t%zu\n", all.perplexity(),
               all.perplexity_excluding_oovs(), all.oovs, all.tokens);
+  std::fprintf(stderr, "loaded %s in %.4f s\n", path.c_str(), load_seconds);
+  return 0;
+}
+
+int binary(int argc, char** argv) {
+  if (argc != 2) return usage(2);
+  const auto model = io::read_arpa(argv[0]);
+  io::write_ngram_binary(model, argv[1]);
   return 0;
 }
 
@@ -103,7 +117,7 @@ int generate(int argc, char** argv) {
     else return usage(2);
   }
   if (path.empty()) return usage(2);
-  const auto model = io::read_arpa(path);
+  const auto model = io::load_ngram_model(path);
   philox rng(seed{seed_value});
   std::vector<double> p(model.vocab().size());
   for (std::size_t s = 0; s < sentences; ++s) {
@@ -141,6 +155,7 @@ int main(int argc, char** argv) {
     if (command == "build") return build(argc - 2, argv + 2);
     if (command == "query") return query(argc - 2, argv + 2);
     if (command == "generate") return generate(argc - 2, argv + 2);
+    if (command == "binary") return binary(argc - 2, argv + 2);
     if (command == "--help" || command == "-h" || command == "help") return usage(0);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "ngram: %s\n", e.what());

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "lmkit/io/arpa.hpp"
+#include "lmkit/io/ngram_binary.hpp"
 #include "lmkit/models/ngram/kneser_ney.hpp"
 #include "test_support.hpp"
 
@@ -154,4 +155,64 @@ TEST_CASE("estimation refuses reserved words and data too small for discounts", 
   REQUIRE_THROWS_AS(counter.add_line("a <s> b"), format_error);
   std::istringstream tiny("a b\n");
   REQUIRE_THROWS_AS(ngram::estimate_kneser_ney(tiny, 3), argument_error);
+}
+
+TEST_CASE("the binary format maps back to the same model, and damaged files are refused", "[ngram][binary]") {
+  const ngram_model model = estimate_reference_corpus();
+  const auto dir = test::temporary_folder("ngram_binary");
+  const auto path = dir / "model.bin";
+  io::write_ngram_binary(model, path);
+  REQUIRE(io::is_ngram_binary(path));
+  {
+    const ngram_model mapped = io::load_ngram_model(path);
+    REQUIRE(by_text(mapped) == by_text(model));
+    check_query_agrees(mapped);
+    const std::array<ngram::word_id, 1> unk{ngram::unk_id};
+    REQUIRE_THROWS_AS(const_cast<ngram_model&>(mapped).table(1)[unk], argument_error);  // mapped: read-only
+  }
+  std::string bytes;
+  {
+    std::ifstream in(path, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  auto load_variant = [&](const std::string& content) -> std::string {
+    const auto damaged = dir / "damaged.bin";
+    std::ofstream(damaged, std::ios::binary).write(content.data(), static_cast<std::streamsize>(content.size()));
+    try {
+      io::load_ngram_binary(damaged);
+    } catch (const format_error& e) {
+      return e.what();
+    }
+    return "loaded";
+  };
+  // Truncated anywhere: refused with a message, never a crash.
+  for (std::size_t cut : {std::size_t{0}, std::size_t{7}, std::size_t{39}, std::size_t{100}, bytes.size() / 2, bytes.size() - 1})
+    REQUIRE(load_variant(bytes.substr(0, cut)) != "loaded");
+  // One flipped byte past the header: the checksum catches it.
+  std::string flipped = bytes;
+  flipped[bytes.size() / 3] ^= 0x40;
+  REQUIRE(load_variant(flipped).find("checksum mismatch") != std::string::npos);
+  std::string wrong_version = bytes;
+  wrong_version[8] = 9;
+  REQUIRE(load_variant(wrong_version).find("format version 9") != std::string::npos);
+  REQUIRE(load_variant("not a model at all, but long enough for a header!!").find("bad magic") != std::string::npos);
+}
+
+TEST_CASE("PTB 5-gram perplexity equals KenLM's 141.19", "[ngram][ptb]") {
+  // KenLM's lmplz refuses <unk> in training text; for BASELINES.md PTB's <unk> was renamed to a plain
+  // word (<ptbunk>), and so it is here: the test set's <unk> then scores as that word, not as OOV.
+  auto renamed = [](std::string line) {
+    for (std::size_t p; (p = line.find("<unk>")) != std::string::npos;) line.replace(p, 5, "<ptbunk>");
+    return line;
+  };
+  ngram::kneser_ney_counter counter(5);
+  std::ifstream train(test::shared_data("ptb/ptb.train.txt"));
+  std::string line;
+  while (std::getline(train, line)) counter.add_line(renamed(line));
+  const ngram_model model = ngram::estimate_kneser_ney(std::move(counter));
+  std::ifstream test_text(test::shared_data("ptb/ptb.test.txt"));
+  ngram::text_score all;
+  while (std::getline(test_text, line)) all += model.score_sentence(renamed(line));
+  REQUIRE(all.oovs == 0);
+  REQUIRE(std::abs(all.perplexity() - 141.19) < 0.005);
 }

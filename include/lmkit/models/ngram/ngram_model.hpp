@@ -5,6 +5,7 @@
 #include <array>
 #include <cmath>
 #include <cstddef>
+#include <memory>
 #include <span>
 #include <string_view>
 #include <vector>
@@ -18,6 +19,7 @@ namespace lmkit::ngram {
 struct ngram_entry {
   float log_prob = 0.0f;     // log10 p(last word | the words before it)
   float log_backoff = 0.0f;  // log10 of the weight given to lower orders after this context
+  friend bool operator==(const ngram_entry&, const ngram_entry&) = default;
 };
 
 /// The longest order a model may have (the state is a fixed array).
@@ -61,6 +63,14 @@ class ngram_model {
     require<argument_error>(order >= 1 && order <= max_order, "ngram_model: order must be 1 to ", max_order, ", got ",
                             order);
     for (std::size_t n = 1; n <= order; ++n) tables_.emplace_back(n);
+  }
+
+  /// A model over tables that may view memory owned by `storage` (a mapped file), kept alive with it.
+  ngram_model(vocabulary vocab, std::vector<ngram_table<ngram_entry>> tables, std::shared_ptr<const void> storage)
+      : vocab_(std::move(vocab)), tables_(std::move(tables)), storage_(std::move(storage)) {
+    require<argument_error>(!tables_.empty() && tables_.size() <= max_order, "ngram_model: order must be 1 to ", max_order);
+    for (std::size_t n = 1; n <= tables_.size(); ++n)
+      require<argument_error>(tables_[n - 1].order() == n, "ngram_model: table ", n, " holds ", tables_[n - 1].order(), "-grams");
   }
 
   std::size_t order() const { return tables_.size(); }
@@ -145,6 +155,7 @@ class ngram_model {
  private:
   vocabulary vocab_;
   std::vector<ngram_table<ngram_entry>> tables_;
+  std::shared_ptr<const void> storage_;  // what mapped tables point into, if anything
 };
 
 }  // namespace lmkit::ngram
