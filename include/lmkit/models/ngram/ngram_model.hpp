@@ -25,9 +25,12 @@ struct ngram_entry {
 /// The longest order a model may have (the state is a fixed array).
 inline constexpr std::size_t max_order = 16;
 
-/// The words a model remembers between two calls of `score`: the last order-1 words (or fewer).
+/// What a model remembers between two calls of `score`, as KenLM's state: the last words (at most
+/// order-1, and only as many as form n-grams the model has), oldest first, and the back-off weight
+/// of each of those suffixes, so that scoring the next word needs no back-off look-ups.
 struct ngram_state {
   std::array<word_id, max_order> words{};
+  std::array<float, max_order> backoff{};  // [k]: log10 back-off of the last k+1 words as a context
   std::size_t length = 0;
 };
 
@@ -95,34 +98,40 @@ class ngram_model {
   /// The state at the start of a sentence: the context <s>.
   ngram_state begin_sentence() const {
     ngram_state s;
-    s.words[0] = bos_id;
-    s.length = order() > 1 ? 1 : 0;
+    if (order() > 1) {
+      s.words[0] = bos_id;
+      const ngram_entry* bos = find(std::array<word_id, 1>{bos_id});
+      s.backoff[0] = bos ? bos->log_backoff : 0.0f;
+      s.length = 1;
+    }
     return s;
   }
 
   /// log10 p(word | state), backing off through the contexts that are missing; moves the state on.
+  /// N-grams are looked up from the shortest (the unigram) up and the search stops at the first
+  /// one missing: every suffix of an n-gram in the model is in the model too.
   word_score score(ngram_state& state, word_id word) const {
-    // gram = context + word; try it whole, then without its first word, and so on, adding the
-    // back-off of each context that had to be dropped.
-    std::array<word_id, max_order> gram;
-    const std::size_t length = state.length + 1;
-    std::copy(state.words.begin(), state.words.begin() + state.length, gram.begin());
-    gram[state.length] = word;
-    word_score result;
-    float backoff = 0.0f;
-    for (std::size_t skip = 0; skip < length; ++skip) {
-      const std::span<const word_id> candidate(gram.data() + skip, length - skip);
-      if (const ngram_entry* e = find(candidate)) {
-        result.log_prob = e->log_prob + backoff;
-        result.matched_order = candidate.size();
-        break;
-      }
-      if (const ngram_entry* c = find(candidate.first(candidate.size() - 1))) backoff += c->log_backoff;
+    const std::size_t context = state.length;
+    std::array<word_id, max_order> gram;  // the context's words, then `word`
+    std::copy(state.words.begin(), state.words.begin() + context, gram.begin());
+    gram[context] = word;
+    std::array<float, max_order> next_backoff;
+    const ngram_entry* unigram = tables_[0].find({gram.data() + context, 1});
+    require<format_error>(unigram != nullptr, "ngram_model: word id ", word, " has no unigram (and the model no <unk>)");
+    word_score result{unigram->log_prob, 1};
+    next_backoff[0] = unigram->log_backoff;
+    for (std::size_t j = 1; j <= context && j < order(); ++j) {
+      const ngram_entry* e = tables_[j].find({gram.data() + context - j, j + 1});
+      if (!e) break;
+      result.log_prob = e->log_prob;
+      result.matched_order = j + 1;
+      next_backoff[j] = e->log_backoff;
     }
-    require<format_error>(result.matched_order > 0, "ngram_model: word id ", word, " has no unigram");
-    // The new state: the last order-1 words.
-    const std::size_t keep = std::min(length, order() - 1);
-    std::copy(gram.begin() + (length - keep), gram.begin() + length, state.words.begin());
+    // The contexts longer than the match were backed off from.
+    for (std::size_t k = result.matched_order - 1; k < context; ++k) result.log_prob += state.backoff[k];
+    const std::size_t keep = std::min(result.matched_order, order() - 1);
+    std::copy(gram.begin() + (context + 1 - keep), gram.begin() + context + 1, state.words.begin());
+    std::copy(next_backoff.begin(), next_backoff.begin() + keep, state.backoff.begin());
     state.length = keep;
     return result;
   }
@@ -144,7 +153,7 @@ class ngram_model {
       }
       each_word(text, id, ws);
     };
-    for (std::string_view w : split_words(line)) add(w, vocab_.find(w));
+    for_each_word(line, [&](std::string_view w) { add(w, vocab_.find(w)); });
     add("</s>", eos_id);
     return s;
   }

@@ -57,17 +57,23 @@ class vocabulary {
   std::vector<std::string> words_;
 };
 
-/// Splits a line on ASCII whitespace (spaces, tabs, CR), as KenLM does.
-inline std::vector<std::string_view> split_words(std::string_view line) {
-  std::vector<std::string_view> words;
-  std::size_t i = 0;
+/// Calls `each(word)` for the words of a line split on ASCII whitespace (spaces, tabs, CR), as
+/// KenLM splits.
+template <class Each>
+void for_each_word(std::string_view line, Each&& each) {
   auto is_space = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f'; };
+  std::size_t i = 0;
   while (i < line.size()) {
     while (i < line.size() && is_space(line[i])) ++i;
     const std::size_t start = i;
     while (i < line.size() && !is_space(line[i])) ++i;
-    if (i > start) words.push_back(line.substr(start, i - start));
+    if (i > start) each(line.substr(start, i - start));
   }
+}
+
+inline std::vector<std::string_view> split_words(std::string_view line) {
+  std::vector<std::string_view> words;
+  for_each_word(line, [&](std::string_view w) { words.push_back(w); });
   return words;
 }
 
