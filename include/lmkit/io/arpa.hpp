@@ -100,7 +100,8 @@ inline ngram::ngram_model read_arpa(std::istream& in, const std::string& where =
     while (next_line() && trim(line).empty()) {
     }
     if (!in || trim(line) != header) fail(detail::concat("expected ", header));
-    model.table(n).reserve(counts[n - 1]);
+    // The header's count is not trusted with memory: reserve a bounded amount, grow past it.
+    model.table(n).reserve(std::min<std::size_t>(counts[n - 1], std::size_t{1} << 20));
     for (std::size_t i = 0; i < counts[n - 1]; ++i) {
       if (!next_line()) fail(detail::concat("the file ends after ", i, " of ", counts[n - 1], " ", n, "-grams"));
       const auto f = fields(trim(line));

@@ -88,7 +88,7 @@ struct kneser_ney_discounts {
 
 /// Discounts from counts of adjusted counts t[1..4] (Chen & Goodman's equation 26), in float as lmplz.
 inline kneser_ney_discounts compute_discounts(const std::array<std::uint64_t, 5>& t, std::size_t n) {
-  for (int k = 1; k <= 4; ++k)
+  for (int k = 1; k <= 3; ++k)  // t4 may be 0 (then D(3+) = 3), as in lmplz
     require<argument_error>(t[k] != 0, "kneser_ney: no ", n, "-grams with adjusted count ", k,
                             ", so the discounts are undefined (too little or artificial data?)");
   kneser_ney_discounts d;
