@@ -6,6 +6,7 @@
 
 #include "lmkit/io/arpa.hpp"
 #include "lmkit/io/ngram_binary.hpp"
+#include "lmkit/models/ngram/count_model.hpp"
 #include "lmkit/models/ngram/kneser_ney.hpp"
 #include "test_support.hpp"
 
@@ -215,4 +216,40 @@ TEST_CASE("PTB 5-gram perplexity equals KenLM's 141.19", "[ngram][ptb]") {
   while (std::getline(test_text, line)) all += model.score_sentence(renamed(line));
   REQUIRE(all.oovs == 0);
   REQUIRE(std::abs(all.perplexity() - 141.19) < 0.005);
+}
+
+TEST_CASE("add-k is a distribution; stupid back-off follows its definition; Kneser-Ney beats both", "[ngram][counts]") {
+  ngram::count_model counts(3);
+  for (const char* line : {"the cat sat", "the cat ran", "a dog sat", "the dog sat down"}) counts.add_line(line);
+  const auto& v = counts.vocab();
+  const std::vector<ngram::word_id> context{v.find("the"), v.find("cat")};
+  for (double k : {1.0, 0.1}) {
+    double total = 0;
+    for (ngram::word_id w = 0; w < v.size(); ++w)
+      if (w != ngram::bos_id) total += std::pow(10.0, counts.log_prob(context, w, ngram::add_k{k}));
+    REQUIRE(std::abs(total - 1.0) < 1e-12);
+  }
+  // "the cat" was followed by sat and ran: (1 + 1) / (2 + V), V = 9 (the 10 vocabulary entries less <s>).
+  REQUIRE(std::abs(counts.log_prob(context, v.find("sat"), ngram::add_k{1.0}) - std::log10(2.0 / 11.0)) < 1e-12);
+  // Stupid back-off: seen trigram -> relative frequency; unseen -> 0.4 x the bigram's.
+  REQUIRE(std::abs(counts.log_prob(context, v.find("ran"), ngram::stupid_backoff{}) - std::log10(1.0 / 2.0)) < 1e-12);
+  const std::vector<ngram::word_id> dog{v.find("the"), v.find("dog")};
+  // "the dog down" unseen; "dog down" unseen; unigram "down": 1 / 17 tokens; two back-offs.
+  REQUIRE(std::abs(counts.log_prob(dog, v.find("down"), ngram::stupid_backoff{}) - std::log10(0.4 * 0.4 * 1.0 / 17.0)) <
+          1e-12);
+
+  // On the KenLM reference text, Kneser-Ney's perplexity is lower than add-1's (excluding OOVs).
+  ngram::count_model shakespeare(3);
+  std::ifstream train(test::shared_data("kenlm_ref/train_2000.txt"));
+  std::string line;
+  while (std::getline(train, line)) shakespeare.add_line(line);
+  const ngram_model kn = estimate_reference_corpus();
+  std::ifstream test_text(test::shared_data("kenlm_ref/test_next200.txt"));
+  ngram::text_score laplace, kneser_ney;
+  while (std::getline(test_text, line)) {
+    laplace += shakespeare.score_sentence(line, ngram::add_k{1.0});
+    kneser_ney += kn.score_sentence(line);
+  }
+  REQUIRE(laplace.tokens == kneser_ney.tokens);
+  REQUIRE(kneser_ney.perplexity_excluding_oovs() < laplace.perplexity_excluding_oovs());
 }

@@ -12,3 +12,8 @@
 #include "lmkit/core/tensor.hpp"
 #include "lmkit/kernels/kernels.hpp"
 #include "lmkit/simd/transform.hpp"
+#include "lmkit/io/arpa.hpp"
+#include "lmkit/io/ngram_binary.hpp"
+#include "lmkit/models/ngram/count_model.hpp"
+#include "lmkit/models/ngram/kneser_ney.hpp"
+#include "lmkit/models/ngram/ngram_model.hpp"
