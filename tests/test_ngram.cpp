@@ -197,6 +197,11 @@ TEST_CASE("the binary format maps back to the same model, and damaged files are 
   wrong_version[8] = 9;
   REQUIRE(load_variant(wrong_version).find("format version 9") != std::string::npos);
   REQUIRE(load_variant("not a model at all, but long enough for a header!!").find("bad magic") != std::string::npos);
+
+  // An order without n-grams (an ARPA may say "ngram 2=0") survives the trip.
+  std::istringstream sparse("\\data\\\nngram 1=2\nngram 2=0\n\n\\1-grams:\n-1\t<unk>\t0\n-0.5\ta\t0\n\n\\2-grams:\n\n\\end\\\n");
+  io::write_ngram_binary(io::read_arpa(sparse), dir / "sparse.bin");
+  REQUIRE(io::load_ngram_binary(dir / "sparse.bin").table(2).size() == 0);
 }
 
 TEST_CASE("PTB 5-gram perplexity equals KenLM's 141.19", "[ngram][ptb]") {

@@ -56,6 +56,11 @@ class ngram_table {
                           std::span<const std::uint32_t> slots) {
     require<format_error>(order >= 1 && words.size() == values.size() * order, "n-gram table of order ", order, ": ",
                           words.size(), " word ids for ", values.size(), " entries");
+    if (values.empty() && slots.empty()) {  // an order with no n-grams (never hashed into)
+      ngram_table t(order);
+      t.mapped_ = true;
+      return t;
+    }
     require<format_error>(std::has_single_bit(slots.size()) && slots.size() > values.size(), "n-gram table of order ",
                           order, ": ", slots.size(), " slots for ", values.size(), " entries");
     std::size_t empty = 0;
