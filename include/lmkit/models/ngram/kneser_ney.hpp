@@ -46,11 +46,11 @@ class kneser_ney_counter {
   /// the words <s>, </s> and <unk> may not appear in the text.
   void add_line(std::string_view line) {
     std::vector<word_id> ids{bos_id};
-    for (std::string_view w : split_words(line)) {
+    for_each_word(line, [&](std::string_view w) {
       require<format_error>(w != "<s>" && w != "</s>" && w != "<unk>", "kneser_ney: line ", lines_ + 1, " contains ", w,
                             ", which is reserved (rename it before estimating)");
       ids.push_back(vocab_.insert(w));
-    }
+    });
     ids.push_back(eos_id);
     add_sentence(ids);
     ++lines_;

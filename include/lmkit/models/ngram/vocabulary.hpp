@@ -71,10 +71,4 @@ void for_each_word(std::string_view line, Each&& each) {
   }
 }
 
-inline std::vector<std::string_view> split_words(std::string_view line) {
-  std::vector<std::string_view> words;
-  for_each_word(line, [&](std::string_view w) { words.push_back(w); });
-  return words;
-}
-
 }  // namespace lmkit::ngram
