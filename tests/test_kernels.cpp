@@ -467,6 +467,13 @@ TEST_CASE("matmul, matmul_nt and matvec check shapes and compute the product", "
     for (std::size_t j = 0; j < 5; ++j) bt(j, i) = b(i, j);
   REQUIRE_THROWS_AS(kernels::matmul(a.view(), wrong.view(), c.view()), shape_error);
   REQUIRE_THROWS_AS(kernels::matmul_nt(a.view(), b.view(), c.view()), shape_error);
+  // The raw problem is checked too: a row stride shorter than a row, a missing operand.
+  kernels::gemm_problem bad{3, 5, 4, {a.data(), dtype::f32, 3, false}, {b.data(), dtype::f32, 5, false}, c.data(), 5, false};
+  REQUIRE_THROWS_AS(kernels::gemm(bad), shape_error);
+  bad.a.stride = 4, bad.ldc = 4;
+  REQUIRE_THROWS_AS(kernels::gemm(bad), shape_error);
+  bad.ldc = 5, bad.b.data = nullptr;
+  REQUIRE_THROWS_AS(kernels::gemm(bad), argument_error);
 
   kernels::matmul(std::as_const(a).view(), std::as_const(b).view(), c.view());
   tensor<float, dims<2>> c2(3, 5);

@@ -191,19 +191,28 @@ void pack_b_erased(const void* b, std::size_t stride, bool transposed, std::size
   pack_b_panel(static_cast<const T*>(b), stride, transposed, p0, kc, col0, cols, panel_width, dst);
 }
 
+/// Calls f with a value of the element type that `type` names.
+template <class F>
+decltype(auto) with_element_type(dtype type, F&& f) {
+  switch (type) {
+    case dtype::bf16: return f(bf16{});
+    case dtype::f16: return f(f16{});
+    case dtype::f32: break;
+  }
+  return f(float{});
+}
+
 inline packers packers_for(dtype a, dtype b) {
   packers p{};
-  switch (a) {
-    case dtype::f32: p.pack_a = pack_a_erased<float>; break;
-    case dtype::bf16: p.pack_a = pack_a_erased<bf16>; break;
-    case dtype::f16: p.pack_a = pack_a_erased<f16>; break;
-  }
-  switch (b) {
-    case dtype::f32: p.pack_b = pack_b_erased<float>; break;
-    case dtype::bf16: p.pack_b = pack_b_erased<bf16>; break;
-    case dtype::f16: p.pack_b = pack_b_erased<f16>; break;
-  }
+  with_element_type(a, [&](auto tag) { p.pack_a = pack_a_erased<decltype(tag)>; });
+  with_element_type(b, [&](auto tag) { p.pack_b = pack_b_erased<decltype(tag)>; });
   return p;
+}
+
+/// How many cache lines prefetch_b_lines covers for a panel of `cols` columns and depth kc: a row
+/// of kc elements each for stored-transposed B (one more line for a row that straddles), else kc.
+inline std::size_t b_panel_lines(const matrix_operand& b, std::size_t kc, std::size_t cols) {
+  return b.transposed ? cols * ((kc * size_of(b.type) + 63) / 64 + 1) : kc;
 }
 
 /// Prefetches part of the source lines of B's panel [col0, col0 + cols) x depth [p0, p0 + kc):
@@ -213,8 +222,8 @@ inline void prefetch_b_lines(const matrix_operand& b, std::size_t p0, std::size_
   const auto* base = static_cast<const char*>(b.data);
   const std::size_t element_size = size_of(b.type);
   if (b.transposed) {  // cols stored rows of kc elements each
-    const std::size_t lines_per_row = (kc * element_size + 63) / 64 + 1;
-    for (std::size_t line = first; line < std::min(first + count, cols * lines_per_row); ++line) {
+    const std::size_t lines_per_row = b_panel_lines(b, kc, 1);
+    for (std::size_t line = first; line < std::min(first + count, b_panel_lines(b, kc, cols)); ++line) {
       const std::size_t j = line / lines_per_row, l = line % lines_per_row;
       const std::size_t byte = std::min(l * 64, kc * element_size - 1);
       hwy::Prefetch(base + ((col0 + j) * b.stride + p0) * element_size + byte);
@@ -278,8 +287,7 @@ inline void gemm_packed(const gemm_problem& g, const thread_pool& pool) {
           pack.pack_b(g.b.data, g.b.stride, g.b.transposed, pc, kc, col, cols, nr, b_panel.data());
           panel = b_panel.data();
           next_cols = q + 1 < q_end ? std::min(nr, g.n - col - nr) : 0;
-          const std::size_t next_lines = g.b.transposed ? next_cols * ((kc * size_of(g.b.type) + 63) / 64 + 1) : kc;
-          lines_per_call = next_cols ? (next_lines + (r_end - r_begin) - 1) / (r_end - r_begin) : 0;
+          lines_per_call = next_cols ? (b_panel_lines(g.b, kc, next_cols) + (r_end - r_begin) - 1) / (r_end - r_begin) : 0;
         }
         for (std::size_t r = r_begin; r < r_end; ++r) {
           const std::size_t row = r * kRows;
@@ -390,24 +398,14 @@ void gemv_cols(const T* w, std::size_t stride, std::size_t k, std::size_t cols, 
   });
 }
 
-/// Copies element `which` of op(M)'s rows (or columns) into contiguous f32, widening 16-bit types.
+/// Copies the first stored row (or column) of M into contiguous f32, widening 16-bit types.
 template <class T>
-void gather_vector(const T* m, std::size_t stride, bool along_storage_row, std::size_t which, std::size_t n, float* out) {
-  for (std::size_t i = 0; i < n; ++i) out[i] = element(m, along_storage_row ? which * stride + i : i * stride + which);
+void gather_vector(const T* m, std::size_t stride, bool along_storage_row, std::size_t n, float* out) {
+  for (std::size_t i = 0; i < n; ++i) out[i] = element(m, along_storage_row ? i : i * stride);
 }
 
-template <class F>
-decltype(auto) with_element_type(dtype type, F&& f) {
-  switch (type) {
-    case dtype::bf16: return f(bf16{});
-    case dtype::f16: return f(f16{});
-    case dtype::f32: break;
-  }
-  return f(float{});
-}
-
-/// y (+)= op(W) x for a matrix-vector product: `rows_of_storage` chooses a dot product per stored
-/// row (gemv_rows) or a sweep down the stored rows (gemv_cols).
+/// y (+)= op(W) x for a matrix-vector product: `dot_per_stored_row` chooses a dot product per
+/// stored row (gemv_rows) or a sweep down the stored rows (gemv_cols).
 inline void gemv(const matrix_operand& w, bool dot_per_stored_row, std::size_t out_size, std::size_t k, const float* x,
                  float* y, std::size_t y_stride, bool accumulate, const thread_pool& pool) {
   with_element_type(w.type, [&](auto tag) HWY_ATTR {
@@ -424,7 +422,7 @@ inline const float* gathered(const matrix_operand& v, bool along_storage_row, st
   if (buffer.size() < n) buffer = aligned_buffer<float>(n, uninitialized);
   with_element_type(v.type, [&](auto tag) HWY_ATTR {
     using T = decltype(tag);
-    gather_vector(static_cast<const T*>(v.data), v.stride, along_storage_row, 0, n, buffer.data());
+    gather_vector(static_cast<const T*>(v.data), v.stride, along_storage_row, n, buffer.data());
   });
   return buffer.data();
 }

@@ -78,9 +78,7 @@ class count_model {
     s.sentences = 1;
     std::vector<word_id> history{bos_id};
     auto add = [&](word_id id) {
-      const double lp = log_prob(history, id, smoothing);
-      s.total_log_prob += lp, ++s.tokens;
-      if (id == unk_id) ++s.oovs, s.oov_log_prob += lp;
+      s.add_token(log_prob(history, id, smoothing), id == unk_id);
       history.push_back(id);
     };
     for_each_word(line, [&](std::string_view w) { add(vocab_.find(w)); });

@@ -49,6 +49,13 @@ struct text_score {
   std::size_t oovs = 0;
   std::size_t sentences = 0;
 
+  /// Counts one scored token.
+  void add_token(double log_prob, bool oov) {
+    total_log_prob += log_prob;
+    ++tokens;
+    if (oov) ++oovs, oov_log_prob += log_prob;
+  }
+
   double perplexity() const { return std::pow(10.0, -total_log_prob / static_cast<double>(tokens)); }
   double perplexity_excluding_oovs() const {
     return std::pow(10.0, -(total_log_prob - oov_log_prob) / static_cast<double>(tokens - oovs));
@@ -145,12 +152,7 @@ class ngram_model {
     ngram_state state = begin_sentence();
     auto add = [&](std::string_view text, word_id id) {
       const word_score ws = score(state, id);
-      s.total_log_prob += ws.log_prob;
-      ++s.tokens;
-      if (id == unk_id) {
-        ++s.oovs;
-        s.oov_log_prob += ws.log_prob;
-      }
+      s.add_token(ws.log_prob, id == unk_id);
       each_word(text, id, ws);
     };
     for_each_word(line, [&](std::string_view w) { add(w, vocab_.find(w)); });
