@@ -82,8 +82,8 @@ void bpe_merge_scan(std::string_view piece, const token_id* byte_ids, Ranker& ra
     id.erase(id.begin() + std::ptrdiff_t(best) + 1);
     cand.erase(cand.begin() + std::ptrdiff_t(best) + 1);
     --parts;
-    if (best + 1 < parts) cand[best] = pair_at(best);
     if (best > 0) cand[best - 1] = pair_at(best - 1);
+    if (best + 1 < parts) cand[best] = pair_at(best);
   }
   out.insert(out.end(), id.begin(), id.begin() + std::ptrdiff_t(parts));
 }

@@ -22,6 +22,7 @@
 #include "lmkit/core/error.hpp"
 #include "lmkit/core/parallel.hpp"
 #include "lmkit/text/bpe_merge.hpp"
+#include "lmkit/text/piece_cache.hpp"
 #include "lmkit/text/pretokenizer.hpp"
 #include "lmkit/text/token_bytes_table.hpp"
 #include "lmkit/text/utf8.hpp"
@@ -96,7 +97,7 @@ class bpe_tokenizer {
     require_utf8(text, "text to encode");
     std::vector<token_id> out;
     out.reserve(text.size() / 3);
-    bpe_workspace w;
+    scratch w(text.size());
     encode_span(text, w, out);
     return out;
   }
@@ -107,7 +108,7 @@ class bpe_tokenizer {
     require_utf8(text, "text to encode");
     std::vector<token_id> out;
     out.reserve(text.size() / 3);
-    bpe_workspace w;
+    scratch w(text.size());
     // Next occurrence of each special token at or after `pos`, found again only once passed, so
     // that a text with many special tokens is still scanned in linear time per token kind.
     std::vector<std::size_t> next(specials_.size());
@@ -157,7 +158,7 @@ class bpe_tokenizer {
       }
     }
     pool.for_each_index(chunk_end.size(), [&](std::size_t c) {
-      bpe_workspace w;
+      scratch w(std::size_t(64) << 10);
       for (std::size_t k = c == 0 ? 0 : chunk_end[c - 1]; k < chunk_end[c]; ++k) {
         out[k].reserve(texts[k].size() / 3);
         encode_span(texts[k], w, out[k]);
@@ -205,26 +206,49 @@ class bpe_tokenizer {
     }
   }
 
-  void encode_span(std::string_view text, bpe_workspace& w, std::vector<token_id>& out) const {
+  /// tiktoken's rule: a pair merges into the token its bytes spell, ranked by that token's id.
+  struct token_rank {
+    const token_bytes_table& vocab;
+    bpe_candidate operator()(const bpe_pair& p) const {
+      const token_id id = vocab.find(p.bytes);
+      return id == token_bytes_table::none ? bpe_candidate{} : bpe_candidate{id, id};
+    }
+  };
+
+  /// What one encode call reuses from piece to piece.
+  struct scratch {
+    explicit scratch(std::size_t text_bytes) : cache(text_bytes) {}
+    bpe_workspace merge;
+    piece_cache cache;
+  };
+
+  void encode_span(std::string_view text, scratch& w, std::vector<token_id>& out) const {
     for_each_piece(pattern_, text, [&](std::string_view piece) { encode_piece(piece, w, out); });
   }
 
-  void encode_piece(std::string_view piece, bpe_workspace& w, std::vector<token_id>& out) const {
+  void encode_piece(std::string_view piece, scratch& w, std::vector<token_id>& out) const {
+    // tiktoken: a piece that is a token is that token, whatever merging would make of it.
+    if (!use_merge_list_) {
+      if (const token_id whole = vocab_.find(piece); whole != token_bytes_table::none) {
+        out.push_back(whole);
+        return;
+      }
+    }
+    const std::uint64_t hash = detail::hash_bytes(piece, detail::load_head(piece.data(), piece.size()));
+    if (const auto cached = w.cache.find(piece, hash); !cached.empty()) {
+      out.insert(out.end(), cached.begin(), cached.end());
+      return;
+    }
+    const std::size_t first = out.size();
     if (use_merge_list_) {
       bpe_merge(piece, byte_ids_, [this](const bpe_pair& p) {
         const auto it = merge_list_.find(pair_key(p.left, p.right));
         return it == merge_list_.end() ? bpe_candidate{} : it->second;
-      }, w, out);
-      return;
+      }, w.merge, out);
+    } else {
+      bpe_merge(piece, byte_ids_, token_rank{vocab_}, w.merge, out);
     }
-    if (const token_id whole = vocab_.find(piece); whole != token_bytes_table::none) {
-      out.push_back(whole);
-      return;
-    }
-    bpe_merge(piece, byte_ids_, [this](const bpe_pair& p) {
-      const token_id id = vocab_.find(p.bytes);
-      return id == token_bytes_table::none ? bpe_candidate{} : bpe_candidate{id, id};
-    }, w, out);
+    w.cache.store(piece, hash, std::span<const token_id>(out).subspan(first));
   }
 
   token_bytes_table vocab_;

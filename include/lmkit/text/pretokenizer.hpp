@@ -49,7 +49,7 @@ class class_scanner {
     std::uint8_t cls;
     std::uint32_t size;
   };
-  at_result at(std::size_t i) const {
+  [[gnu::always_inline]] at_result at(std::size_t i) const {
     const auto b = static_cast<unsigned char>(s_[i]);
     if (b < 0x80) return {b, ascii_classes[b], 1};
     const decoded_code_point d = decode_utf8(s_ + i);
@@ -59,7 +59,7 @@ class class_scanner {
 
   /// End of the run of code points from `i` whose class satisfies `in`.
   template <class Pred>
-  std::size_t run(std::size_t i, Pred in) const {
+  [[gnu::always_inline]] std::size_t run(std::size_t i, Pred in) const {
     while (i < n_) {
       const at_result c = at(i);
       if (!in(c)) break;

@@ -2,6 +2,7 @@
 // hash (the question BPE asks millions of times), id -> bytes by offset into one arena (decoding).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <optional>
@@ -17,24 +18,33 @@ using token_id = std::uint32_t;
 
 namespace detail {
 
-/// A fast 64-bit hash of short byte strings: 8 bytes at a time, multiply-xorshift mixing.
-inline std::uint64_t hash_bytes(std::string_view s) {
-  constexpr std::uint64_t k = 0x9E3779B97F4A7C15ull;
-  std::uint64_t h = s.size() * k;
-  const char* p = s.data();
-  std::size_t n = s.size();
-  while (n >= 8) {
-    std::uint64_t w;
+/// The first min(8, n) bytes of `p` as an integer (zero above), read without going past p + n.
+inline std::uint64_t load_head(const char* p, std::size_t n) {
+  std::uint64_t w = 0;
+  if (n >= 8) {
     std::memcpy(&w, p, 8);
-    h = (h ^ w) * k;
-    h ^= h >> 29;
-    p += 8;
-    n -= 8;
+  } else if (n >= 4) {
+    std::uint32_t lo, hi;
+    std::memcpy(&lo, p, 4);
+    std::memcpy(&hi, p + n - 4, 4);  // overlaps lo when n < 8
+    w = lo | (std::uint64_t(hi) << (8 * (n - 4)));
+  } else if (n > 0) {
+    w = std::uint64_t(static_cast<unsigned char>(p[0])) | std::uint64_t(static_cast<unsigned char>(p[n / 2])) << (8 * (n / 2)) |
+        std::uint64_t(static_cast<unsigned char>(p[n - 1])) << (8 * (n - 1));
   }
-  if (n > 0) {
-    std::uint64_t w = 0;
-    std::memcpy(&w, p, n);
-    h = (h ^ w) * k;
+  return w;
+}
+
+/// A fast 64-bit hash of a short byte string given its head (load_head): 8 bytes at a time,
+/// multiply-xorshift mixing.
+inline std::uint64_t hash_bytes(std::string_view s, std::uint64_t head) {
+  constexpr std::uint64_t k = 0x9E3779B97F4A7C15ull;
+  std::uint64_t h = (s.size() * k) ^ head;
+  h *= k;
+  h ^= h >> 29;
+  for (std::size_t i = 8; i < s.size(); i += 8) {
+    const std::size_t n = std::min<std::size_t>(8, s.size() - i);
+    h = (h ^ load_head(s.data() + i, n)) * k;
     h ^= h >> 29;
   }
   h *= 0xBF58476D1CE4E5B9ull;
@@ -63,6 +73,7 @@ class token_bytes_table {
     start_[id] = arena_.size();
     length_[id] = std::uint32_t(bytes.size());
     arena_.append(bytes);
+    max_length_ = std::max(max_length_, bytes.size());
     ++count_;
     if (count_ * 2 > slots_.size()) grow();
     insert_slot(id);
@@ -70,13 +81,18 @@ class token_bytes_table {
 
   /// The id whose bytes are `bytes`, or `none`.
   token_id find(std::string_view bytes) const {
-    if (slots_.empty()) return none;
+    if (slots_.empty() || bytes.size() > max_length_) return none;
+    const std::uint64_t head = detail::load_head(bytes.data(), bytes.size());
     const std::size_t mask = slots_.size() - 1;
-    for (std::size_t s = detail::hash_bytes(bytes) & mask;; s = (s + 1) & mask) {
-      const token_id id = slots_[s];
-      if (id == none) return none;
-      if (length_[id] == bytes.size() && std::memcmp(arena_.data() + start_[id], bytes.data(), bytes.size()) == 0)
-        return id;
+    // The slot holds a token's length and first eight bytes: most questions BPE asks ("is this
+    // pair a token?") are settled there, without touching the bytes kept elsewhere in the arena.
+    for (std::size_t s = detail::hash_bytes(bytes, head) & mask;; s = (s + 1) & mask) {
+      const slot& here = slots_[s];
+      if (here.id == none) return none;
+      if (here.head == head && here.length == bytes.size() &&
+          (bytes.size() <= 8 ||
+           std::memcmp(arena_.data() + start_[here.id] + 8, bytes.data() + 8, bytes.size() - 8) == 0))
+        return here.id;
     }
   }
 
@@ -90,14 +106,22 @@ class token_bytes_table {
  private:
   static constexpr std::size_t absent = ~std::size_t(0);
 
+  struct slot {
+    std::uint64_t head;    // the first eight bytes, zero-padded
+    std::uint32_t length;  // in bytes
+    token_id id;           // `none` when empty
+  };
+
   void insert_slot(token_id id) {
+    const std::string_view b = bytes(id);
+    const std::uint64_t head = detail::load_head(b.data(), b.size());
     const std::size_t mask = slots_.size() - 1;
-    std::size_t s = detail::hash_bytes(bytes(id)) & mask;
-    while (slots_[s] != none) s = (s + 1) & mask;
-    slots_[s] = id;
+    std::size_t s = detail::hash_bytes(b, head) & mask;
+    while (slots_[s].id != none) s = (s + 1) & mask;
+    slots_[s] = {head, std::uint32_t(b.size()), id};
   }
   void grow() {
-    slots_.assign(slots_.empty() ? 1024 : slots_.size() * 2, none);
+    slots_.assign(slots_.empty() ? 1024 : slots_.size() * 2, slot{0, 0, none});
     for (token_id id = 0; id < start_.size(); ++id)
       if (start_[id] != absent) insert_slot(id);
   }
@@ -105,8 +129,9 @@ class token_bytes_table {
   std::string arena_;
   std::vector<std::size_t> start_;
   std::vector<std::uint32_t> length_;
-  std::vector<token_id> slots_;  // power of two, at most half full
+  std::vector<slot> slots_;  // power of two, at most half full
   std::size_t count_ = 0;
+  std::size_t max_length_ = 0;
 };
 
 }  // namespace lmkit::text
