@@ -1,7 +1,14 @@
-// Writes seed inputs for the n-gram fuzz targets: a small Kneser-Ney model (from a synthetic corpus)
-// as ARPA text and in the binary format.  make_seeds OUTPUT_DIR
+// Writes seed inputs for the fuzz targets: a small Kneser-Ney model (from a synthetic corpus) as
+// ARPA text and in the binary format; a small BPE vocabulary as a tiktoken rank file and as GPT-2's
+// encoder.json + vocab.bpe; texts for the encoder.  make_seeds OUTPUT_DIR
 #include <filesystem>
+#include <fstream>
 #include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "lmkit/text/byte_unicode.hpp"
+#include "small_bpe.hpp"
 
 #include "lmkit/core/rng.hpp"
 #include "lmkit/io/arpa.hpp"
@@ -27,5 +34,27 @@ int main(int argc, char** argv) {
   const auto model = lmkit::ngram::estimate_kneser_ney(lines, 3);
   lmkit::io::write_arpa(model, dir / "small.arpa");
   lmkit::io::write_ngram_binary(model, dir / "small.bin");
+
+  std::ofstream(dir / "small.tiktoken", std::ios::binary) << lmkit::fuzz::small_bpe_rank_file();
+  // GPT-2's files: each longer token is made by the first split whose halves are tokens.
+  const auto tokens = lmkit::fuzz::small_bpe_tokens();
+  nlohmann::json encoder = nlohmann::json::object();
+  std::string merges = "#version: 0.2\n";
+  for (std::size_t id = 0; id < tokens.size(); ++id) {
+    encoder[lmkit::text::bytes_to_printable(tokens[id])] = id;
+    for (std::size_t cut = 1; cut < tokens[id].size(); ++cut) {
+      const std::string left = tokens[id].substr(0, cut), right = tokens[id].substr(cut);
+      if (std::find(tokens.begin(), tokens.end(), left) != tokens.end() &&
+          std::find(tokens.begin(), tokens.end(), right) != tokens.end()) {
+        merges += lmkit::text::bytes_to_printable(left) + " " + lmkit::text::bytes_to_printable(right) + "\n";
+        break;
+      }
+    }
+  }
+  std::ofstream(dir / "gpt2.pair", std::ios::binary) << encoder.dump() << '\0' << merges;
+  // Encoder inputs: the first byte picks the pattern.
+  const std::string text = "The theory's 12345 and  ababab\r\n\t\xED\x95\x9C\xEA\xB5\xAD\xEC\x96\xB4 <|end|> ====x  \n\n";
+  for (char pattern = 0; pattern < 3; ++pattern)
+    std::ofstream(dir / ("text" + std::to_string(int(pattern)) + ".txt"), std::ios::binary) << pattern << text;
   return 0;
 }

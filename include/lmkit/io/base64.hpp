@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-namespace lmkit::io {
+namespace lmkit {
 
 namespace detail {
 inline constexpr std::array<std::int8_t, 256> base64_values = [] {
@@ -19,6 +19,8 @@ inline constexpr std::array<std::int8_t, 256> base64_values = [] {
   return t;
 }();
 }  // namespace detail
+
+namespace io {
 
 /// The bytes `text` encodes, or nullopt with `*why` set if it is not canonical padded base64.
 inline std::optional<std::string> decode_base64(std::string_view text, const char** why) {
@@ -51,4 +53,5 @@ inline std::optional<std::string> decode_base64(std::string_view text, const cha
   return out;
 }
 
-}  // namespace lmkit::io
+}  // namespace io
+}  // namespace lmkit
