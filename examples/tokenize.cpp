@@ -6,6 +6,8 @@
 //   tokenize --encoding gpt2 --roundtrip FILE              decode(encode(FILE)) == FILE ?
 //   tokenize --gpt2 encoder.json vocab.bpe FILE            GPT-2's files instead of a rank file
 //   tokenize --encoding cl100k_base --decode IDS_FILE      ids (whitespace-separated) back to text
+//   tokenize --sentencepiece tokenizer.model FILE          a SentencePiece BPE model (Llama family)
+//   tokenize --llama2c tokenizer.bin FILE                  llama2.c's tokenizer file
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -18,7 +20,11 @@
 #include <string>
 #include <vector>
 
+#include <variant>
+
 #include <lmkit/io/gpt2_bpe.hpp>
+#include <lmkit/io/llama2c_tokenizer.hpp>
+#include <lmkit/io/sentencepiece_model.hpp>
 #include <lmkit/io/tiktoken.hpp>
 
 namespace {
@@ -27,11 +33,14 @@ using namespace lmkit;
 
 int usage(int code) {
   std::fputs(
-      "usage: tokenize (--encoding NAME [--ranks FILE] | --gpt2 ENCODER_JSON VOCAB_BPE)\n"
+      "usage: tokenize (--encoding NAME [--ranks FILE] | --gpt2 ENCODER_JSON VOCAB_BPE |\n"
+      "                 --sentencepiece MODEL | --llama2c TOKENIZER_BIN)\n"
       "                [--count | --roundtrip | --decode] [--allow-special] FILE|-\n"
       "  --encoding NAME   gpt2 (r50k_base), cl100k_base or o200k_base. Its rank file is --ranks FILE, or\n"
       "                    NAME.tiktoken in $LMKIT_TOKENIZER_DIR or in the current folder.\n"
       "  --gpt2 E V        GPT-2's encoder.json and vocab.bpe.\n"
+      "  --sentencepiece M a SentencePiece BPE .model (Llama family); --llama2c T: llama2.c's tokenizer.bin.\n"
+      "                    Their ids start with BOS when --allow-special is given.\n"
       "  (default)         print the ids, space-separated, one line for the whole file\n"
       "  --count           print the number of tokens and bytes, and the encoding speed\n"
       "  --roundtrip       check that decoding the ids gives the file back (exit 1 if not)\n"
@@ -69,27 +78,8 @@ std::filesystem::path find_rank_file(const std::string& encoding) {
   throw io_error("no rank file for " + encoding + " (looked at" + where + "); give one with --ranks FILE");
 }
 
-int run(int argc, char** argv) {
-  std::string encoding, ranks, mode = "ids", input;
-  std::optional<std::pair<std::string, std::string>> gpt2_files;
-  bool allow_special = false;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "-h" || a == "--help") return usage(0);
-    if (a == "--encoding" && i + 1 < argc) encoding = argv[++i];
-    else if (a == "--ranks" && i + 1 < argc) ranks = argv[++i];
-    else if (a == "--gpt2" && i + 2 < argc) gpt2_files = {argv[i + 1], argv[i + 2]}, i += 2;
-    else if (a == "--count" || a == "--roundtrip" || a == "--decode") mode = a.substr(2);
-    else if (a == "--allow-special") allow_special = true;
-    else if (input.empty() && (a == "-" || a[0] != '-')) input = a;
-    else return usage(2);
-  }
-  if (input.empty() || (encoding.empty() == !gpt2_files)) return usage(2);
-
-  const text::bpe_tokenizer tok = gpt2_files ? io::read_gpt2_bpe(gpt2_files->first, gpt2_files->second)
-                                             : io::load_tiktoken(ranks.empty() ? find_rank_file(encoding) : std::filesystem::path(ranks), encoding);
-  const std::string data = read_input(input);
-
+template <class Tokenizer>
+int run_mode(const Tokenizer& tok, const std::string& mode, const std::string& data, bool allow_special) {
   if (mode == "decode") {
     std::istringstream in(data);
     std::vector<text::token_id> ids;
@@ -106,7 +96,11 @@ int run(int argc, char** argv) {
   }
 
   const auto start = std::chrono::steady_clock::now();
-  const auto ids = allow_special ? tok.encode(data, text::allowed_special::all()) : tok.encode_ordinary(data);
+  std::vector<text::token_id> ids;
+  if constexpr (std::is_same_v<Tokenizer, text::bpe_tokenizer>)
+    ids = allow_special ? tok.encode(data, text::allowed_special::all()) : tok.encode_ordinary(data);
+  else
+    ids = tok.encode(data, {.add_bos = allow_special});
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (mode == "count") {
     std::printf("%zu tokens, %zu bytes, %.3f bytes per token, %.1f MB/s\n", ids.size(), data.size(),
@@ -124,6 +118,38 @@ int run(int argc, char** argv) {
     std::puts(line.c_str());
   }
   return 0;
+}
+
+int run(int argc, char** argv) {
+  std::string encoding, ranks, mode = "ids", input;
+  std::optional<std::pair<std::string, std::string>> gpt2_files;
+  std::string sentencepiece, llama2c;
+  bool allow_special = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "-h" || a == "--help") return usage(0);
+    if (a == "--encoding" && i + 1 < argc) encoding = argv[++i];
+    else if (a == "--ranks" && i + 1 < argc) ranks = argv[++i];
+    else if (a == "--gpt2" && i + 2 < argc) gpt2_files = {argv[i + 1], argv[i + 2]}, i += 2;
+    else if (a == "--sentencepiece" && i + 1 < argc) sentencepiece = argv[++i];
+    else if (a == "--llama2c" && i + 1 < argc) llama2c = argv[++i];
+    else if (a == "--count" || a == "--roundtrip" || a == "--decode") mode = a.substr(2);
+    else if (a == "--allow-special") allow_special = true;
+    else if (input.empty() && (a == "-" || a[0] != '-')) input = a;
+    else return usage(2);
+  }
+  const int sources = !encoding.empty() + bool(gpt2_files) + !sentencepiece.empty() + !llama2c.empty();
+  if (input.empty() || sources != 1) return usage(2);
+
+  using any_tokenizer = std::variant<text::bpe_tokenizer, text::sentencepiece_tokenizer>;
+  const any_tokenizer tokenizer =
+      gpt2_files              ? any_tokenizer(io::read_gpt2_bpe(gpt2_files->first, gpt2_files->second))
+      : !sentencepiece.empty() ? any_tokenizer(io::read_sentencepiece_model(sentencepiece))
+      : !llama2c.empty()       ? any_tokenizer(io::read_llama2c_tokenizer(llama2c))
+                               : any_tokenizer(io::load_tiktoken(
+                                     ranks.empty() ? find_rank_file(encoding) : std::filesystem::path(ranks), encoding));
+  const std::string data = read_input(input);
+  return std::visit([&](const auto& tok) { return run_mode(tok, mode, data, allow_special); }, tokenizer);
 }
 
 }  // namespace

@@ -35,7 +35,7 @@ inline std::optional<std::string> decode_base64(std::string_view text, const cha
     const std::size_t padding = last ? (text[i + 3] == '=') + (text[i + 2] == '=' && text[i + 3] == '=') : 0;
     std::uint32_t v = 0;
     for (std::size_t k = 0; k < 4; ++k) {
-      const int d = k < 4 - padding ? detail::base64_values[static_cast<unsigned char>(text[i + k])] : 0;
+      const int d = k < 4 - padding ? lmkit::detail::base64_values[static_cast<unsigned char>(text[i + k])] : 0;
       if (d < 0) {
         *why = "character outside the base64 alphabet";
         return std::nullopt;

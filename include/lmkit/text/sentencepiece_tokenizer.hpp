@@ -1,0 +1,232 @@
+// SentencePiece-style BPE, as Llama-family models use it: spaces become "▁" (U+2581), a "▁" is put
+// before the text, the text's characters are merged pairwise, highest-scoring piece first (the
+// leftmost among equal scores), and a character no piece covers becomes its UTF-8 bytes as
+// <0xNN> pieces (byte fallback) or <unk>. This is SentencePiece's BPE encoder (bpe_model.cc), which
+// llama.cpp and Hugging Face's Llama tokenizers reproduce.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "lmkit/core/error.hpp"
+#include "lmkit/text/bpe_merge.hpp"
+#include "lmkit/text/token_bytes_table.hpp"
+#include "lmkit/text/utf8.hpp"
+
+namespace lmkit::text {
+
+/// A piece's role, with SentencePiece's numbering.
+enum class piece_type : std::uint8_t { normal = 1, unknown = 2, control = 3, user_defined = 4, unused = 5, byte = 6 };
+
+struct sentencepiece_piece {
+  std::string text;  // "▁" for spaces, as in .model files
+  float score = 0;
+  piece_type type = piece_type::normal;
+};
+
+struct sentencepiece_options {
+  bool add_dummy_prefix = true;           // a "▁" before the text
+  bool remove_extra_whitespaces = false;  // strip the ends and collapse runs of spaces first
+  bool escape_whitespaces = true;         // spaces become "▁"
+  bool byte_fallback = true;              // unknown characters as <0xNN> pieces, else <unk>
+  std::optional<token_id> unk_id, bos_id, eos_id;
+};
+
+/// Options for encoding one text.
+struct sentencepiece_encode_options {
+  bool add_bos = false;
+  bool add_eos = false;
+};
+
+class sentencepiece_tokenizer {
+ public:
+  static constexpr std::string_view space_symbol = "\xE2\x96\x81";  // U+2581
+
+  sentencepiece_tokenizer(std::vector<sentencepiece_piece> pieces, sentencepiece_options options)
+      : pieces_(std::move(pieces)), options_(options) {
+    require<format_error>(!pieces_.empty(), "SentencePiece model has no pieces");
+    require<format_error>(pieces_.size() < token_bytes_table::none, "SentencePiece model has too many pieces");
+    std::fill(std::begin(byte_ids_), std::end(byte_ids_), token_bytes_table::none);
+    // Merge priority: a higher score merges first, so rank = position in descending score order.
+    std::vector<token_id> order;
+    for (token_id id = 0; id < pieces_.size(); ++id) {
+      const auto& p = pieces_[id];
+      require<format_error>(!p.text.empty(), "SentencePiece piece ", id, " is empty");
+      require_utf8(p.text, lmkit::detail::concat("SentencePiece piece ", id));
+      if (p.type == piece_type::normal || p.type == piece_type::user_defined || p.type == piece_type::unused) {
+        if (mergeable_.find(p.text) == token_bytes_table::none) mergeable_.add(p.text, id);  // first one wins
+        // A "▁" after another character of a piece: words cannot be merged separately.
+        for (std::size_t at = p.text.find(space_symbol, 1); at != std::string::npos; at = p.text.find(space_symbol, at + 1))
+          if (at < space_symbol.size() || p.text.compare(at - 3, 3, space_symbol) != 0) words_merge_separately_ = false;
+        order.push_back(id);
+      } else if (p.type == piece_type::byte) {
+        const int b = parse_byte_piece(p.text);
+        require<format_error>(b >= 0, "SentencePiece byte piece ", id, " is '", p.text, "', not <0xNN>");
+        byte_ids_[b] = id;
+      } else if (p.type == piece_type::unknown && !options_.unk_id) {
+        options_.unk_id = id;
+      }
+    }
+    std::stable_sort(order.begin(), order.end(), [&](token_id a, token_id b) { return pieces_[a].score > pieces_[b].score; });
+    rank_.assign(pieces_.size(), bpe_candidate::no_merge);
+    for (std::size_t r = 0; r < order.size(); ++r) rank_[order[r]] = std::uint32_t(r);
+    for (const auto id : {options_.unk_id, options_.bos_id, options_.eos_id})
+      require<format_error>(!id || *id < pieces_.size(), "special token id ", id.value_or(0), " is outside the ",
+                            pieces_.size(), " pieces");
+    if (options_.byte_fallback)
+      for (int b = 0; b < 256; ++b)
+        require<format_error>(byte_ids_[b] != token_bytes_table::none, "byte fallback needs piece <0x", hex_byte(b), ">");
+    require<format_error>(options_.byte_fallback || options_.unk_id, "SentencePiece model has neither byte fallback nor <unk>");
+  }
+
+  std::vector<token_id> encode(std::string_view text, sentencepiece_encode_options how = {}) const {
+    require_utf8(text, "text to encode");
+    std::vector<token_id> out;
+    if (how.add_bos) out.push_back(require_special(options_.bos_id, "BOS"));
+    const std::string normalized = normalize(text);
+    encode_normalized(normalized, out);
+    if (how.add_eos) out.push_back(require_special(options_.eos_id, "EOS"));
+    return out;
+  }
+
+  /// The text of `ids`: "▁" back to spaces, byte pieces to their bytes (ill-formed UTF-8 that they
+  /// leave becomes U+FFFD), control pieces (BOS, EOS) to nothing, and the dummy prefix's space
+  /// removed from the start.
+  std::string decode(std::span<const token_id> ids) const {
+    std::string bytes;
+    for (const token_id id : ids) {
+      require<argument_error>(id < pieces_.size(), "token id ", id, " is not in the vocabulary (size ", pieces_.size(), ")");
+      const auto& p = pieces_[id];
+      switch (p.type) {
+        case piece_type::control: break;
+        case piece_type::byte: bytes.push_back(char(parse_byte_piece(p.text))); break;
+        case piece_type::unknown: bytes += " \xE2\x81\x87 "; break;  // SentencePiece's unk surface, " ⁇ "
+        default: bytes += p.text;
+      }
+    }
+    std::string text;
+    text.reserve(bytes.size());
+    for (std::size_t i = 0; i < bytes.size();) {
+      if (options_.escape_whitespaces && std::string_view(bytes).substr(i, 3) == space_symbol) {
+        text.push_back(' ');
+        i += 3;
+      } else {
+        text.push_back(bytes[i++]);
+      }
+    }
+    if (options_.add_dummy_prefix && !text.empty() && text[0] == ' ') text.erase(0, 1);
+    return replace_invalid_utf8(text);
+  }
+
+  std::size_t vocab_size() const { return pieces_.size(); }
+  const std::vector<sentencepiece_piece>& pieces() const { return pieces_; }
+  const sentencepiece_options& options() const { return options_; }
+  std::optional<token_id> bos_id() const { return options_.bos_id; }
+  std::optional<token_id> eos_id() const { return options_.eos_id; }
+  std::optional<token_id> unk_id() const { return options_.unk_id; }
+
+ private:
+  static int parse_byte_piece(std::string_view t) {
+    auto hex = [](char c) { return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1; };
+    if (t.size() != 6 || !t.starts_with("<0x") || t[5] != '>' || hex(t[3]) < 0 || hex(t[4]) < 0) return -1;
+    return hex(t[3]) * 16 + hex(t[4]);
+  }
+  static std::string hex_byte(int b) {
+    const char* digits = "0123456789ABCDEF";
+    return {digits[b >> 4], digits[b & 15]};
+  }
+  static token_id require_special(const std::optional<token_id>& id, const char* name) {
+    require<argument_error>(id.has_value(), "this SentencePiece model has no ", name, " token");
+    return *id;
+  }
+
+  std::string normalize(std::string_view text) const {
+    std::string t(text);
+    if (options_.remove_extra_whitespaces) {
+      std::string collapsed;
+      for (const char c : t) {
+        if (c == ' ' && (collapsed.empty() || collapsed.back() == ' ')) continue;
+        collapsed.push_back(c);
+      }
+      while (!collapsed.empty() && collapsed.back() == ' ') collapsed.pop_back();
+      t = std::move(collapsed);
+    }
+    if (t.empty()) return t;
+    if (options_.add_dummy_prefix) t.insert(t.begin(), ' ');
+    if (!options_.escape_whitespaces) return t;
+    std::string escaped;
+    escaped.reserve(t.size() + t.size() / 4);
+    for (const char c : t) {
+      if (c == ' ')
+        escaped += space_symbol;
+      else
+        escaped.push_back(c);
+    }
+    return escaped;
+  }
+
+  void encode_normalized(std::string_view s, std::vector<token_id>& out) const {
+    // SentencePiece merges over the whole text. When no piece has a "▁" after another character,
+    // no merge can cross the start of a word ("▁" after a character other than "▁"), so each word
+    // is merged on its own: the same result, in linear time for long texts.
+    bpe_workspace w;
+    if (!words_merge_separately_) return encode_word(s, w, out);
+    std::size_t begin = 0;
+    for (std::size_t at = s.find(space_symbol, 1); at != std::string_view::npos; at = s.find(space_symbol, at + 3)) {
+      if (at >= 3 && s.compare(at - 3, 3, space_symbol) == 0) continue;  // within a run of spaces
+      encode_word(s.substr(begin, at - begin), w, out);
+      begin = at;
+    }
+    encode_word(s.substr(begin), w, out);
+  }
+
+  void encode_word(std::string_view s, bpe_workspace& w, std::vector<token_id>& out) const {
+    if (s.empty()) return;
+    // Initial parts: characters (user-defined pieces would be matched whole here; lmkit merges
+    // them like other pieces, which gives the same result unless a user-defined piece could be
+    // part of a longer piece).
+    w.start.clear();
+    w.id.clear();
+    for (std::size_t i = 0; i < s.size();) {
+      const std::uint32_t size = decode_utf8(s.data() + i).size;
+      w.start.push_back(std::uint32_t(i));
+      w.id.push_back(mergeable_.find(s.substr(i, size)));
+      i += size;
+    }
+    const std::size_t parts = w.start.size();
+    w.start.push_back(std::uint32_t(s.size()));
+    bool previous_unknown = !out.empty() && options_.unk_id && out.back() == *options_.unk_id;
+    bpe_merge_parts(
+        s, parts,
+        [this](const bpe_pair& p) {
+          const token_id id = mergeable_.find(p.bytes);
+          return id == token_bytes_table::none ? bpe_candidate{} : bpe_candidate{rank_[id], id};
+        },
+        w,
+        [&](std::uint32_t begin, std::uint32_t end, token_id id) {
+          if (id != token_bytes_table::none) {
+            out.push_back(id);
+            previous_unknown = false;
+          } else if (options_.byte_fallback) {
+            for (std::uint32_t b = begin; b < end; ++b) out.push_back(byte_ids_[static_cast<unsigned char>(s[b])]);
+          } else if (!previous_unknown) {  // a run of unknown characters is one <unk>, as in SentencePiece
+            out.push_back(*options_.unk_id);
+            previous_unknown = true;
+          }
+        });
+  }
+
+  std::vector<sentencepiece_piece> pieces_;
+  sentencepiece_options options_;
+  token_bytes_table mergeable_;  // normal, user-defined and unused pieces: text -> id
+  std::vector<std::uint32_t> rank_;
+  token_id byte_ids_[256];
+  bool words_merge_separately_ = true;
+};
+
+}  // namespace lmkit::text

@@ -1,0 +1,133 @@
+// SentencePiece-style BPE: the fixture Llama's tokenizer read from its .model file, from llama2.c's
+// tokenizer.bin and from the Hugging Face folder gives the ids of the real SentencePiece
+// (spm_encode) and of the PyTorch reference prompts; decoding inverts encoding; bad files fail.
+#include <catch2/catch.hpp>
+
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "lmkit/io/llama2c_tokenizer.hpp"
+#include "lmkit/io/sentencepiece_model.hpp"
+#include "lmkit/core/rng.hpp"
+#include "lmkit/text/tokenizer.hpp"
+#include "test_support.hpp"
+
+using lmkit::text::token_id;
+using lmkit::test::shared_data;
+
+static_assert(lmkit::text::tokenizer<lmkit::text::sentencepiece_tokenizer>);
+
+namespace {
+
+std::string read_text(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+const std::filesystem::path fixture = "fixtures/shakespeare-llama";
+
+std::vector<lmkit::text::sentencepiece_tokenizer> all_three() {
+  std::vector<lmkit::text::sentencepiece_tokenizer> t;
+  t.push_back(lmkit::io::read_sentencepiece_model(shared_data(fixture / "tok512.model")));
+  t.push_back(lmkit::io::read_llama2c_tokenizer(shared_data(fixture / "tokenizer.bin")));
+  t.push_back(lmkit::io::read_sentencepiece_model(shared_data(fixture / "hf/tokenizer.model")));
+  return t;
+}
+
+}  // namespace
+
+TEST_CASE("the fixture's prompts encode to the reference ids (BOS first)", "[sentencepiece]") {
+  for (const auto& tok : all_three()) {
+    CHECK(tok.vocab_size() == 512);
+    CHECK(tok.bos_id() == token_id(1));
+    CHECK(tok.eos_id() == token_id(2));
+    for (const std::string name : {"romeo", "citizen"}) {
+      const auto ref = nlohmann::json::parse(read_text(shared_data(fixture / "refs" / (name + ".pytorch.json"))));
+      const std::string prompt = ref["prompt"];
+      INFO(name);
+      CHECK(tok.encode(prompt, {.add_bos = true}) == ref["prompt_ids"].get<std::vector<token_id>>());
+      // The greedy continuation decodes to the reference text (it follows the prompt: no dummy space).
+      const auto greedy = ref["greedy_ids"].get<std::vector<token_id>>();
+      std::vector<token_id> whole = ref["prompt_ids"].get<std::vector<token_id>>();
+      whole.insert(whole.end(), greedy.begin(), greedy.end());
+      CHECK(tok.decode(whole) == prompt + ref["greedy_text"].get<std::string>());
+    }
+  }
+}
+
+TEST_CASE("ids equal SentencePiece's spm_encode on written and random lines", "[sentencepiece]") {
+  const auto cases = nlohmann::json::parse(read_text(std::filesystem::path(LMKIT_TEST_DATA) / "sentencepiece_cases.json"));
+  REQUIRE(cases.size() > 250);
+  for (const auto& tok : all_three()) {
+    for (const auto& c : cases) {
+      const std::string text = c["text"];
+      INFO(text);
+      const auto ids = tok.encode(text);
+      CHECK(ids == c["ids"].get<std::vector<token_id>>());
+      CHECK(tok.decode(ids) == text);
+    }
+  }
+}
+
+TEST_CASE("decode(encode(x)) == x for random text, newlines and bytes outside the vocabulary", "[sentencepiece]") {
+  const auto tok = lmkit::io::read_llama2c_tokenizer(shared_data(fixture / "tokenizer.bin"));
+  lmkit::philox rng(lmkit::seed{5});
+  for (int k = 0; k < 300; ++k) {
+    std::string text;
+    const int n = 1 + int(rng() % 80);
+    for (int i = 0; i < n; ++i) {
+      const std::uint32_t r = rng();
+      char32_t c = r % 3 == 0 ? char32_t(0x20 + (r >> 8) % 0x5F) : r % 3 == 1 ? U"\n \t한é😀"[(r >> 8) % 7] : char32_t((r >> 8) % 0x110000);
+      if (c >= 0xD800 && c <= 0xDFFF) c = 'x';
+      lmkit::text::append_utf8(text, c);
+    }
+    INFO(k);
+    REQUIRE(tok.decode(tok.encode(text)) == text);
+  }
+  CHECK(tok.encode("").empty());
+  CHECK(tok.encode("\n") == std::vector<token_id>{448 /* ▁ */, 13 /* <0x0A> */});
+  CHECK_THROWS_AS(tok.decode(std::vector<token_id>{512}), lmkit::argument_error);
+  CHECK_THROWS_AS(tok.encode("\xC3"), lmkit::format_error);
+}
+
+TEST_CASE("a model without byte fallback makes one <unk> of a run of unknown characters", "[sentencepiece]") {
+  using lmkit::text::piece_type;
+  std::vector<lmkit::text::sentencepiece_piece> pieces{
+      {"<unk>", 0, piece_type::unknown}, {"<s>", 0, piece_type::control}, {"</s>", 0, piece_type::control},
+      {"\xE2\x96\x81" "a", -1, piece_type::normal}, {"\xE2\x96\x81", -2, piece_type::normal}, {"a", -3, piece_type::normal},
+      {"b", -4, piece_type::normal}};
+  const lmkit::text::sentencepiece_tokenizer tok(pieces, {.byte_fallback = false, .unk_id = 0, .bos_id = 1, .eos_id = 2});
+  CHECK(tok.encode("a xyz b") == std::vector<token_id>{3, 4, 0, 4, 6});
+  CHECK(tok.decode(std::vector<token_id>{3, 4, 0}) == "a  \xE2\x81\x87 ");
+  CHECK(tok.encode("ab", {.add_bos = true, .add_eos = true}) == std::vector<token_id>{1, 3, 6, 2});
+
+  // A piece that spans the start of a word ("b▁") makes the whole text one merge.
+  pieces.push_back({"b\xE2\x96\x81", -0.5f, piece_type::normal});
+  lmkit::text::sentencepiece_options no_bos;
+  no_bos.byte_fallback = false;
+  no_bos.unk_id = 0;
+  const lmkit::text::sentencepiece_tokenizer spanning(pieces, no_bos);
+  CHECK_THROWS_WITH(spanning.encode("a", {.add_bos = true}), Catch::Contains("no BOS token"));
+  CHECK(spanning.encode("ab ab") == std::vector<token_id>{3, 7, 5, 6});
+  CHECK(spanning.decode(spanning.encode("ab ab")) == "ab ab");
+}
+
+TEST_CASE("bad SentencePiece and llama2.c files are errors naming the file", "[sentencepiece][files]") {
+  const std::string model = read_text(shared_data(fixture / "tok512.model"));
+  CHECK_THROWS_WITH(lmkit::io::parse_sentencepiece_model(model.substr(0, model.size() / 2), "m.model"),
+                    Catch::Contains("m.model") && Catch::Contains("past the end"));
+  CHECK_THROWS_WITH(lmkit::io::parse_sentencepiece_model(std::string("\x0A\x05\x0A\x01", 4), "m.model"),
+                    Catch::Contains("m.model"));
+  CHECK_THROWS_WITH(lmkit::io::parse_sentencepiece_model("", "m.model"), Catch::Contains("not BPE"));
+  const std::string bin = read_text(shared_data(fixture / "tokenizer.bin"));
+  CHECK_THROWS_WITH(lmkit::io::parse_llama2c_tokenizer(bin.substr(0, bin.size() - 3), "t.bin"),
+                    Catch::Contains("t.bin: piece 511"));
+  CHECK_THROWS_WITH(lmkit::io::parse_llama2c_tokenizer(bin.substr(0, 2), "t.bin"), Catch::Contains("header"));
+  std::string huge = bin;
+  huge[4 + 4] = '\x7F';  // piece 0's length
+  CHECK_THROWS_WITH(lmkit::io::parse_llama2c_tokenizer(huge, "t.bin"), Catch::Contains("t.bin: piece 0 has length"));
+}
