@@ -8,6 +8,7 @@
 //   tokenize --encoding cl100k_base --decode IDS_FILE      ids (whitespace-separated) back to text
 //   tokenize --sentencepiece tokenizer.model FILE          a SentencePiece BPE model (Llama family)
 //   tokenize --llama2c tokenizer.bin FILE                  llama2.c's tokenizer file
+//   tokenize --hf tokenizer.json FILE                      a Hugging Face byte-level BPE tokenizer
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -23,6 +24,7 @@
 #include <variant>
 
 #include <lmkit/io/gpt2_bpe.hpp>
+#include <lmkit/io/hf_tokenizer.hpp>
 #include <lmkit/io/llama2c_tokenizer.hpp>
 #include <lmkit/io/sentencepiece_model.hpp>
 #include <lmkit/io/tiktoken.hpp>
@@ -34,11 +36,11 @@ using namespace lmkit;
 int usage(int code) {
   std::fputs(
       "usage: tokenize (--encoding NAME [--ranks FILE] | --gpt2 ENCODER_JSON VOCAB_BPE |\n"
-      "                 --sentencepiece MODEL | --llama2c TOKENIZER_BIN)\n"
+      "                 --sentencepiece MODEL | --llama2c TOKENIZER_BIN | --hf TOKENIZER_JSON)\n"
       "                [--count | --roundtrip | --decode] [--allow-special] FILE|-\n"
       "  --encoding NAME   gpt2 (r50k_base), cl100k_base or o200k_base. Its rank file is --ranks FILE, or\n"
       "                    NAME.tiktoken in $LMKIT_TOKENIZER_DIR or in the current folder.\n"
-      "  --gpt2 E V        GPT-2's encoder.json and vocab.bpe.\n"
+      "  --gpt2 E V        GPT-2's encoder.json and vocab.bpe; --hf T: a Hugging Face byte-level BPE tokenizer.json.\n"
       "  --sentencepiece M a SentencePiece BPE .model (Llama family); --llama2c T: llama2.c's tokenizer.bin.\n"
       "                    Their ids start with BOS when --allow-special is given.\n"
       "  (default)         print the ids, space-separated, one line for the whole file\n"
@@ -123,7 +125,7 @@ int run_mode(const Tokenizer& tok, const std::string& mode, const std::string& d
 int run(int argc, char** argv) {
   std::string encoding, ranks, mode = "ids", input;
   std::optional<std::pair<std::string, std::string>> gpt2_files;
-  std::string sentencepiece, llama2c;
+  std::string sentencepiece, llama2c, hf;
   bool allow_special = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -133,12 +135,13 @@ int run(int argc, char** argv) {
     else if (a == "--gpt2" && i + 2 < argc) gpt2_files = {argv[i + 1], argv[i + 2]}, i += 2;
     else if (a == "--sentencepiece" && i + 1 < argc) sentencepiece = argv[++i];
     else if (a == "--llama2c" && i + 1 < argc) llama2c = argv[++i];
+    else if (a == "--hf" && i + 1 < argc) hf = argv[++i];
     else if (a == "--count" || a == "--roundtrip" || a == "--decode") mode = a.substr(2);
     else if (a == "--allow-special") allow_special = true;
     else if (input.empty() && (a == "-" || a[0] != '-')) input = a;
     else return usage(2);
   }
-  const int sources = !encoding.empty() + bool(gpt2_files) + !sentencepiece.empty() + !llama2c.empty();
+  const int sources = !encoding.empty() + bool(gpt2_files) + !sentencepiece.empty() + !llama2c.empty() + !hf.empty();
   if (input.empty() || sources != 1) return usage(2);
 
   using any_tokenizer = std::variant<text::bpe_tokenizer, text::sentencepiece_tokenizer>;
@@ -146,6 +149,7 @@ int run(int argc, char** argv) {
       gpt2_files              ? any_tokenizer(io::read_gpt2_bpe(gpt2_files->first, gpt2_files->second))
       : !sentencepiece.empty() ? any_tokenizer(io::read_sentencepiece_model(sentencepiece))
       : !llama2c.empty()       ? any_tokenizer(io::read_llama2c_tokenizer(llama2c))
+      : !hf.empty()            ? any_tokenizer(io::read_hf_tokenizer_json(hf))
                                : any_tokenizer(io::load_tiktoken(
                                      ranks.empty() ? find_rank_file(encoding) : std::filesystem::path(ranks), encoding));
   const std::string data = read_input(input);

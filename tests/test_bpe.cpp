@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "lmkit/io/gpt2_bpe.hpp"
+#include "lmkit/io/hf_tokenizer.hpp"
 #include "lmkit/io/tiktoken.hpp"
 #include "lmkit/core/rng.hpp"
 #include "test_support.hpp"
@@ -284,4 +285,87 @@ TEST_CASE("bad GPT-2 files are errors naming the file", "[bpe][files]") {
                     Catch::Contains("m.bpe:2: expected 'LEFT RIGHT'"));
   CHECK_THROWS_WITH(lmkit::io::parse_gpt2_bpe(R"({"\u0000": 0})", "", "enc.json", "m.bpe"),
                     Catch::Contains("does not stand for a byte"));
+}
+
+namespace {
+
+/// GPT-2's files written as a Hugging Face tokenizer.json, the way its converter writes them.
+nlohmann::json gpt2_as_tokenizer_json(bool merges_as_pairs, bool split_then_byte_level) {
+  auto encoder = nlohmann::json::parse(read_text(shared_data("tokenizers/gpt2/encoder.json")));
+  std::istringstream bpe(read_text(shared_data("tokenizers/gpt2/vocab.bpe")));
+  nlohmann::json merges = nlohmann::json::array();
+  std::string line;
+  std::getline(bpe, line);  // #version
+  while (std::getline(bpe, line)) {
+    if (line.empty()) continue;
+    const auto space = line.find(' ');
+    if (merges_as_pairs)
+      merges.push_back({line.substr(0, space), line.substr(space + 1)});
+    else
+      merges.push_back(line);
+  }
+  nlohmann::json j;
+  j["version"] = "1.0";
+  j["added_tokens"] = {{{"id", 50256}, {"content", "<|endoftext|>"}, {"special", true}}};
+  j["normalizer"] = nullptr;
+  if (split_then_byte_level) {
+    j["pre_tokenizer"] = {{"type", "Sequence"},
+                          {"pretokenizers",
+                           {{{"type", "Split"},
+                             {"pattern", {{"Regex", std::string(lmkit::text::regex_of(lmkit::text::split_pattern::gpt2))}}},
+                             {"behavior", "Isolated"},
+                             {"invert", false}},
+                            {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}}}}};
+  } else {
+    j["pre_tokenizer"] = {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", true}};
+  }
+  j["model"] = {{"type", "BPE"}, {"dropout", nullptr}, {"unk_token", nullptr}, {"continuing_subword_prefix", ""},
+                {"end_of_word_suffix", ""}, {"fuse_unk", false}, {"byte_fallback", false}, {"vocab", encoder},
+                {"merges", merges}};
+  return j;
+}
+
+}  // namespace
+
+TEST_CASE("a Hugging Face tokenizer.json of GPT-2 gives tiktoken's gpt2 ids", "[bpe][hf]") {
+  for (const bool pairs : {false, true}) {
+    for (const bool split : {false, true}) {
+      const auto tok = lmkit::io::parse_hf_tokenizer_json(gpt2_as_tokenizer_json(pairs, split).dump(), "tokenizer.json");
+      CHECK(tok.vocab_size() == 50257);
+      CHECK(tok.special_id("<|endoftext|>") == token_id(50256));
+      for (const auto& c : tiktoken_cases()) {
+        INFO(c.name << " pairs=" << pairs << " split=" << split);
+        CHECK(tok.encode_ordinary(c.text) == c.ids.at("gpt2"));
+      }
+      const auto with_special = tok.encode("a<|endoftext|>b", lmkit::text::allowed_special::all());
+      CHECK(with_special == std::vector<token_id>{64, 50256, 65});
+    }
+  }
+}
+
+TEST_CASE("tokenizer.json parts lmkit does not implement are named", "[bpe][hf]") {
+  auto j = gpt2_as_tokenizer_json(false, false);
+  auto error_of = [](const nlohmann::json& variant) {
+    try {
+      lmkit::io::parse_hf_tokenizer_json(variant.dump(), "t.json");
+    } catch (const lmkit::format_error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  auto with = [&](const char* pointer, nlohmann::json value) {
+    auto v = j;
+    v[nlohmann::json::json_pointer(pointer)] = std::move(value);
+    return v;
+  };
+  CHECK_THAT(error_of(with("/normalizer", {{"type", "NFC"}})), Catch::Contains("normalizer 'NFC'"));
+  CHECK_THAT(error_of(with("/pre_tokenizer", {{"type", "Metaspace"}})), Catch::Contains("pre_tokenizer 'Metaspace'"));
+  CHECK_THAT(error_of(with("/model/type", "WordPiece")), Catch::Contains("model type 'WordPiece'"));
+  CHECK_THAT(error_of(with("/model/merges/3", "Ġ zzzq")), Catch::Contains("merge 3: 'zzzq' is not in the vocabulary"));
+  CHECK_THAT(error_of(with("/model/merges/3", 7)), Catch::Contains("merge 3 is neither"));
+  CHECK_THAT(error_of(with("/model/byte_fallback", "yes")), Catch::Contains("byte_fallback must be true or false"));
+  CHECK_THAT(error_of(with("/pre_tokenizer/add_prefix_space", true)), Catch::Contains("add_prefix_space"));
+  CHECK_THAT(error_of(with("/model/vocab", 3)), Catch::Contains("model.vocab"));
+  CHECK_THAT(error_of(nlohmann::json::parse("[1]")), Catch::Contains("no \"model\" object"));
+  CHECK_THROWS_WITH(lmkit::io::parse_hf_tokenizer_json("{", "t.json"), Catch::Contains("t.json: not valid JSON"));
 }

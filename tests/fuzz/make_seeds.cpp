@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "lmkit/text/byte_unicode.hpp"
+#include "lmkit/text/pretokenizer.hpp"
 #include "small_bpe.hpp"
 
 #include "lmkit/core/rng.hpp"
@@ -52,6 +53,23 @@ int main(int argc, char** argv) {
     }
   }
   std::ofstream(dir / "gpt2.pair", std::ios::binary) << encoder.dump() << '\0' << merges;
+  // The same vocabulary as a Hugging Face tokenizer.json with a Split + ByteLevel pre-tokenizer.
+  nlohmann::json merge_list = nlohmann::json::array();
+  std::istringstream merge_lines(merges);
+  std::string merge_line;
+  std::getline(merge_lines, merge_line);  // #version
+  while (std::getline(merge_lines, merge_line)) merge_list.push_back(merge_line);
+  nlohmann::json hf = {
+      {"added_tokens", {{{"id", tokens.size()}, {"content", "<|end|>"}, {"special", true}}}},
+      {"normalizer", nullptr},
+      {"pre_tokenizer",
+       {{"type", "Sequence"},
+        {"pretokenizers",
+         {{{"type", "Split"}, {"pattern", {{"Regex", std::string(lmkit::text::regex_of(lmkit::text::split_pattern::cl100k_base))}}},
+           {"behavior", "Isolated"}, {"invert", false}},
+          {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}}}}}},
+      {"model", {{"type", "BPE"}, {"byte_fallback", false}, {"ignore_merges", true}, {"vocab", encoder}, {"merges", merge_list}}}};
+  std::ofstream(dir / "tokenizer.json", std::ios::binary) << hf.dump(1);
   // Encoder inputs: the first byte picks the pattern.
   const std::string text = "The theory's 12345 and  ababab\r\n\t\xED\x95\x9C\xEA\xB5\xAD\xEC\x96\xB4 <|end|> ====x  \n\n";
   for (char pattern = 0; pattern < 3; ++pattern)

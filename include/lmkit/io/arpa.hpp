@@ -58,7 +58,7 @@ inline ngram::ngram_model read_arpa(std::istream& in, const std::string& where =
   std::string line;
   std::size_t line_number = 0;
   auto fail = [&](const std::string& what) -> void {
-    throw format_error(detail::concat(where, ":", line_number, ": ", what));
+    throw format_error(lmkit::detail::concat(where, ":", line_number, ": ", what));
   };
   auto next_line = [&]() -> bool {
     if (!std::getline(in, line)) return false;
@@ -80,15 +80,15 @@ inline ngram::ngram_model read_arpa(std::istream& in, const std::string& where =
       if (!counts.empty()) break;
       continue;
     }
-    if (t.substr(0, 6) != "ngram ") fail(detail::concat("expected 'ngram N=count', found '", t, "'"));
+    if (t.substr(0, 6) != "ngram ") fail(lmkit::detail::concat("expected 'ngram N=count', found '", t, "'"));
     const auto eq = t.find('=');
     if (eq == std::string_view::npos) fail("'ngram' line without '='");
     std::size_t n = 0, count = 0;
     const auto order_text = trim(t.substr(6, eq - 6)), count_text = trim(t.substr(eq + 1));
     if (std::from_chars(order_text.data(), order_text.data() + order_text.size(), n).ec != std::errc() ||
         std::from_chars(count_text.data(), count_text.data() + count_text.size(), count).ec != std::errc())
-      fail(detail::concat("bad numbers in '", t, "'"));
-    if (n != counts.size() + 1) fail(detail::concat("expected the count of ", counts.size() + 1, "-grams, found ", n));
+      fail(lmkit::detail::concat("bad numbers in '", t, "'"));
+    if (n != counts.size() + 1) fail(lmkit::detail::concat("expected the count of ", counts.size() + 1, "-grams, found ", n));
     counts.push_back(count);
   }
   if (counts.empty()) fail("no 'ngram N=count' lines after \\data\\");
@@ -101,23 +101,23 @@ inline ngram::ngram_model read_arpa(std::istream& in, const std::string& where =
     header += "-grams:";
     while (next_line() && trim(line).empty()) {
     }
-    if (!in || trim(line) != header) fail(detail::concat("expected ", header));
+    if (!in || trim(line) != header) fail(lmkit::detail::concat("expected ", header));
     // The header's count is not trusted with memory: reserve a bounded amount, grow past it.
     model.table(n).reserve(std::min<std::size_t>(counts[n - 1], std::size_t{1} << 20));
     for (std::size_t i = 0; i < counts[n - 1]; ++i) {
-      if (!next_line()) fail(detail::concat("the file ends after ", i, " of ", counts[n - 1], " ", n, "-grams"));
+      if (!next_line()) fail(lmkit::detail::concat("the file ends after ", i, " of ", counts[n - 1], " ", n, "-grams"));
       const auto f = fields(trim(line));
       if (f.size() != n + 1 && f.size() != n + 2)
-        fail(detail::concat("a ", n, "-gram line needs a probability, ", n, " words and an optional back-off; found ",
+        fail(lmkit::detail::concat("a ", n, "-gram line needs a probability, ", n, " words and an optional back-off; found ",
                             f.size(), " fields"));
       ngram::ngram_entry e;
-      if (!parse_float(f[0], e.log_prob)) fail(detail::concat("bad probability '", f[0], "'"));
-      if (f.size() == n + 2 && !parse_float(f[n + 1], e.log_backoff)) fail(detail::concat("bad back-off '", f[n + 1], "'"));
-      if (e.log_prob > 0.0f) fail(detail::concat("log10 probability ", e.log_prob, " is above 0"));
+      if (!parse_float(f[0], e.log_prob)) fail(lmkit::detail::concat("bad probability '", f[0], "'"));
+      if (f.size() == n + 2 && !parse_float(f[n + 1], e.log_backoff)) fail(lmkit::detail::concat("bad back-off '", f[n + 1], "'"));
+      if (e.log_prob > 0.0f) fail(lmkit::detail::concat("log10 probability ", e.log_prob, " is above 0"));
       ids.clear();
       for (std::size_t w = 1; w <= n; ++w) {
         if (n == 1) ids.push_back(model.vocab().insert(f[w]));
-        else if (!model.vocab().contains(f[w])) fail(detail::concat("word '", f[w], "' is not among the unigrams"));
+        else if (!model.vocab().contains(f[w])) fail(lmkit::detail::concat("word '", f[w], "' is not among the unigrams"));
         else ids.push_back(model.vocab().find(f[w]));
       }
       if (model.find(ids)) fail("duplicate n-gram");

@@ -16,7 +16,7 @@
 #include "lmkit/core/mapped_file.hpp"
 #include "lmkit/text/sentencepiece_tokenizer.hpp"
 
-namespace lmkit {
+namespace lmkit::io {
 
 namespace detail {
 
@@ -50,7 +50,7 @@ class protobuf_reader {
         break;
       }
       default:
-        throw format_error(detail::concat(where_, ": field ", f.number, " has wire type ", f.wire_type,
+        throw format_error(lmkit::detail::concat(where_, ": field ", f.number, " has wire type ", f.wire_type,
                                                  ", which .model files do not use"));
     }
     return f;
@@ -65,7 +65,7 @@ class protobuf_reader {
       v |= std::uint64_t(b & 0x7F) << shift;
       if (b < 0x80) return v;
     }
-    throw format_error(detail::concat(where_, ": a number longer than 10 bytes at byte ", pos_));
+    throw format_error(lmkit::detail::concat(where_, ": a number longer than 10 bytes at byte ", pos_));
   }
   std::uint64_t fixed(std::size_t n) {
     require<format_error>(n <= bytes_.size() - pos_, where_, ": truncated (a fixed-size value runs past the end)");
@@ -87,8 +87,6 @@ inline std::optional<text::token_id> special_id(std::uint64_t value) {
 }
 
 }  // namespace detail
-
-namespace io {
 
 inline text::sentencepiece_tokenizer parse_sentencepiece_model(std::string_view bytes, std::string_view source) {
   std::vector<text::sentencepiece_piece> pieces;
@@ -156,5 +154,4 @@ inline text::sentencepiece_tokenizer read_sentencepiece_model(const std::filesys
   return parse_sentencepiece_model({reinterpret_cast<const char*>(file.data()), file.size()}, path.string());
 }
 
-}  // namespace io
-}  // namespace lmkit
+}  // namespace lmkit::io

@@ -62,10 +62,15 @@ class bpe_tokenizer {
   }
 
   /// The merge-list rule: `merges[k]` = (left, right) ids merging with rank k into the token whose
-  /// bytes are the two joined.
+  /// bytes are the two joined. `whole_piece_first`: a piece that is a token is that token without
+  /// merging (Hugging Face's `ignore_merges`, as Llama 3's tokenizer.json sets it).
   bpe_tokenizer(token_bytes_table vocab, std::span<const std::pair<token_id, token_id>> merges, split_pattern pattern,
-                std::vector<special_token> specials = {})
-      : vocab_(std::move(vocab)), pattern_(pattern), specials_(std::move(specials)), use_merge_list_(true) {
+                std::vector<special_token> specials = {}, bool whole_piece_first = false)
+      : vocab_(std::move(vocab)),
+        pattern_(pattern),
+        specials_(std::move(specials)),
+        use_merge_list_(true),
+        whole_piece_first_(whole_piece_first) {
     merge_list_.reserve(merges.size() * 2);
     for (std::size_t k = 0; k < merges.size(); ++k) {
       const auto [left, right] = merges[k];
@@ -228,7 +233,7 @@ class bpe_tokenizer {
 
   void encode_piece(std::string_view piece, scratch& w, std::vector<token_id>& out) const {
     // tiktoken: a piece that is a token is that token, whatever merging would make of it.
-    if (!use_merge_list_) {
+    if (whole_piece_first_) {
       if (const token_id whole = vocab_.find(piece); whole != token_bytes_table::none) {
         out.push_back(whole);
         return;
@@ -255,6 +260,7 @@ class bpe_tokenizer {
   split_pattern pattern_;
   std::vector<special_token> specials_;
   bool use_merge_list_ = false;
+  bool whole_piece_first_ = true;
   std::unordered_map<std::uint64_t, bpe_candidate> merge_list_;
   token_id byte_ids_[256]{};
   std::size_t vocab_size_ = 0;

@@ -1,0 +1,18 @@
+// Fuzz target: a tokenizer.json of any bytes loads or is an lmkit::format_error (never a JSON
+// library exception or a crash); one that loads encodes and decodes text.
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <string_view>
+
+#include "lmkit/io/hf_tokenizer.hpp"
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  try {
+    const auto tok = lmkit::io::parse_hf_tokenizer_json({reinterpret_cast<const char*>(data), size}, "fuzz.json");
+    const std::string_view text = "The 123 quick  brown\r\n\tfox's text.";
+    if (tok.decode(tok.encode_ordinary(text)) != text) std::abort();
+  } catch (const lmkit::error&) {
+  }
+  return 0;
+}
