@@ -87,4 +87,9 @@ inline void write_file_atomically(const std::filesystem::path& target, std::span
   writer.commit();
 }
 
+/// Writes `text` to `target` atomically.
+inline void write_file_atomically(const std::filesystem::path& target, std::string_view text) {
+  write_file_atomically(target, std::as_bytes(std::span<const char>(text.data(), text.size())));
+}
+
 }  // namespace lmkit

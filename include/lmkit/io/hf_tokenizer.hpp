@@ -6,6 +6,7 @@
 #pragma once
 
 #include <filesystem>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -14,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "lmkit/core/error.hpp"
+#include "lmkit/core/atomic_file.hpp"
 #include "lmkit/core/mapped_file.hpp"
 #include "lmkit/text/bpe_tokenizer.hpp"
 #include "lmkit/text/byte_unicode.hpp"
@@ -148,6 +150,41 @@ inline text::bpe_tokenizer parse_hf_tokenizer_json(std::string_view json_text, s
   } catch (const nlohmann::json::exception& e) {  // a value of the wrong JSON type somewhere
     throw format_error(lmkit::detail::concat(source, ": unexpected JSON: ", e.what()));
   }
+}
+
+/// Writes a byte-level BPE tokenizer.json (Split on `pattern`, then ByteLevel; the merges in order;
+/// `specials` as added tokens), atomically. `token_bytes` is indexed by id.
+inline void write_hf_tokenizer_json(const std::filesystem::path& path, const std::vector<std::string>& token_bytes,
+                                    std::span<const std::pair<text::token_id, text::token_id>> merges,
+                                    text::split_pattern pattern, const std::vector<text::special_token>& specials = {}) {
+  nlohmann::ordered_json vocab = nlohmann::ordered_json::object();
+  for (std::size_t id = 0; id < token_bytes.size(); ++id) vocab[text::bytes_to_printable(token_bytes[id])] = id;
+  nlohmann::ordered_json merge_list = nlohmann::ordered_json::array();
+  for (const auto& [left, right] : merges)
+    merge_list.push_back(text::bytes_to_printable(token_bytes.at(left)) + " " + text::bytes_to_printable(token_bytes.at(right)));
+  nlohmann::ordered_json added = nlohmann::ordered_json::array();
+  for (const auto& s : specials)
+    added.push_back({{"id", s.id}, {"content", s.text}, {"single_word", false}, {"lstrip", false}, {"rstrip", false},
+                     {"normalized", false}, {"special", true}});
+  nlohmann::ordered_json j = {
+      {"version", "1.0"},
+      {"truncation", nullptr},
+      {"padding", nullptr},
+      {"added_tokens", added},
+      {"normalizer", nullptr},
+      {"pre_tokenizer",
+       {{"type", "Sequence"},
+        {"pretokenizers",
+         {{{"type", "Split"}, {"pattern", {{"Regex", std::string(text::regex_of(pattern))}}}, {"behavior", "Isolated"},
+           {"invert", false}},
+          {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", false}}}}}},
+      {"post_processor", nullptr},
+      {"decoder", {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true}, {"use_regex", true}}},
+      {"model",
+       {{"type", "BPE"}, {"dropout", nullptr}, {"unk_token", nullptr}, {"continuing_subword_prefix", nullptr},
+        {"end_of_word_suffix", nullptr}, {"fuse_unk", false}, {"byte_fallback", false}, {"ignore_merges", false},
+        {"vocab", vocab}, {"merges", merge_list}}}};
+  write_file_atomically(path, j.dump(1));
 }
 
 inline text::bpe_tokenizer read_hf_tokenizer_json(const std::filesystem::path& path) {

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "lmkit/core/error.hpp"
+#include "lmkit/core/atomic_file.hpp"
 #include "lmkit/core/mapped_file.hpp"
 #include "lmkit/io/base64.hpp"
 #include "lmkit/text/bpe_tokenizer.hpp"
@@ -114,6 +115,18 @@ inline tiktoken_encoding parse_tiktoken_encoding_json(std::string_view json_text
 inline tiktoken_encoding read_tiktoken_encoding_json(const std::filesystem::path& path) {
   const mapped_file file(path);
   return parse_tiktoken_encoding_json({reinterpret_cast<const char*>(file.data()), file.size()}, path.string());
+}
+
+/// Writes a rank file (`base64 rank` per line, by rank) for tokens given by id; atomically.
+inline void write_tiktoken_ranks(const std::filesystem::path& path, const std::vector<std::string>& token_bytes) {
+  std::string out;
+  for (std::size_t rank = 0; rank < token_bytes.size(); ++rank) {
+    out += encode_base64(token_bytes[rank]);
+    out += ' ';
+    out += std::to_string(rank);
+    out += '\n';
+  }
+  write_file_atomically(path, out);
 }
 
 /// A tiktoken tokenizer from its rank file and encoding.

@@ -34,7 +34,7 @@ struct sentencepiece_options {
   bool remove_extra_whitespaces = false;  // strip the ends and collapse runs of spaces first
   bool escape_whitespaces = true;         // spaces become "▁"
   bool byte_fallback = true;              // unknown characters as <0xNN> pieces, else <unk>
-  std::optional<token_id> unk_id, bos_id, eos_id;
+  std::optional<token_id> unk_id = {}, bos_id = {}, eos_id = {};
 };
 
 /// Options for encoding one text.
