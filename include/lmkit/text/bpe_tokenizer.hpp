@@ -10,6 +10,7 @@
 #pragma once
 
 #include <algorithm>
+#include <bit>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -212,19 +213,51 @@ class bpe_tokenizer {
   }
 
   /// tiktoken's rule: a pair merges into the token its bytes spell, ranked by that token's id.
+  /// Remembers what pairs of tokens merge into: the vocabulary's table is megabytes (a cache
+  /// miss per look-up), while the pairs a text keeps asking about are few. Direct-mapped, sized
+  /// by the text (up to 16384 entries, 256 KiB) and made on first use.
+  class pair_memo {
+   public:
+    explicit pair_memo(std::size_t text_bytes) : text_bytes_(text_bytes) {}
+    template <class Compute>
+    token_id find_or(std::uint64_t key, Compute&& compute) {
+      if (entries_.empty()) {
+        const std::size_t want = std::clamp<std::size_t>(text_bytes_ / 16, 256, 16384);
+        std::size_t size = 256;
+        while (size < want) size *= 2;
+        entries_.resize(size);
+        shift_ = 64 - std::countr_zero(size);
+      }
+      entry& e = entries_[(key * 0x9E3779B97F4A7C15ull) >> shift_];
+      if (e.key != key) e = {key, compute()};
+      return e.merged;
+    }
+
+   private:
+    struct entry {
+      std::uint64_t key = ~std::uint64_t(0);  // no pair has this key: ids are below 2^32 - 1
+      token_id merged = 0;
+    };
+    std::size_t text_bytes_;
+    std::vector<entry> entries_;
+    int shift_ = 0;
+  };
+
   struct token_rank {
     const token_bytes_table& vocab;
+    pair_memo& memo;
     bpe_candidate operator()(const bpe_pair& p) const {
-      const token_id id = vocab.find(p.bytes);
-      return id == token_bytes_table::none ? bpe_candidate{} : bpe_candidate{id, id};
+      const token_id merged = memo.find_or(pair_key(p.left, p.right), [&] { return vocab.find(p.bytes); });
+      return merged == token_bytes_table::none ? bpe_candidate{} : bpe_candidate{merged, merged};
     }
   };
 
   /// What one encode call reuses from piece to piece.
   struct scratch {
-    explicit scratch(std::size_t text_bytes) : cache(text_bytes) {}
+    explicit scratch(std::size_t text_bytes) : cache(text_bytes), pairs(text_bytes) {}
     bpe_workspace merge;
     piece_cache cache;
+    pair_memo pairs;
   };
 
   void encode_span(std::string_view text, scratch& w, std::vector<token_id>& out) const {
@@ -251,7 +284,7 @@ class bpe_tokenizer {
         return it == merge_list_.end() ? bpe_candidate{} : it->second;
       }, w.merge, out);
     } else {
-      bpe_merge(piece, byte_ids_, token_rank{vocab_}, w.merge, out);
+      bpe_merge(piece, byte_ids_, token_rank{vocab_, w.pairs}, w.merge, out);
     }
     w.cache.store(piece, hash, std::span<const token_id>(out).subspan(first));
   }
