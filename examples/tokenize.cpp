@@ -9,6 +9,7 @@
 //   tokenize --sentencepiece tokenizer.model FILE          a SentencePiece BPE model (Llama family)
 //   tokenize --llama2c tokenizer.bin FILE                  llama2.c's tokenizer file
 //   tokenize --hf tokenizer.json FILE                      a Hugging Face byte-level BPE tokenizer
+//   tokenize --gguf model.gguf FILE                        the tokenizer a GGUF model file carries
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -23,6 +24,7 @@
 
 #include <variant>
 
+#include <lmkit/io/gguf_tokenizer.hpp>
 #include <lmkit/io/gpt2_bpe.hpp>
 #include <lmkit/io/hf_tokenizer.hpp>
 #include <lmkit/io/llama2c_tokenizer.hpp>
@@ -36,13 +38,13 @@ using namespace lmkit;
 int usage(int code) {
   std::fputs(
       "usage: tokenize (--encoding NAME [--ranks FILE] | --gpt2 ENCODER_JSON VOCAB_BPE |\n"
-      "                 --sentencepiece MODEL | --llama2c TOKENIZER_BIN | --hf TOKENIZER_JSON)\n"
+      "                 --sentencepiece MODEL | --llama2c TOKENIZER_BIN | --hf TOKENIZER_JSON | --gguf MODEL_GGUF)\n"
       "                [--count | --roundtrip | --decode] [--allow-special] FILE|-\n"
       "  --encoding NAME   gpt2 (r50k_base), cl100k_base or o200k_base. Its rank file is --ranks FILE, or\n"
       "                    NAME.tiktoken in $LMKIT_TOKENIZER_DIR or in the current folder.\n"
       "  --gpt2 E V        GPT-2's encoder.json and vocab.bpe; --hf T: a Hugging Face byte-level BPE tokenizer.json.\n"
       "  --sentencepiece M a SentencePiece BPE .model (Llama family); --llama2c T: llama2.c's tokenizer.bin.\n"
-      "                    Their ids start with BOS when --allow-special is given.\n"
+      "                    Their ids start with BOS when --allow-special is given. --gguf M: a GGUF's tokenizer.\n"
       "  (default)         print the ids, space-separated, one line for the whole file\n"
       "  --count           print the number of tokens and bytes, and the encoding speed\n"
       "  --roundtrip       check that decoding the ids gives the file back (exit 1 if not)\n"
@@ -125,7 +127,7 @@ int run_mode(const Tokenizer& tok, const std::string& mode, const std::string& d
 int run(int argc, char** argv) {
   std::string encoding, ranks, mode = "ids", input;
   std::optional<std::pair<std::string, std::string>> gpt2_files;
-  std::string sentencepiece, llama2c, hf;
+  std::string sentencepiece, llama2c, hf, gguf;
   bool allow_special = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -136,20 +138,22 @@ int run(int argc, char** argv) {
     else if (a == "--sentencepiece" && i + 1 < argc) sentencepiece = argv[++i];
     else if (a == "--llama2c" && i + 1 < argc) llama2c = argv[++i];
     else if (a == "--hf" && i + 1 < argc) hf = argv[++i];
+    else if (a == "--gguf" && i + 1 < argc) gguf = argv[++i];
     else if (a == "--count" || a == "--roundtrip" || a == "--decode") mode = a.substr(2);
     else if (a == "--allow-special") allow_special = true;
     else if (input.empty() && (a == "-" || a[0] != '-')) input = a;
     else return usage(2);
   }
-  const int sources = !encoding.empty() + bool(gpt2_files) + !sentencepiece.empty() + !llama2c.empty() + !hf.empty();
+  const int sources = !encoding.empty() + bool(gpt2_files) + !sentencepiece.empty() + !llama2c.empty() + !hf.empty() + !gguf.empty();
   if (input.empty() || sources != 1) return usage(2);
 
-  using any_tokenizer = std::variant<text::bpe_tokenizer, text::sentencepiece_tokenizer>;
+  using any_tokenizer = io::gguf_tokenizer;  // a SentencePiece or a byte-level BPE tokenizer
   const any_tokenizer tokenizer =
       gpt2_files              ? any_tokenizer(io::read_gpt2_bpe(gpt2_files->first, gpt2_files->second))
       : !sentencepiece.empty() ? any_tokenizer(io::read_sentencepiece_model(sentencepiece))
       : !llama2c.empty()       ? any_tokenizer(io::read_llama2c_tokenizer(llama2c))
       : !hf.empty()            ? any_tokenizer(io::read_hf_tokenizer_json(hf))
+      : !gguf.empty()          ? io::tokenizer_from_gguf(io::gguf_file(gguf))
                                : any_tokenizer(io::load_tiktoken(
                                      ranks.empty() ? find_rank_file(encoding) : std::filesystem::path(ranks), encoding));
   const std::string data = read_input(input);

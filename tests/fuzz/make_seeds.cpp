@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "lmkit/io/gguf_writer.hpp"
 #include "lmkit/text/byte_unicode.hpp"
 #include "lmkit/text/pretokenizer.hpp"
 #include "small_bpe.hpp"
@@ -70,6 +71,60 @@ int main(int argc, char** argv) {
           {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}}}}}},
       {"model", {{"type", "BPE"}, {"byte_fallback", false}, {"ignore_merges", true}, {"vocab", encoder}, {"merges", merge_list}}}};
   std::ofstream(dir / "tokenizer.json", std::ios::binary) << hf.dump(1);
+  // GGUF: a SentencePiece-type tokenizer (the same vocabulary as pieces, "▁" for spaces, byte
+  // pieces) with two small tensors, and a gpt2-type tokenizer.
+  {
+    lmkit::io::gguf_writer w;
+    std::vector<std::string> pieces{"<unk>", "<s>", "</s>"};
+    std::vector<float> scores(3, 0.0f);
+    std::vector<int> types{2, 3, 3};
+    for (int b = 0; b < 256; ++b) {
+      const char* digits = "0123456789ABCDEF";
+      pieces.push_back(std::string("<0x") + digits[b >> 4] + digits[b & 15] + ">");
+      scores.push_back(0.0f);
+      types.push_back(6);
+    }
+    for (const auto& t : tokens) {
+      if (t.size() == 1 || lmkit::text::check_utf8(t).offset != lmkit::text::utf8_check::npos) continue;
+      std::string piece;
+      for (const char c : t) piece += c == ' ' ? std::string("\xE2\x96\x81") : std::string(1, c);
+      pieces.push_back(piece);
+      scores.push_back(-float(pieces.size()));
+      types.push_back(1);
+    }
+    for (const char* c : {"\xE2\x96\x81", "a", "b", "e", "h", "t", "n", "d"}) {
+      pieces.push_back(c);
+      scores.push_back(-1000.0f);
+      types.push_back(1);
+    }
+    w.add_string("general.architecture", "llama");
+    w.add_string("tokenizer.ggml.model", "llama");
+    w.add_strings("tokenizer.ggml.tokens", pieces);
+    w.add_numbers("tokenizer.ggml.scores", lmkit::io::gguf_type::float32, scores);
+    w.add_numbers("tokenizer.ggml.token_type", lmkit::io::gguf_type::int32, types);
+    w.add_uint32("tokenizer.ggml.bos_token_id", 1);
+    w.add_uint32("tokenizer.ggml.eos_token_id", 2);
+    const std::vector<float> weights{1, 2, 3, 4, 5, 6, 7, 8};
+    w.add_tensor("output_norm.weight", {8}, lmkit::io::ggml_type::f32, std::as_bytes(std::span(weights)));
+    const std::vector<std::byte> block(34, std::byte{1});
+    w.add_tensor("blk.0.attn_q.weight", {32}, lmkit::io::ggml_type::q8_0, block);
+    w.write(dir / "llama.gguf");
+  }
+  {
+    lmkit::io::gguf_writer w;
+    std::vector<std::string> printable;
+    for (const auto& t : tokens) printable.push_back(lmkit::text::bytes_to_printable(t));
+    std::vector<std::string> merge_lines;
+    std::istringstream lines(merges);
+    std::string line;
+    std::getline(lines, line);
+    while (std::getline(lines, line)) merge_lines.push_back(line);
+    w.add_string("tokenizer.ggml.model", "gpt2");
+    w.add_string("tokenizer.ggml.pre", "llama-bpe");
+    w.add_strings("tokenizer.ggml.tokens", printable);
+    w.add_strings("tokenizer.ggml.merges", merge_lines);
+    w.write(dir / "gpt2.gguf");
+  }
   // Encoder inputs: the first byte picks the pattern.
   const std::string text = "The theory's 12345 and  ababab\r\n\t\xED\x95\x9C\xEA\xB5\xAD\xEC\x96\xB4 <|end|> ====x  \n\n";
   for (char pattern = 0; pattern < 3; ++pattern)

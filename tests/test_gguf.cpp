@@ -1,0 +1,220 @@
+// GGUF: the fixture Llama's GGUF files read (metadata, tensor descriptions, the bytes of a tensor
+// equal to the llama2.c checkpoint's), their tokenizer equal to SentencePiece's, a gpt2-type
+// tokenizer written here, and damaged files refused with the place named.
+#include <catch2/catch.hpp>
+
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "lmkit/io/gguf.hpp"
+#include "lmkit/io/gguf_tokenizer.hpp"
+#include "lmkit/io/gguf_writer.hpp"
+#include "test_support.hpp"
+
+using lmkit::io::gguf_file;
+using lmkit::text::token_id;
+using lmkit::test::shared_data;
+
+namespace {
+
+std::string read_text(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+const std::filesystem::path fixture = "fixtures/shakespeare-llama";
+
+/// A GGUF writer for tests: metadata only (strings, u32, arrays of strings).
+struct gguf_bytes {
+  std::string out;
+  std::uint64_t kv = 0;
+  template <class T>
+  void put(T v) { out.append(reinterpret_cast<const char*>(&v), sizeof v); }
+  void put_string(std::string_view s) {
+    put<std::uint64_t>(s.size());
+    out += s;
+  }
+  void string_kv(std::string_view key, std::string_view value) {
+    put_string(key);
+    put<std::uint32_t>(8);
+    put_string(value);
+    ++kv;
+  }
+  void strings_kv(std::string_view key, const std::vector<std::string>& values) {
+    put_string(key);
+    put<std::uint32_t>(9);
+    put<std::uint32_t>(8);
+    put<std::uint64_t>(values.size());
+    for (const auto& v : values) put_string(v);
+    ++kv;
+  }
+  void ints_kv(std::string_view key, const std::vector<std::int32_t>& values) {
+    put_string(key);
+    put<std::uint32_t>(9);
+    put<std::uint32_t>(5);
+    put<std::uint64_t>(values.size());
+    for (const auto v : values) put<std::int32_t>(v);
+    ++kv;
+  }
+  std::string file() const {
+    std::string f = "GGUF";
+    auto append = [&](auto v) { f.append(reinterpret_cast<const char*>(&v), sizeof v); };
+    append(std::uint32_t(3));
+    append(std::uint64_t(0));  // tensors
+    append(kv);
+    return f + out;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("the fixture's GGUF files: metadata, tensors, bytes", "[gguf]") {
+  const gguf_file f32(shared_data(fixture / "shakespeare-llama-f32.gguf"));
+  CHECK(f32.version() == 3);
+  CHECK(f32.get_string("general.architecture") == "llama");
+  CHECK(f32.get_uint("llama.embedding_length") == 128);
+  CHECK(f32.get_uint("llama.attention.head_count_kv") == 4);
+  CHECK(f32.get_float("llama.attention.layer_norm_rms_epsilon") == Approx(1e-5));
+  CHECK(f32.get_array("tokenizer.ggml.tokens").items.size() == 512);
+  CHECK(f32.tensors().size() == 39);
+  const auto* embedding = f32.find_tensor("token_embd.weight");
+  REQUIRE(embedding != nullptr);
+  CHECK(embedding->dims == std::vector<std::uint64_t>{128, 512});
+  CHECK(embedding->type == lmkit::io::ggml_type::f32);
+  CHECK(embedding->bytes == 128 * 512 * 4);
+  // The embedding's bytes equal those after the llama2.c checkpoint's 28-byte header.
+  const std::string bin = read_text(shared_data(fixture / "shakespeare-llama.bin"));
+  const auto bytes = f32.tensor_bytes(*embedding);
+  CHECK(std::memcmp(bytes.data(), bin.data() + 28, bytes.size()) == 0);
+  CHECK_THROWS_WITH(f32.get_string("llama.block_count"), Catch::Contains("llama.block_count has type 4"));
+  CHECK_THROWS_WITH(f32.get_uint("no.such.key"), Catch::Contains("no.such.key is missing"));
+
+  const gguf_file q8(shared_data(fixture / "shakespeare-llama-q8_0.gguf"));
+  const auto* wq = q8.find_tensor("blk.0.attn_q.weight");
+  REQUIRE(wq != nullptr);
+  CHECK(wq->type == lmkit::io::ggml_type::q8_0);
+  CHECK(wq->bytes == 128 * 128 / 32 * 34);
+}
+
+TEST_CASE("the GGUF files' tokenizer is the fixture's SentencePiece tokenizer", "[gguf][sentencepiece]") {
+  const auto cases = nlohmann::json::parse(read_text(std::filesystem::path(LMKIT_TEST_DATA) / "sentencepiece_cases.json"));
+  for (const char* name : {"shakespeare-llama-f32.gguf", "shakespeare-llama-q8_0.gguf"}) {
+    const auto any = lmkit::io::tokenizer_from_gguf(gguf_file(shared_data(fixture / name)));
+    REQUIRE(std::holds_alternative<lmkit::text::sentencepiece_tokenizer>(any));
+    const auto& tok = std::get<lmkit::text::sentencepiece_tokenizer>(any);
+    for (const std::string prompt : {"romeo", "citizen"}) {
+      const auto ref = nlohmann::json::parse(read_text(shared_data(fixture / "refs" / (prompt + ".pytorch.json"))));
+      CHECK(tok.encode(ref["prompt"].get<std::string>(), {.add_bos = true}) == ref["prompt_ids"].get<std::vector<token_id>>());
+    }
+    for (const auto& c : cases) CHECK(tok.encode(c["text"].get<std::string>()) == c["ids"].get<std::vector<token_id>>());
+  }
+}
+
+TEST_CASE("a gpt2-type GGUF tokenizer gives tiktoken's gpt2 ids", "[gguf][bpe]") {
+  const auto encoder = nlohmann::json::parse(read_text(shared_data("tokenizers/gpt2/encoder.json")));
+  std::vector<std::string> tokens(encoder.size());
+  for (const auto& [token, id] : encoder.items()) tokens[id.get<std::size_t>()] = token;
+  std::vector<std::int32_t> types(tokens.size(), 1);
+  types[50256] = 3;  // <|endoftext|> is a control token
+  std::vector<std::string> merges;
+  std::istringstream bpe(read_text(shared_data("tokenizers/gpt2/vocab.bpe")));
+  std::string line;
+  std::getline(bpe, line);
+  while (std::getline(bpe, line))
+    if (!line.empty()) merges.push_back(line);
+  gguf_bytes g;
+  g.string_kv("tokenizer.ggml.model", "gpt2");
+  g.string_kv("tokenizer.ggml.pre", "gpt-2");
+  g.strings_kv("tokenizer.ggml.tokens", tokens);
+  g.ints_kv("tokenizer.ggml.token_type", types);
+  g.strings_kv("tokenizer.ggml.merges", merges);
+  const std::string file = g.file();
+  const auto any = lmkit::io::tokenizer_from_gguf(gguf_file::parse_bytes(file, "gpt2.gguf"));
+  REQUIRE(std::holds_alternative<lmkit::text::bpe_tokenizer>(any));
+  const auto& tok = std::get<lmkit::text::bpe_tokenizer>(any);
+  for (const std::string name : {"shakespeare", "korean", "emoji", "cpp"}) {
+    const auto ref = nlohmann::json::parse(read_text(shared_data("tokenizers/tiktoken_refs/gpt2/" + name + ".json")));
+    const std::string text = read_text(shared_data("tokenizers/tiktoken_refs/gpt2/" + name + ".txt"));
+    CHECK(tok.encode_ordinary(text) == ref["ids"].get<std::vector<token_id>>());
+  }
+  CHECK(tok.special_id("<|endoftext|>") == token_id(50256));
+
+  gguf_bytes unknown;
+  unknown.string_kv("tokenizer.ggml.model", "bert");
+  unknown.strings_kv("tokenizer.ggml.tokens", {"a"});
+  CHECK_THROWS_WITH(lmkit::io::tokenizer_from_gguf(gguf_file::parse_bytes(unknown.file(), "u.gguf")),
+                    Catch::Contains("u.gguf: tokenizer.ggml.model 'bert'"));
+}
+
+TEST_CASE("damaged GGUF files are format errors naming the place", "[gguf][files]") {
+  const std::string good = read_text(shared_data(fixture / "shakespeare-llama-q8_0.gguf"));
+  // Cut anywhere: never a crash, always a format_error (a cut inside the tensor data shows up as a
+  // tensor running past the end).
+  for (std::size_t cut : {std::size_t(0), std::size_t(3), std::size_t(10), std::size_t(24), std::size_t(100),
+                          std::size_t(5000), good.size() / 2, good.size() - 1}) {
+    INFO(cut);
+    CHECK_THROWS_AS(gguf_file::parse_bytes(std::string_view(good).substr(0, cut), "cut.gguf"), lmkit::format_error);
+  }
+  std::string bad = good;
+  bad[0] = 'X';
+  CHECK_THROWS_WITH(gguf_file::parse_bytes(bad, "b.gguf"), Catch::Contains("no 'GGUF' magic"));
+  bad = good;
+  bad[4] = 1;
+  CHECK_THROWS_WITH(gguf_file::parse_bytes(bad, "b.gguf"), Catch::Contains("GGUF version 1"));
+  bad = good;
+  bad[23] = 0x7F;  // metadata count near 2^63
+  CHECK_THROWS_WITH(gguf_file::parse_bytes(bad, "b.gguf"), Catch::Contains("metadata entries cannot fit"));
+  gguf_bytes g;
+  g.strings_kv("a.key", {"x"});
+  std::string lying = g.file();
+  lying[24 + 8 + 5 + 4 + 4] = 0x7F;  // the array's element count
+  CHECK_THROWS_WITH(gguf_file::parse_bytes(lying, "l.gguf"), Catch::Contains("a.key: array of"));
+}
+
+TEST_CASE("gguf_writer's files read back with every value type and tensor", "[gguf][writer]") {
+  lmkit::io::gguf_writer w;
+  using lmkit::io::gguf_type;
+  w.add_string("general.architecture", "llama");
+  w.add_uint32("llama.block_count", 7);
+  w.add_float32("llama.rope.freq_base", 500000.0f);
+  w.add_bool("tokenizer.ggml.add_space_prefix", false);
+  w.add("some.int8", {gguf_type::int8, std::int64_t(-5)});
+  w.add("some.uint64", {gguf_type::uint64, std::uint64_t(1) << 40});
+  w.add("some.float64", {gguf_type::float64, 0.125});
+  w.add_strings("some.strings", {"a", "", "\xED\x95\x9C"});
+  w.add_numbers("some.ints", gguf_type::int32, std::vector<int>{-1, 0, 7});
+  w.add_uint32("general.alignment", 64);
+  std::vector<float> values{1.5f, -2.0f, 3.25f, 0.0f, 8.0f, 9.0f};
+  w.add_tensor("a.weight", {3, 2}, lmkit::io::ggml_type::f32, std::as_bytes(std::span(values)));
+  std::vector<std::byte> block(34, std::byte{7});
+  w.add_tensor("b.weight", {32}, lmkit::io::ggml_type::q8_0, block);
+  CHECK_THROWS_AS(w.add_tensor("c", {31}, lmkit::io::ggml_type::q8_0, block), lmkit::argument_error);
+  const auto path = lmkit::test::temporary_folder("gguf") / "written.gguf";
+  w.write(path);
+
+  const gguf_file f(path);
+  CHECK(f.alignment() == 64);
+  CHECK(f.get_string("general.architecture") == "llama");
+  CHECK(f.get_uint("llama.block_count") == 7);
+  CHECK(f.get_float("llama.rope.freq_base") == 500000.0);
+  CHECK(f.get_bool("tokenizer.ggml.add_space_prefix") == false);
+  CHECK(std::get<std::int64_t>(f.at("some.int8").value) == -5);
+  CHECK(f.get_uint("some.uint64") == (std::uint64_t(1) << 40));
+  CHECK(f.get_float("some.float64") == 0.125);
+  CHECK(std::get<std::string>(f.get_array("some.strings").items[2].value) == "\xED\x95\x9C");
+  CHECK(std::get<std::int64_t>(f.get_array("some.ints").items[0].value) == -1);
+  const auto* a = f.find_tensor("a.weight");
+  REQUIRE(a != nullptr);
+  CHECK(a->dims == std::vector<std::uint64_t>{3, 2});
+  const auto bytes = f.tensor_bytes(*a);
+  CHECK(std::memcmp(bytes.data(), values.data(), bytes.size()) == 0);
+  const auto* b = f.find_tensor("b.weight");
+  REQUIRE(b != nullptr);
+  CHECK(b->offset % 64 == 0);
+  CHECK(f.tensor_bytes(*b)[33] == std::byte{7});
+}
