@@ -42,7 +42,7 @@ int usage(int code) {
       "                [--count | --roundtrip | --decode] [--allow-special] FILE|-\n"
       "  --encoding NAME   gpt2 (r50k_base), cl100k_base or o200k_base. Its rank file is --ranks FILE, or\n"
       "                    NAME.tiktoken in $LMKIT_TOKENIZER_DIR or in the current folder.\n"
-      "  --gpt2 E V        GPT-2's encoder.json and vocab.bpe; --hf T: a Hugging Face byte-level BPE tokenizer.json.\n"
+      "  --gpt2 E V        GPT-2's encoder.json and vocab.bpe; --hf T: a Hugging Face BPE tokenizer.json.\n"
       "  --sentencepiece M a SentencePiece BPE .model (Llama family); --llama2c T: llama2.c's tokenizer.bin.\n"
       "                    Their ids start with BOS when --allow-special is given. --gguf M: a GGUF's tokenizer.\n"
       "  (default)         print the ids, space-separated, one line for the whole file\n"
@@ -147,12 +147,12 @@ int run(int argc, char** argv) {
   const int sources = !encoding.empty() + bool(gpt2_files) + !sentencepiece.empty() + !llama2c.empty() + !hf.empty() + !gguf.empty();
   if (input.empty() || sources != 1) return usage(2);
 
-  using any_tokenizer = io::gguf_tokenizer;  // a SentencePiece or a byte-level BPE tokenizer
+  using text::any_tokenizer;  // a SentencePiece or a byte-level BPE tokenizer
   const any_tokenizer tokenizer =
       gpt2_files              ? any_tokenizer(io::read_gpt2_bpe(gpt2_files->first, gpt2_files->second))
       : !sentencepiece.empty() ? any_tokenizer(io::read_sentencepiece_model(sentencepiece))
       : !llama2c.empty()       ? any_tokenizer(io::read_llama2c_tokenizer(llama2c))
-      : !hf.empty()            ? any_tokenizer(io::read_hf_tokenizer_json(hf))
+      : !hf.empty()            ? io::read_hf_tokenizer(hf)
       : !gguf.empty()          ? io::tokenizer_from_gguf(io::gguf_file(gguf))
                                : any_tokenizer(io::load_tiktoken(
                                      ranks.empty() ? find_rank_file(encoding) : std::filesystem::path(ranks), encoding));

@@ -4,10 +4,12 @@
 #include <catch2/catch.hpp>
 
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
 
+#include "lmkit/io/hf_tokenizer.hpp"
 #include "lmkit/io/llama2c_tokenizer.hpp"
 #include "lmkit/io/sentencepiece_model.hpp"
 #include "lmkit/core/rng.hpp"
@@ -130,4 +132,76 @@ TEST_CASE("bad SentencePiece and llama2.c files are errors naming the file", "[s
   std::string huge = bin;
   huge[4 + 4] = '\x7F';  // piece 0's length
   CHECK_THROWS_WITH(lmkit::io::parse_llama2c_tokenizer(huge, "t.bin"), Catch::Contains("t.bin: piece 0 has length"));
+}
+
+namespace {
+
+/// The fixture's SentencePiece model written as a Hugging Face tokenizer.json, the way Hugging
+/// Face's Llama converter writes one: the pieces as the vocabulary, and for each piece (best score
+/// first) every split into two pieces as a merge.
+nlohmann::json llama_tokenizer_json(bool metaspace_pre_tokenizer) {
+  const auto spm = lmkit::io::read_sentencepiece_model(shared_data(fixture / "tok512.model"));
+  const auto& pieces = spm.pieces();
+  nlohmann::json vocab = nlohmann::json::object();
+  std::map<std::string, std::size_t> id_of;
+  for (std::size_t id = 0; id < pieces.size(); ++id) {
+    vocab[pieces[id].text] = id;
+    id_of[pieces[id].text] = id;
+  }
+  std::vector<std::size_t> by_score;
+  for (std::size_t id = 0; id < pieces.size(); ++id)
+    if (pieces[id].type == lmkit::text::piece_type::normal) by_score.push_back(id);
+  std::stable_sort(by_score.begin(), by_score.end(), [&](auto a, auto b) { return pieces[a].score > pieces[b].score; });
+  nlohmann::json merges = nlohmann::json::array();
+  for (const auto id : by_score) {
+    const std::string& p = pieces[id].text;
+    for (std::size_t cut = 1; cut < p.size(); ++cut) {
+      const auto l = id_of.find(p.substr(0, cut)), r = id_of.find(p.substr(cut));
+      if (l != id_of.end() && r != id_of.end() && pieces[l->second].type == lmkit::text::piece_type::normal &&
+          pieces[r->second].type == lmkit::text::piece_type::normal)
+        merges.push_back(p.substr(0, cut) + " " + p.substr(cut));
+    }
+  }
+  nlohmann::json j;
+  j["added_tokens"] = {{{"id", 0}, {"content", "<unk>"}, {"special", true}},
+                       {{"id", 1}, {"content", "<s>"}, {"special", true}},
+                       {{"id", 2}, {"content", "</s>"}, {"special", true}}};
+  if (metaspace_pre_tokenizer) {
+    j["normalizer"] = nullptr;
+    j["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", "\xE2\x96\x81"}, {"prepend_scheme", "first"}, {"split", false}};
+  } else {
+    j["normalizer"] = {{"type", "Sequence"},
+                       {"normalizers",
+                        {{{"type", "Prepend"}, {"prepend", "\xE2\x96\x81"}},
+                         {{"type", "Replace"}, {"pattern", {{"String", " "}}}, {"content", "\xE2\x96\x81"}}}}};
+    j["pre_tokenizer"] = nullptr;
+  }
+  j["model"] = {{"type", "BPE"}, {"dropout", nullptr}, {"unk_token", "<unk>"}, {"fuse_unk", true},
+                {"byte_fallback", true}, {"vocab", vocab}, {"merges", merges}};
+  return j;
+}
+
+}  // namespace
+
+TEST_CASE("a SentencePiece-style tokenizer.json gives SentencePiece's ids", "[sentencepiece][hf]") {
+  const auto cases = nlohmann::json::parse(read_text(std::filesystem::path(LMKIT_TEST_DATA) / "sentencepiece_cases.json"));
+  for (const bool metaspace : {false, true}) {
+    const auto any = lmkit::io::parse_hf_tokenizer(llama_tokenizer_json(metaspace).dump(), "tokenizer.json");
+    REQUIRE(std::holds_alternative<lmkit::text::sentencepiece_tokenizer>(any));
+    const auto& tok = std::get<lmkit::text::sentencepiece_tokenizer>(any);
+    CHECK(tok.bos_id() == token_id(1));
+    CHECK(tok.unk_id() == token_id(0));
+    const auto ref = nlohmann::json::parse(read_text(shared_data(fixture / "refs/citizen.pytorch.json")));
+    CHECK(tok.encode(ref["prompt"].get<std::string>(), {.add_bos = true}) == ref["prompt_ids"].get<std::vector<token_id>>());
+    for (const auto& c : cases) {
+      INFO(c["text"].get<std::string>() << " metaspace=" << metaspace);
+      CHECK(tok.encode(c["text"].get<std::string>()) == c["ids"].get<std::vector<token_id>>());
+    }
+  }
+  auto bad = llama_tokenizer_json(false);
+  bad["normalizer"]["normalizers"].push_back({{"type", "Lowercase"}});
+  CHECK_THROWS_WITH(lmkit::io::parse_hf_tokenizer(bad.dump(), "t.json"), Catch::Contains("normalizer step 'Lowercase'"));
+  bad = llama_tokenizer_json(true);
+  bad["model"]["merges"].push_back("zz qq");
+  CHECK_THROWS_WITH(lmkit::io::parse_hf_tokenizer(bad.dump(), "t.json"), Catch::Contains("not in the vocabulary"));
 }

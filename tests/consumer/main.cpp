@@ -1,5 +1,6 @@
-// Uses a tensor, a dispatched kernel, the thread pool and an xsimd functor: if this builds, links
-// and prints the right numbers, the package exports everything a user needs.
+// Uses a tensor, a dispatched kernel, the thread pool, an xsimd functor and a Unicode normaliser
+// (utf8proc): if this builds, links and prints the right numbers, the package exports everything a
+// user needs.
 #include <cstdio>
 
 #include <lmkit/lmkit.hpp>
@@ -14,7 +15,9 @@ int main() {
   lmkit::kernels::softmax(c.span(), probabilities);
   lmkit::simd::transform(probabilities, probabilities, [](auto x) { return x * 2.0f; });
   // [1 2 3; 4 5 6] * [1 2; 3 4; 5 6] = [22 28; 49 64]
-  const bool ok = c(0, 0) == 22 && c(0, 1) == 28 && c(1, 0) == 49 && c(1, 1) == 64 && probabilities[3] > 1.99f;
+  const lmkit::text::normalizer_chain<lmkit::text::nfkc, lmkit::text::case_fold> normalize{};
+  const bool text_ok = normalize("\xEF\xBC\xA1\xEF\xAC\x81") == "afi";  // full-width A, fi ligature
+  const bool ok = c(0, 0) == 22 && c(0, 1) == 28 && c(1, 0) == 49 && c(1, 1) == 64 && probabilities[3] > 1.99f && text_ok;
   std::printf("consumer: target %s, c = [%g %g; %g %g] %s\n", lmkit::kernels::active_target(), c(0, 0), c(0, 1), c(1, 0),
               c(1, 1), ok ? "ok" : "WRONG");
   return ok ? 0 : 1;

@@ -9,9 +9,15 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   try {
-    const auto tok = lmkit::io::parse_hf_tokenizer_json({reinterpret_cast<const char*>(data), size}, "fuzz.json");
-    const std::string_view text = "The 123 quick  brown\r\n\tfox's text.";
-    if (tok.decode(tok.encode_ordinary(text)) != text) std::abort();
+    const auto any = lmkit::io::parse_hf_tokenizer({reinterpret_cast<const char*>(data), size}, "fuzz.json");
+    if (const auto* tok = std::get_if<lmkit::text::bpe_tokenizer>(&any)) {
+      const std::string_view text = "The 123 quick  brown\r\n\tfox's text.";
+      if (tok->decode(tok->encode_ordinary(text)) != text) std::abort();
+    } else {
+      const auto& spm = std::get<lmkit::text::sentencepiece_tokenizer>(any);
+      for (const auto id : spm.encode("The 123 quick  brown\n\tfox's 한국어."))
+        if (id >= spm.vocab_size()) std::abort();
+    }
   } catch (const lmkit::error&) {
   }
   return 0;

@@ -9,13 +9,14 @@
 
 #include "lmkit/core/error.hpp"
 #include "lmkit/io/gguf.hpp"
+#include "lmkit/text/any_tokenizer.hpp"
 #include "lmkit/text/bpe_tokenizer.hpp"
 #include "lmkit/text/byte_unicode.hpp"
 #include "lmkit/text/sentencepiece_tokenizer.hpp"
 
 namespace lmkit::io {
 
-using gguf_tokenizer = std::variant<text::sentencepiece_tokenizer, text::bpe_tokenizer>;
+using gguf_tokenizer = text::any_tokenizer;
 
 namespace detail {
 

@@ -1,14 +1,20 @@
-// Hugging Face tokenizer.json files whose model is byte-level BPE (GPT-2, Llama 3, and the many
-// models built the same way): the vocabulary and merges in GPT-2's printable spelling of bytes,
-// a ByteLevel pre-tokenizer (GPT-2's pattern) or a Split on one of the patterns lmkit implements
-// followed by ByteLevel, and the added tokens. Anything else in the pipeline (a normalizer, a
-// Metaspace pre-tokenizer, WordPiece) is refused with the name of the part, not silently ignored.
+// Hugging Face tokenizer.json files whose model is BPE:
+// - byte-level (GPT-2, Llama 3, and the many models built the same way): the vocabulary and merges
+//   in GPT-2's printable spelling of bytes, a ByteLevel pre-tokenizer (GPT-2's pattern) or a Split on
+//   one of the patterns lmkit implements followed by ByteLevel, and the added tokens;
+// - SentencePiece-style (Llama 1/2, Mistral): "▁" for spaces put in by a Prepend + Replace normalizer
+//   or a Metaspace pre-tokenizer, <0xNN> byte fallback. Read as a sentencepiece_tokenizer whose
+//   piece scores follow the merge list (the first merge making a piece ranks it).
+// Anything else in the pipeline (other normalizers, WordPiece, Unigram) is refused with the name of
+// the part, not silently ignored.
 #pragma once
 
 #include <filesystem>
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <variant>
 #include <utility>
 #include <vector>
 
@@ -18,7 +24,9 @@
 #include "lmkit/core/atomic_file.hpp"
 #include "lmkit/core/mapped_file.hpp"
 #include "lmkit/text/bpe_tokenizer.hpp"
+#include "lmkit/text/any_tokenizer.hpp"
 #include "lmkit/text/byte_unicode.hpp"
+#include "lmkit/text/sentencepiece_tokenizer.hpp"
 
 namespace lmkit::io {
 
@@ -141,7 +149,147 @@ inline text::bpe_tokenizer parse_hf_tokenizer_json(std::string_view json_text, s
   }
 }
 
+/// Whether a tokenizer.json is SentencePiece-style: byte fallback, a Metaspace pre-tokenizer, or a
+/// normalizer that prepends and substitutes "▁".
+inline bool is_metaspace_style(const nlohmann::json& j) {
+  const auto type_of = [](const nlohmann::json& v) {
+    return v.is_object() && v.contains("type") && v["type"].is_string() ? v["type"].get<std::string>() : std::string();
+  };
+  if (j.contains("model") && j["model"].is_object() && j["model"].contains("byte_fallback") &&
+      j["model"]["byte_fallback"].is_boolean() && j["model"]["byte_fallback"].get<bool>())
+    return true;
+  if (j.contains("pre_tokenizer") && type_of(j["pre_tokenizer"]) == "Metaspace") return true;
+  if (j.contains("normalizer") && type_of(j["normalizer"]) == "Sequence" && j["normalizer"].contains("normalizers") &&
+      j["normalizer"]["normalizers"].is_array())
+    for (const auto& n : j["normalizer"]["normalizers"])
+      if (type_of(n) == "Prepend" || type_of(n) == "Replace") return true;
+  return false;
+}
+
+inline text::sentencepiece_tokenizer parse_metaspace_tokenizer_json(const nlohmann::json& j, std::string_view source) {
+  auto fail = [&](auto&&... why) { throw format_error(lmkit::detail::concat(source, ": ", why...)); };
+  const std::string space(text::sentencepiece_tokenizer::space_symbol);
+  const auto type_of = [](const nlohmann::json& v) {
+    return v.is_object() && v.contains("type") && v["type"].is_string() ? v["type"].get<std::string>() : std::string();
+  };
+  text::sentencepiece_options options;
+  options.add_dummy_prefix = false;
+  options.escape_whitespaces = false;
+  // The normalizer: nothing, or Prepend("▁") and Replace(" ", "▁") in a Sequence.
+  if (j.contains("normalizer") && !j["normalizer"].is_null()) {
+    const auto& n = j["normalizer"];
+    if (type_of(n) != "Sequence" || !n.contains("normalizers") || !n["normalizers"].is_array())
+      fail("normalizer '", type_of(n), "' is not implemented");
+    for (const auto& step : n["normalizers"]) {
+      if (type_of(step) == "Prepend" && step.value("prepend", std::string()) == space) {
+        options.add_dummy_prefix = true;
+      } else if (type_of(step) == "Replace" && step.contains("pattern") && step["pattern"].is_object() &&
+                 step["pattern"].value("String", std::string()) == " " && step.value("content", std::string()) == space) {
+        options.escape_whitespaces = true;
+      } else {
+        fail("normalizer step '", type_of(step), "' is not implemented");
+      }
+    }
+  }
+  if (j.contains("pre_tokenizer") && !j["pre_tokenizer"].is_null()) {
+    const auto& p = j["pre_tokenizer"];
+    if (type_of(p) != "Metaspace") fail("pre_tokenizer '", type_of(p), "' is not implemented with byte fallback");
+    if (p.value("replacement", space) != space) fail("Metaspace replacement must be \"▁\"");
+    options.escape_whitespaces = true;
+    const std::string scheme = p.contains("prepend_scheme") && p["prepend_scheme"].is_string()
+                                   ? p["prepend_scheme"].get<std::string>()
+                                   : (p.value("add_prefix_space", true) ? "always" : "never");
+    options.add_dummy_prefix = scheme != "never";
+  }
+  const auto& model = j["model"];
+  options.byte_fallback = model.contains("byte_fallback") && model["byte_fallback"].is_boolean() &&
+                          model["byte_fallback"].get<bool>();
+  if (!model.contains("vocab") || !model["vocab"].is_object()) fail("model.vocab must be an object {token: id}");
+  std::vector<text::sentencepiece_piece> pieces(model["vocab"].size());
+  std::vector<bool> seen(pieces.size(), false);
+  std::unordered_map<std::string, text::token_id> id_of;
+  for (const auto& [token, id] : model["vocab"].items()) {
+    if (!id.is_number_unsigned() || id.get<std::uint64_t>() >= pieces.size() || seen[id.get<std::size_t>()])
+      fail("vocabulary token ", token, " needs an id below ", pieces.size(), " that no other token has");
+    const auto k = id.get<std::size_t>();
+    seen[k] = true;
+    pieces[k] = {token, -1e9f, text::piece_type::normal};
+    if (options.byte_fallback && token.size() == 6 && token.starts_with("<0x") && token.back() == '>')
+      pieces[k].type = text::piece_type::byte;
+    id_of.emplace(token, text::token_id(k));
+  }
+  if (model.contains("unk_token") && model["unk_token"].is_string()) {
+    const auto it = id_of.find(model["unk_token"].get<std::string>());
+    if (it == id_of.end()) fail("unk_token is not in the vocabulary");
+    options.unk_id = it->second;
+    pieces[it->second].type = text::piece_type::unknown;
+  }
+  if (j.contains("added_tokens") && j["added_tokens"].is_array()) {
+    for (const auto& t : j["added_tokens"]) {
+      if (!t.is_object() || !t.contains("id") || !t["id"].is_number_unsigned() || t["id"].get<std::uint64_t>() >= pieces.size())
+        fail("an added token needs an id inside the vocabulary");
+      const auto k = t["id"].get<std::size_t>();
+      if (pieces[k].type == text::piece_type::normal && t.value("special", false)) pieces[k].type = text::piece_type::control;
+      if (pieces[k].text == "<s>") options.bos_id = text::token_id(k);
+      if (pieces[k].text == "</s>") options.eos_id = text::token_id(k);
+    }
+  }
+  if (!model.contains("merges") || !model["merges"].is_array()) fail("model.merges must be an array");
+  const auto& merges = model["merges"];
+  for (std::size_t k = 0; k < merges.size(); ++k) {
+    std::string left, right;
+    if (merges[k].is_string()) {
+      const std::string m = merges[k].get<std::string>();
+      const std::size_t cut = m.find(' ');
+      if (cut == std::string::npos) fail("merge ", k, " is not 'LEFT RIGHT'");
+      left = m.substr(0, cut);
+      right = m.substr(cut + 1);
+    } else if (merges[k].is_array() && merges[k].size() == 2 && merges[k][0].is_string() && merges[k][1].is_string()) {
+      left = merges[k][0].get<std::string>();
+      right = merges[k][1].get<std::string>();
+    } else {
+      fail("merge ", k, " is neither 'LEFT RIGHT' nor [LEFT, RIGHT]");
+    }
+    if (!id_of.contains(left) || !id_of.contains(right)) fail("merge ", k, " names a token that is not in the vocabulary");
+    const auto it = id_of.find(left + right);
+    if (it == id_of.end()) fail("merge ", k, " makes a token that is not in the vocabulary");
+    auto& piece = pieces[it->second];
+    piece.score = std::max(piece.score, -float(k));  // the first merge making a piece ranks it
+  }
+  try {
+    return text::sentencepiece_tokenizer(std::move(pieces), options);
+  } catch (const format_error& e) {
+    fail(e.what());
+  }
+  throw std::logic_error("unreachable");
+}
+
 }  // namespace detail
+
+/// The tokenizer a tokenizer.json describes: byte-level BPE or SentencePiece-style BPE.
+inline text::any_tokenizer parse_hf_tokenizer(std::string_view json_text, std::string_view source) {
+  try {
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(json_text);
+    } catch (const nlohmann::json::parse_error& e) {
+      throw format_error(lmkit::detail::concat(source, ": not valid JSON: ", e.what()));
+    }
+    if (j.is_object() && j.contains("model") && j["model"].is_object() && detail::is_metaspace_style(j)) {
+      if (!j["model"].contains("type") || j["model"]["type"] != "BPE")
+        throw format_error(lmkit::detail::concat(source, ": model type is not BPE"));
+      return detail::parse_metaspace_tokenizer_json(j, source);
+    }
+    return detail::parse_hf_tokenizer_json(json_text, source);
+  } catch (const nlohmann::json::exception& e) {
+    throw format_error(lmkit::detail::concat(source, ": unexpected JSON: ", e.what()));
+  }
+}
+
+inline text::any_tokenizer read_hf_tokenizer(const std::filesystem::path& path) {
+  const mapped_file file(path);
+  return parse_hf_tokenizer({reinterpret_cast<const char*>(file.data()), file.size()}, path.string());
+}
 
 /// A byte-level BPE tokenizer from a tokenizer.json; `source` names it in errors.
 inline text::bpe_tokenizer parse_hf_tokenizer_json(std::string_view json_text, std::string_view source) {
