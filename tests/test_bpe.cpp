@@ -20,13 +20,6 @@ using lmkit::test::shared_data;
 
 namespace {
 
-std::string read_text(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 /// The tokenizers are loaded once per test process: o200k's rank file has 200k lines.
 const lmkit::text::bpe_tokenizer& tiktoken(const std::string& name) {
   static std::map<std::string, lmkit::text::bpe_tokenizer> loaded;
@@ -47,8 +40,8 @@ TEST_CASE("ids equal tiktoken's on the shared reference texts", "[bpe][tiktoken]
     std::size_t files = 0;
     for (const auto& entry : std::filesystem::directory_iterator(root / encoding)) {
       if (entry.path().extension() != ".json") continue;
-      const auto ref = nlohmann::json::parse(read_text(entry.path()));
-      const std::string text = read_text(root / encoding / ref["text_file"].get<std::string>());
+      const auto ref = nlohmann::json::parse(lmkit::test::read_file(entry.path()));
+      const std::string text = lmkit::test::read_file(root / encoding / ref["text_file"].get<std::string>());
       INFO(encoding << " " << entry.path().filename().string());
       const auto expected = ids_of(ref["ids"]);
       CHECK(tok.encode_ordinary(text) == expected);
@@ -71,7 +64,7 @@ struct tiktoken_case {
 const std::vector<tiktoken_case>& tiktoken_cases() {
   static const std::vector<tiktoken_case> cases = [] {
     std::vector<tiktoken_case> out;
-    const auto j = nlohmann::json::parse(read_text(std::filesystem::path(LMKIT_TEST_DATA) / "tiktoken_cases.json"));
+    const auto j = nlohmann::json::parse(lmkit::test::read_file(std::filesystem::path(LMKIT_TEST_DATA) / "tiktoken_cases.json"));
     for (const auto& c : j) {
       tiktoken_case t{c["name"], c["text"], {}};
       for (const std::string e : {"gpt2", "cl100k_base", "o200k_base"}) t.ids[e] = ids_of(c[e]);
@@ -271,7 +264,7 @@ TEST_CASE("bad rank files are errors with the line", "[bpe][files]") {
   CHECK_THROWS_WITH(lmkit::io::parse_tiktoken_encoding_json(R"({"pat_str": "\\w+"})", "e.json"),
                     Catch::Contains("e.json: pre-tokenising pattern"));
   const auto enc = lmkit::io::parse_tiktoken_encoding_json(
-      read_text(shared_data("tokenizers/tiktoken/cl100k_base.json")), "cl100k_base.json");
+      lmkit::test::read_file(shared_data("tokenizers/tiktoken/cl100k_base.json")), "cl100k_base.json");
   CHECK(enc.pattern == lmkit::text::split_pattern::cl100k_base);
   CHECK(enc.specials.size() == 5);
 }
@@ -291,8 +284,8 @@ namespace {
 
 /// GPT-2's files written as a Hugging Face tokenizer.json, the way its converter writes them.
 nlohmann::json gpt2_as_tokenizer_json(bool merges_as_pairs, bool split_then_byte_level) {
-  auto encoder = nlohmann::json::parse(read_text(shared_data("tokenizers/gpt2/encoder.json")));
-  std::istringstream bpe(read_text(shared_data("tokenizers/gpt2/vocab.bpe")));
+  auto encoder = nlohmann::json::parse(lmkit::test::read_file(shared_data("tokenizers/gpt2/encoder.json")));
+  std::istringstream bpe(lmkit::test::read_file(shared_data("tokenizers/gpt2/vocab.bpe")));
   nlohmann::json merges = nlohmann::json::array();
   std::string line;
   std::getline(bpe, line);  // #version

@@ -20,13 +20,6 @@ using lmkit::test::shared_data;
 
 namespace {
 
-std::string read_text(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 const std::filesystem::path fixture = "fixtures/shakespeare-llama";
 
 /// A GGUF writer for tests: metadata only (strings, u32, arrays of strings).
@@ -88,7 +81,7 @@ TEST_CASE("the fixture's GGUF files: metadata, tensors, bytes", "[gguf]") {
   CHECK(embedding->type == lmkit::io::ggml_type::f32);
   CHECK(embedding->bytes == 128 * 512 * 4);
   // The embedding's bytes equal those after the llama2.c checkpoint's 28-byte header.
-  const std::string bin = read_text(shared_data(fixture / "shakespeare-llama.bin"));
+  const std::string bin = lmkit::test::read_file(shared_data(fixture / "shakespeare-llama.bin"));
   const auto bytes = f32.tensor_bytes(*embedding);
   CHECK(std::memcmp(bytes.data(), bin.data() + 28, bytes.size()) == 0);
   CHECK_THROWS_WITH(f32.get_string("llama.block_count"), Catch::Contains("llama.block_count has type 4"));
@@ -102,13 +95,13 @@ TEST_CASE("the fixture's GGUF files: metadata, tensors, bytes", "[gguf]") {
 }
 
 TEST_CASE("the GGUF files' tokenizer is the fixture's SentencePiece tokenizer", "[gguf][sentencepiece]") {
-  const auto cases = nlohmann::json::parse(read_text(std::filesystem::path(LMKIT_TEST_DATA) / "sentencepiece_cases.json"));
+  const auto cases = nlohmann::json::parse(lmkit::test::read_file(std::filesystem::path(LMKIT_TEST_DATA) / "sentencepiece_cases.json"));
   for (const char* name : {"shakespeare-llama-f32.gguf", "shakespeare-llama-q8_0.gguf"}) {
     const auto any = lmkit::io::tokenizer_from_gguf(gguf_file(shared_data(fixture / name)));
     REQUIRE(std::holds_alternative<lmkit::text::sentencepiece_tokenizer>(any));
     const auto& tok = std::get<lmkit::text::sentencepiece_tokenizer>(any);
     for (const std::string prompt : {"romeo", "citizen"}) {
-      const auto ref = nlohmann::json::parse(read_text(shared_data(fixture / "refs" / (prompt + ".pytorch.json"))));
+      const auto ref = nlohmann::json::parse(lmkit::test::read_file(shared_data(fixture / "refs" / (prompt + ".pytorch.json"))));
       CHECK(tok.encode(ref["prompt"].get<std::string>(), {.add_bos = true}) == ref["prompt_ids"].get<std::vector<token_id>>());
     }
     for (const auto& c : cases) CHECK(tok.encode(c["text"].get<std::string>()) == c["ids"].get<std::vector<token_id>>());
@@ -116,13 +109,13 @@ TEST_CASE("the GGUF files' tokenizer is the fixture's SentencePiece tokenizer", 
 }
 
 TEST_CASE("a gpt2-type GGUF tokenizer gives tiktoken's gpt2 ids", "[gguf][bpe]") {
-  const auto encoder = nlohmann::json::parse(read_text(shared_data("tokenizers/gpt2/encoder.json")));
+  const auto encoder = nlohmann::json::parse(lmkit::test::read_file(shared_data("tokenizers/gpt2/encoder.json")));
   std::vector<std::string> tokens(encoder.size());
   for (const auto& [token, id] : encoder.items()) tokens[id.get<std::size_t>()] = token;
   std::vector<std::int32_t> types(tokens.size(), 1);
   types[50256] = 3;  // <|endoftext|> is a control token
   std::vector<std::string> merges;
-  std::istringstream bpe(read_text(shared_data("tokenizers/gpt2/vocab.bpe")));
+  std::istringstream bpe(lmkit::test::read_file(shared_data("tokenizers/gpt2/vocab.bpe")));
   std::string line;
   std::getline(bpe, line);
   while (std::getline(bpe, line))
@@ -138,8 +131,8 @@ TEST_CASE("a gpt2-type GGUF tokenizer gives tiktoken's gpt2 ids", "[gguf][bpe]")
   REQUIRE(std::holds_alternative<lmkit::text::bpe_tokenizer>(any));
   const auto& tok = std::get<lmkit::text::bpe_tokenizer>(any);
   for (const std::string name : {"shakespeare", "korean", "emoji", "cpp"}) {
-    const auto ref = nlohmann::json::parse(read_text(shared_data("tokenizers/tiktoken_refs/gpt2/" + name + ".json")));
-    const std::string text = read_text(shared_data("tokenizers/tiktoken_refs/gpt2/" + name + ".txt"));
+    const auto ref = nlohmann::json::parse(lmkit::test::read_file(shared_data("tokenizers/tiktoken_refs/gpt2/" + name + ".json")));
+    const std::string text = lmkit::test::read_file(shared_data("tokenizers/tiktoken_refs/gpt2/" + name + ".txt"));
     CHECK(tok.encode_ordinary(text) == ref["ids"].get<std::vector<token_id>>());
   }
   CHECK(tok.special_id("<|endoftext|>") == token_id(50256));
@@ -152,7 +145,7 @@ TEST_CASE("a gpt2-type GGUF tokenizer gives tiktoken's gpt2 ids", "[gguf][bpe]")
 }
 
 TEST_CASE("damaged GGUF files are format errors naming the place", "[gguf][files]") {
-  const std::string good = read_text(shared_data(fixture / "shakespeare-llama-q8_0.gguf"));
+  const std::string good = lmkit::test::read_file(shared_data(fixture / "shakespeare-llama-q8_0.gguf"));
   // Cut anywhere: never a crash, always a format_error (a cut inside the tensor data shows up as a
   // tensor running past the end).
   for (std::size_t cut : {std::size_t(0), std::size_t(3), std::size_t(10), std::size_t(24), std::size_t(100),

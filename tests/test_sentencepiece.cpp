@@ -23,13 +23,6 @@ static_assert(lmkit::text::tokenizer<lmkit::text::sentencepiece_tokenizer>);
 
 namespace {
 
-std::string read_text(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 const std::filesystem::path fixture = "fixtures/shakespeare-llama";
 
 std::vector<lmkit::text::sentencepiece_tokenizer> all_three() {
@@ -48,7 +41,7 @@ TEST_CASE("the fixture's prompts encode to the reference ids (BOS first)", "[sen
     CHECK(tok.bos_id() == token_id(1));
     CHECK(tok.eos_id() == token_id(2));
     for (const std::string name : {"romeo", "citizen"}) {
-      const auto ref = nlohmann::json::parse(read_text(shared_data(fixture / "refs" / (name + ".pytorch.json"))));
+      const auto ref = nlohmann::json::parse(lmkit::test::read_file(shared_data(fixture / "refs" / (name + ".pytorch.json"))));
       const std::string prompt = ref["prompt"];
       INFO(name);
       CHECK(tok.encode(prompt, {.add_bos = true}) == ref["prompt_ids"].get<std::vector<token_id>>());
@@ -62,7 +55,7 @@ TEST_CASE("the fixture's prompts encode to the reference ids (BOS first)", "[sen
 }
 
 TEST_CASE("ids equal SentencePiece's spm_encode on written and random lines", "[sentencepiece]") {
-  const auto cases = nlohmann::json::parse(read_text(std::filesystem::path(LMKIT_TEST_DATA) / "sentencepiece_cases.json"));
+  const auto cases = nlohmann::json::parse(lmkit::test::read_file(std::filesystem::path(LMKIT_TEST_DATA) / "sentencepiece_cases.json"));
   REQUIRE(cases.size() > 250);
   for (const auto& tok : all_three()) {
     for (const auto& c : cases) {
@@ -119,13 +112,13 @@ TEST_CASE("a model without byte fallback makes one <unk> of a run of unknown cha
 }
 
 TEST_CASE("bad SentencePiece and llama2.c files are errors naming the file", "[sentencepiece][files]") {
-  const std::string model = read_text(shared_data(fixture / "tok512.model"));
+  const std::string model = lmkit::test::read_file(shared_data(fixture / "tok512.model"));
   CHECK_THROWS_WITH(lmkit::io::parse_sentencepiece_model(model.substr(0, model.size() / 2), "m.model"),
                     Catch::Contains("m.model") && Catch::Contains("past the end"));
   CHECK_THROWS_WITH(lmkit::io::parse_sentencepiece_model(std::string("\x0A\x05\x0A\x01", 4), "m.model"),
                     Catch::Contains("m.model"));
   CHECK_THROWS_WITH(lmkit::io::parse_sentencepiece_model("", "m.model"), Catch::Contains("not BPE"));
-  const std::string bin = read_text(shared_data(fixture / "tokenizer.bin"));
+  const std::string bin = lmkit::test::read_file(shared_data(fixture / "tokenizer.bin"));
   CHECK_THROWS_WITH(lmkit::io::parse_llama2c_tokenizer(bin.substr(0, bin.size() - 3), "t.bin"),
                     Catch::Contains("t.bin: piece 511"));
   CHECK_THROWS_WITH(lmkit::io::parse_llama2c_tokenizer(bin.substr(0, 2), "t.bin"), Catch::Contains("header"));
@@ -184,14 +177,14 @@ nlohmann::json llama_tokenizer_json(bool metaspace_pre_tokenizer) {
 }  // namespace
 
 TEST_CASE("a SentencePiece-style tokenizer.json gives SentencePiece's ids", "[sentencepiece][hf]") {
-  const auto cases = nlohmann::json::parse(read_text(std::filesystem::path(LMKIT_TEST_DATA) / "sentencepiece_cases.json"));
+  const auto cases = nlohmann::json::parse(lmkit::test::read_file(std::filesystem::path(LMKIT_TEST_DATA) / "sentencepiece_cases.json"));
   for (const bool metaspace : {false, true}) {
     const auto any = lmkit::io::parse_hf_tokenizer(llama_tokenizer_json(metaspace).dump(), "tokenizer.json");
     REQUIRE(std::holds_alternative<lmkit::text::sentencepiece_tokenizer>(any));
     const auto& tok = std::get<lmkit::text::sentencepiece_tokenizer>(any);
     CHECK(tok.bos_id() == token_id(1));
     CHECK(tok.unk_id() == token_id(0));
-    const auto ref = nlohmann::json::parse(read_text(shared_data(fixture / "refs/citizen.pytorch.json")));
+    const auto ref = nlohmann::json::parse(lmkit::test::read_file(shared_data(fixture / "refs/citizen.pytorch.json")));
     CHECK(tok.encode(ref["prompt"].get<std::string>(), {.add_bos = true}) == ref["prompt_ids"].get<std::vector<token_id>>());
     for (const auto& c : cases) {
       INFO(c["text"].get<std::string>() << " metaspace=" << metaspace);

@@ -9,6 +9,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -66,6 +68,14 @@ inline std::filesystem::path shared_data(const std::string& relative) {
     std::exit(77);
   }
   return path;
+}
+
+/// The whole content of a file.
+inline std::string read_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
 }
 
 /// Sizes that exercise empty input, a single element, odd tails and several vector lengths.

@@ -212,7 +212,6 @@ class bpe_tokenizer {
     }
   }
 
-  /// tiktoken's rule: a pair merges into the token its bytes spell, ranked by that token's id.
   /// Remembers what pairs of tokens merge into: the vocabulary's table is megabytes (a cache
   /// miss per look-up), while the pairs a text keeps asking about are few. Direct-mapped, sized
   /// by the text (up to 16384 entries, 256 KiB) and made on first use.
@@ -243,6 +242,7 @@ class bpe_tokenizer {
     int shift_ = 0;
   };
 
+  /// tiktoken's rule: a pair merges into the token its bytes spell, ranked by that token's id.
   struct token_rank {
     const token_bytes_table& vocab;
     pair_memo& memo;

@@ -115,6 +115,27 @@ inline bool is_newline(const class_scanner::at_result& c) { return c.cp == '\r' 
 /// [^\r\n\p{L}\p{N}]
 inline bool is_prefix(const class_scanner::at_result& c) { return !(c.cls & (any_letter | number)) && !is_newline(c); }
 
+/// `\p{N}{1,3}` given that the character before `j` was a number: up to two more.
+inline std::size_t up_to_three_numbers(const class_scanner& s, std::size_t j) {
+  for (int k = 1; k < 3 && j < s.size(); ++k) {
+    const auto c = s.at(j);
+    if (!is_number(c)) break;
+    j += c.size;
+  }
+  return j;
+}
+
+/// ` ?[^\s\p{L}\p{N}]+` then a run of `trailing` characters, at `i` (whose character is `c0`);
+/// 0 if it does not match.
+template <class Trailing>
+std::size_t other_run(const class_scanner& s, std::size_t i, const class_scanner::at_result& c0, Trailing trailing) {
+  const std::size_t i1 = i + c0.size;
+  std::size_t start = i;
+  if (c0.cp == ' ' && i1 < s.size() && is_other(s.at(i1))) start = i1;
+  if (start == i && !is_other(c0)) return 0;
+  return s.run(s.run(start, is_other), trailing);
+}
+
 inline std::size_t gpt2_piece(const class_scanner& s, std::size_t i) {
   if (const std::size_t k = s.contraction(i, false)) return i + k;
   const auto c0 = s.at(i);
@@ -140,20 +161,8 @@ inline std::size_t cl100k_piece(const class_scanner& s, std::size_t i) {
   if (is_letter(c0)) return s.run(i, is_letter);
   const std::size_t i1 = i + c0.size;
   if (is_prefix(c0) && i1 < s.size() && is_letter(s.at(i1))) return s.run(i1, is_letter);
-  // \p{N}{1,3}
-  if (is_number(c0)) {
-    std::size_t j = i1;
-    for (int k = 1; k < 3 && j < s.size(); ++k) {
-      const auto c = s.at(j);
-      if (!is_number(c)) break;
-      j += c.size;
-    }
-    return j;
-  }
-  // ` ?[^\s\p{L}\p{N}]+[\r\n]*`
-  std::size_t start = i;
-  if (c0.cp == ' ' && i1 < s.size() && is_other(s.at(i1))) start = i1;
-  if (start != i || is_other(c0)) return s.run(s.run(start, is_other), is_newline);
+  if (is_number(c0)) return up_to_three_numbers(s, i1);
+  if (const std::size_t e = other_run(s, i, c0, is_newline)) return e;
   return s.white_space_piece(i, true);
 }
 
@@ -201,21 +210,8 @@ inline std::size_t o200k_piece(const class_scanner& s, std::size_t i) {
     const std::size_t e = s.run(s.run(q, is_upper_side), is_lower_side);
     return e + s.contraction(e, true);
   }
-  if (is_number(c0)) {
-    std::size_t j = i1;
-    for (int k = 1; k < 3 && j < s.size(); ++k) {
-      const auto c = s.at(j);
-      if (!is_number(c)) break;
-      j += c.size;
-    }
-    return j;
-  }
-  // ` ?[^\s\p{L}\p{N}]+[\r\n/]*`
-  std::size_t start = i;
-  if (c0.cp == ' ' && i1 < s.size() && is_other(s.at(i1))) start = i1;
-  if (start != i || is_other(c0)) {
-    return s.run(s.run(start, is_other), [](const class_scanner::at_result& c) { return is_newline(c) || c.cp == '/'; });
-  }
+  if (is_number(c0)) return up_to_three_numbers(s, i1);
+  if (const std::size_t e = other_run(s, i, c0, [](const auto& c) { return is_newline(c) || c.cp == '/'; })) return e;
   return s.white_space_piece(i, true);
 }
 
