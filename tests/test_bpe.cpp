@@ -255,6 +255,8 @@ TEST_CASE("bad rank files are errors with the line", "[bpe][files]") {
   CHECK_THROWS_WITH(parse_tiktoken_ranks("IQ== -3\n", "r"), Catch::Contains("r:1: rank '-3'"));
   CHECK_THROWS_WITH(parse_tiktoken_ranks("IQ== 12x\n", "r"), Catch::Contains("r:1: rank '12x'"));
   CHECK_THROWS_WITH(parse_tiktoken_ranks("\n\n", "r"), Catch::Contains("no tokens"));
+  // A rank far beyond the file's tokens is refused before it sizes any array (found by libFuzzer).
+  CHECK_THROWS_WITH(parse_tiktoken_ranks("IQ== 0\nIg== 4000000000\n", "r"), Catch::Contains("r:2:") && Catch::Contains("dense"));
   const auto table = parse_tiktoken_ranks("IQ== 0\r\nIiM= 7\n", "r");
   CHECK(table.find("\"#") == 7);
   // A byte-level tokenizer needs every byte.

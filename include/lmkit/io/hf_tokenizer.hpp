@@ -114,7 +114,11 @@ inline text::bpe_tokenizer parse_hf_tokenizer_json(std::string_view json_text, s
     const std::string bytes = text::printable_to_bytes(token, lmkit::detail::concat(source, ": vocabulary token ", value));
     if (vocab.find(bytes) != text::token_bytes_table::none || vocab.contains(value))
       fail("vocabulary token ", token, " (id ", value, ") repeats bytes or an id");
-    vocab.add(bytes, value);
+    try {
+      vocab.add(bytes, value);
+    } catch (const argument_error& e) {
+      fail(e.what());
+    }
   }
 
   std::vector<std::pair<text::token_id, text::token_id>> merges;

@@ -73,7 +73,11 @@ inline text::token_bytes_table parse_tiktoken_ranks(std::string_view content, st
     if (table.contains(rank)) fail("rank ", rank, " appears twice");
     if (const auto other = table.find(*bytes); other != text::token_bytes_table::none)
       fail("token has rank ", rank, " but the same bytes already have rank ", other);
-    table.add(*bytes, rank);
+    try {
+      table.add(*bytes, rank);
+    } catch (const argument_error& e) {
+      fail(e.what());
+    }
   }
   require<format_error>(table.size() > 0, source, ": no tokens");
   return table;

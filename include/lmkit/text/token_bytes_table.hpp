@@ -63,6 +63,10 @@ class token_bytes_table {
   void add(std::string_view bytes, token_id id) {
     require<argument_error>(id != none, "token id ", id, " is reserved");
     require<argument_error>(!bytes.empty(), "token ", id, " has no bytes");
+    // Ids index arrays: an id far beyond the tokens seen so far (a damaged file's "rank 4000000000")
+    // would make them gigabytes. Real vocabularies are dense; 4M of slack covers any order of adding.
+    require<argument_error>(id < 2 * count_ + (std::size_t(1) << 22), "token id ", id, " is far beyond the ", count_,
+                            " tokens so far: ids must be (nearly) dense");
     if (id >= start_.size()) {
       start_.resize(std::size_t(id) + 1, absent);
       length_.resize(std::size_t(id) + 1, 0);
