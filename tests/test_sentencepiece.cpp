@@ -40,6 +40,10 @@ TEST_CASE("the fixture's prompts encode to the reference ids (BOS first)", "[sen
     CHECK(tok.vocab_size() == 512);
     CHECK(tok.bos_id() == token_id(1));
     CHECK(tok.eos_id() == token_id(2));
+    const auto specials = tok.special_tokens();
+    REQUIRE(specials.size() == 3);
+    CHECK(specials[0].id == 0);
+    CHECK(specials[1].id == 1);
     for (const std::string name : {"romeo", "citizen"}) {
       const auto ref = nlohmann::json::parse(lmkit::test::read_file(shared_data(fixture / "refs" / (name + ".pytorch.json"))));
       const std::string prompt = ref["prompt"];

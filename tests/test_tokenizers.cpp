@@ -34,6 +34,8 @@ TEST_CASE("char tokenizer: sorted characters of the corpus, round trip, unknowns
   CHECK(lenient.encode("hex") == std::vector<token_id>{6, 5, 14});
   CHECK(lenient.decode(std::vector<token_id>{6, 14}) == "h\xEF\xBF\xBD");
   CHECK_THROWS_WITH(char_tokenizer::from_alphabet("abca"), Catch::Contains("appears twice"));
+  CHECK(tok.special_tokens().empty());
+  CHECK(lenient.special_tokens() == std::vector<lmkit::text::special_token>{{"<unk>", 14}});
 }
 
 TEST_CASE("char tokenizer: Tiny Shakespeare has nanoGPT's 65 characters", "[tokenizer][char]") {
@@ -58,4 +60,5 @@ TEST_CASE("word tokenizer: frequent words, <unk>, limits", "[tokenizer][word]") 
   CHECK_THROWS_AS(word_tokenizer(std::vector<std::string>{"a"}), lmkit::argument_error);
   CHECK_THROWS_WITH(word_tokenizer(std::vector<std::string>{"<unk>", "a b"}), Catch::Contains("white space"));
   CHECK_THROWS_AS(tok.decode(std::vector<token_id>{4}), lmkit::argument_error);
+  CHECK(tok.special_tokens() == std::vector<lmkit::text::special_token>{{"<unk>", 0}});
 }

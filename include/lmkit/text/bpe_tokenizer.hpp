@@ -25,16 +25,11 @@
 #include "lmkit/text/bpe_merge.hpp"
 #include "lmkit/text/piece_cache.hpp"
 #include "lmkit/text/pretokenizer.hpp"
+#include "lmkit/text/special_token.hpp"
 #include "lmkit/text/token_bytes_table.hpp"
 #include "lmkit/text/utf8.hpp"
 
 namespace lmkit::text {
-
-/// A special token: text such as "<|endoftext|>" that encodes to one id when allowed.
-struct special_token {
-  std::string text;
-  token_id id;
-};
 
 /// Which special tokens `encode` turns into their ids. A special token's text that is not allowed
 /// makes `encode` throw, as tiktoken's `encode` does by default; `encode_ordinary` treats all

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "lmkit/core/error.hpp"
+#include "lmkit/text/special_token.hpp"
 #include "lmkit/text/token_bytes_table.hpp"
 #include "lmkit/text/utf8.hpp"
 
@@ -87,6 +88,11 @@ class char_tokenizer {
   }
 
   std::size_t vocab_size() const { return chars_.size() + (policy_ == unknown::map_to_unk ? 1 : 0); }
+  /// `<unk>` (the last id) when unknown characters map to it; none otherwise.
+  std::vector<special_token> special_tokens() const {
+    if (policy_ != unknown::map_to_unk) return {};
+    return {{"<unk>", token_id(chars_.size())}};
+  }
   /// The characters in id order, as UTF-8 (what from_alphabet takes back).
   std::string alphabet() const {
     std::string out;

@@ -15,6 +15,7 @@
 
 #include "lmkit/core/error.hpp"
 #include "lmkit/text/bpe_merge.hpp"
+#include "lmkit/text/special_token.hpp"
 #include "lmkit/text/token_bytes_table.hpp"
 #include "lmkit/text/utf8.hpp"
 
@@ -124,6 +125,14 @@ class sentencepiece_tokenizer {
   }
 
   std::size_t vocab_size() const { return pieces_.size(); }
+  /// The control pieces (BOS, EOS...) and <unk>, with their text.
+  std::vector<special_token> special_tokens() const {
+    std::vector<special_token> out;
+    for (token_id id = 0; id < pieces_.size(); ++id)
+      if (pieces_[id].type == piece_type::control || pieces_[id].type == piece_type::unknown)
+        out.push_back({pieces_[id].text, id});
+    return out;
+  }
   const std::vector<sentencepiece_piece>& pieces() const { return pieces_; }
   const sentencepiece_options& options() const { return options_; }
   std::optional<token_id> bos_id() const { return options_.bos_id; }

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "lmkit/core/error.hpp"
+#include "lmkit/text/special_token.hpp"
 #include "lmkit/text/token_bytes_table.hpp"
 
 namespace lmkit::text {
@@ -72,6 +73,7 @@ class word_tokenizer {
   }
 
   std::size_t vocab_size() const { return words_.size(); }
+  std::vector<special_token> special_tokens() const { return {{"<unk>", unk}}; }
   const std::vector<std::string>& words() const { return words_; }
 
  private:
