@@ -13,6 +13,7 @@
 
 #include "lmkit/core/error.hpp"
 #include "lmkit/core/mapped_file.hpp"
+#include "lmkit/io/text_lines.hpp"
 #include "lmkit/text/bpe_tokenizer.hpp"
 #include "lmkit/text/byte_unicode.hpp"
 
@@ -46,15 +47,8 @@ inline text::bpe_tokenizer parse_gpt2_bpe(std::string_view encoder_json, std::st
   }
 
   std::vector<std::pair<text::token_id, text::token_id>> merges;
-  std::size_t line_number = 0;
-  for (std::size_t pos = 0; pos < vocab_bpe.size();) {
-    std::size_t end = vocab_bpe.find('\n', pos);
-    if (end == std::string_view::npos) end = vocab_bpe.size();
-    std::string_view line = vocab_bpe.substr(pos, end - pos);
-    pos = end + 1;
-    ++line_number;
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    if (line.empty() || (line_number == 1 && line.starts_with("#version"))) continue;
+  for_each_line(vocab_bpe, [&](std::string_view line, std::size_t line_number) {
+    if (line.empty() || (line_number == 1 && line.starts_with("#version"))) return;
     const std::size_t space = line.find(' ');
     require<format_error>(space != std::string_view::npos && space > 0 && space + 1 < line.size() &&
                               line.find(' ', space + 1) == std::string_view::npos,
@@ -66,7 +60,7 @@ inline text::bpe_tokenizer parse_gpt2_bpe(std::string_view encoder_json, std::st
       return id;
     };
     merges.emplace_back(id_of(line.substr(0, space)), id_of(line.substr(space + 1)));
-  }
+  });
   try {
     return text::bpe_tokenizer(std::move(vocab), merges, text::split_pattern::gpt2, std::move(specials));
   } catch (const format_error& e) {

@@ -17,6 +17,7 @@
 #include "lmkit/core/atomic_file.hpp"
 #include "lmkit/core/mapped_file.hpp"
 #include "lmkit/io/base64.hpp"
+#include "lmkit/io/text_lines.hpp"
 #include "lmkit/text/bpe_tokenizer.hpp"
 
 namespace lmkit::io {
@@ -46,15 +47,8 @@ inline tiktoken_encoding tiktoken_encoding_named(std::string_view name) {
 /// Parses the lines of a rank file; `source` names it in errors ("FILE:LINE: ...").
 inline text::token_bytes_table parse_tiktoken_ranks(std::string_view content, std::string_view source) {
   text::token_bytes_table table;
-  std::size_t line_number = 0;
-  for (std::size_t pos = 0; pos < content.size();) {
-    std::size_t end = content.find('\n', pos);
-    if (end == std::string_view::npos) end = content.size();
-    std::string_view line = content.substr(pos, end - pos);
-    pos = end + 1;
-    ++line_number;
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    if (line.empty()) continue;
+  for_each_line(content, [&](std::string_view line, std::size_t line_number) {
+    if (line.empty()) return;
     auto fail = [&](auto&&... why) {
       throw format_error(lmkit::detail::concat(source, ":", line_number, ": ", why...));
     };
@@ -78,7 +72,7 @@ inline text::token_bytes_table parse_tiktoken_ranks(std::string_view content, st
     } catch (const argument_error& e) {
       fail(e.what());
     }
-  }
+  });
   require<format_error>(table.size() > 0, source, ": no tokens");
   return table;
 }
