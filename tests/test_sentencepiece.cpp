@@ -3,6 +3,7 @@
 // (spm_encode) and of the PyTorch reference prompts; decoding inverts encoding; bad files fail.
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -111,6 +112,8 @@ TEST_CASE("a model without byte fallback makes one <unk> of a run of unknown cha
   no_bos.unk_id = 0;
   const lmkit::text::sentencepiece_tokenizer spanning(pieces, no_bos);
   CHECK_THROWS_WITH(spanning.encode("a", {.add_bos = true}), Catch::Contains("no BOS token"));
+  pieces.push_back({"ab", std::nanf(""), piece_type::normal});
+  CHECK_THROWS_WITH(lmkit::text::sentencepiece_tokenizer(pieces, no_bos), Catch::Contains("piece 8 has score NaN"));
   CHECK(spanning.encode("ab ab") == std::vector<token_id>{3, 7, 5, 6});
   CHECK(spanning.decode(spanning.encode("ab ab")) == "ab ab");
 }

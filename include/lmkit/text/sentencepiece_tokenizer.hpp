@@ -6,6 +6,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -59,6 +60,8 @@ class sentencepiece_tokenizer {
       const auto& p = pieces_[id];
       require<format_error>(!p.text.empty(), "SentencePiece piece ", id, " is empty");
       require_utf8(p.text, lmkit::detail::concat("SentencePiece piece ", id));
+      // Scores order the merges; a NaN would break the sort's ordering (and a damaged file has one).
+      require<format_error>(!std::isnan(p.score), "SentencePiece piece ", id, " has score NaN");
       if (p.type == piece_type::normal || p.type == piece_type::user_defined || p.type == piece_type::unused) {
         if (mergeable_.find(p.text) == token_bytes_table::none) mergeable_.add(p.text, id);  // first one wins
         // A "▁" after another character of a piece: words cannot be merged separately.
