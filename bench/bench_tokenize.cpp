@@ -1,6 +1,6 @@
 // Byte-level BPE encoding speed, for comparison with the real tiktoken run in the same sitting
 // (bench/run_tokenize.sh runs both): MB/s and tokens/s on one thread over Tiny Shakespeare and
-// over Korean prose, and a batch of lines on all threads.
+// over Korean prose, and a batch of lines on all threads; and BPE training's MB/s of corpus.
 //
 //   build/bench/bench_tokenize                       (needs ../shared/data)
 //   build/bench/bench_tokenize --write-korean FILE   (the Korean text, for the peer to read)
@@ -16,6 +16,7 @@
 #include <lmkit/core/parallel.hpp>
 #include <lmkit/core/rng.hpp>
 #include <lmkit/io/tiktoken.hpp>
+#include <lmkit/text/bpe_trainer.hpp>
 
 namespace {
 
@@ -132,7 +133,29 @@ void encode_batch_of_lines(benchmark::State& state, std::string encoding, std::s
   state.counters["Mtokens/s"] = benchmark::Counter(double(tokens) * 1e-6 * double(state.iterations()), benchmark::Counter::kIsRate);
 }
 
+// BPE training speed (the issue asks for >= 1 MB/s of corpus on one thread): pre-tokenising and
+// counting the corpus, then the merges up to the vocabulary size. No peer runs beside it here;
+// docs/tokenizers.md compares one run with Debian's spm_train.
+void train_bpe(benchmark::State& state, std::string corpus) {
+  const auto& t = text(corpus);
+  std::size_t merges = 0;
+  for (auto _ : state) {
+    text::bpe_trainer trainer(text::split_pattern::cl100k_base);
+    trainer.add_text(t);
+    const auto result = trainer.train({.vocab_size = std::size_t(state.range(0)), .pattern = text::split_pattern::cl100k_base});
+    merges = result.merges.size();
+    benchmark::DoNotOptimize(result.merges.data());
+  }
+  state.SetBytesProcessed(std::int64_t(state.iterations() * t.size()));
+  state.counters["merges"] = double(merges);
+}
+
 void register_all() {
+  for (const std::string corpus : {"shakespeare", "korean"})
+    benchmark::RegisterBenchmark(("train_bpe/" + corpus).c_str(), train_bpe, corpus)
+        ->Arg(8000)
+        ->ArgName("vocab")
+        ->Unit(benchmark::kMillisecond);
   for (const std::string e : {"gpt2", "cl100k_base", "o200k_base"}) {
     for (const std::string corpus : {"shakespeare", "korean"}) {
       benchmark::RegisterBenchmark(("encode/" + e + "/" + corpus).c_str(), encode_single_thread, e, corpus)

@@ -22,47 +22,12 @@ namespace {
 
 const std::filesystem::path fixture = "fixtures/shakespeare-llama";
 
-/// A GGUF writer for tests: metadata only (strings, u32, arrays of strings).
-struct gguf_bytes {
-  std::string out;
-  std::uint64_t kv = 0;
-  template <class T>
-  void put(T v) { out.append(reinterpret_cast<const char*>(&v), sizeof v); }
-  void put_string(std::string_view s) {
-    put<std::uint64_t>(s.size());
-    out += s;
-  }
-  void string_kv(std::string_view key, std::string_view value) {
-    put_string(key);
-    put<std::uint32_t>(8);
-    put_string(value);
-    ++kv;
-  }
-  void strings_kv(std::string_view key, const std::vector<std::string>& values) {
-    put_string(key);
-    put<std::uint32_t>(9);
-    put<std::uint32_t>(8);
-    put<std::uint64_t>(values.size());
-    for (const auto& v : values) put_string(v);
-    ++kv;
-  }
-  void ints_kv(std::string_view key, const std::vector<std::int32_t>& values) {
-    put_string(key);
-    put<std::uint32_t>(9);
-    put<std::uint32_t>(5);
-    put<std::uint64_t>(values.size());
-    for (const auto v : values) put<std::int32_t>(v);
-    ++kv;
-  }
-  std::string file() const {
-    std::string f = "GGUF";
-    auto append = [&](auto v) { f.append(reinterpret_cast<const char*>(&v), sizeof v); };
-    append(std::uint32_t(3));
-    append(std::uint64_t(0));  // tensors
-    append(kv);
-    return f + out;
-  }
-};
+/// `w`'s file, as bytes.
+std::string written(const lmkit::io::gguf_writer& w, const char* name) {
+  const auto path = lmkit::test::temporary_folder("gguf") / name;
+  w.write(path);
+  return lmkit::test::read_file(path);
+}
 
 }  // namespace
 
@@ -120,13 +85,13 @@ TEST_CASE("a gpt2-type GGUF tokenizer gives tiktoken's gpt2 ids", "[gguf][bpe]")
   std::getline(bpe, line);
   while (std::getline(bpe, line))
     if (!line.empty()) merges.push_back(line);
-  gguf_bytes g;
-  g.string_kv("tokenizer.ggml.model", "gpt2");
-  g.string_kv("tokenizer.ggml.pre", "gpt-2");
-  g.strings_kv("tokenizer.ggml.tokens", tokens);
-  g.ints_kv("tokenizer.ggml.token_type", types);
-  g.strings_kv("tokenizer.ggml.merges", merges);
-  const std::string file = g.file();
+  lmkit::io::gguf_writer g;
+  g.add_string("tokenizer.ggml.model", "gpt2");
+  g.add_string("tokenizer.ggml.pre", "gpt-2");
+  g.add_strings("tokenizer.ggml.tokens", tokens);
+  g.add_numbers("tokenizer.ggml.token_type", lmkit::io::gguf_type::int32, types);
+  g.add_strings("tokenizer.ggml.merges", merges);
+  const std::string file = written(g, "gpt2.gguf");
   const auto any = lmkit::io::tokenizer_from_gguf(gguf_file::parse_bytes(file, "gpt2.gguf"));
   REQUIRE(std::holds_alternative<lmkit::text::bpe_tokenizer>(any));
   const auto& tok = std::get<lmkit::text::bpe_tokenizer>(any);
@@ -137,10 +102,11 @@ TEST_CASE("a gpt2-type GGUF tokenizer gives tiktoken's gpt2 ids", "[gguf][bpe]")
   }
   CHECK(tok.special_id("<|endoftext|>") == token_id(50256));
 
-  gguf_bytes unknown;
-  unknown.string_kv("tokenizer.ggml.model", "bert");
-  unknown.strings_kv("tokenizer.ggml.tokens", {"a"});
-  CHECK_THROWS_WITH(lmkit::io::tokenizer_from_gguf(gguf_file::parse_bytes(unknown.file(), "u.gguf")),
+  lmkit::io::gguf_writer unknown;
+  unknown.add_string("tokenizer.ggml.model", "bert");
+  unknown.add_strings("tokenizer.ggml.tokens", {"a"});
+  const std::string unknown_file = written(unknown, "bert.gguf");
+  CHECK_THROWS_WITH(lmkit::io::tokenizer_from_gguf(gguf_file::parse_bytes(unknown_file, "u.gguf")),
                     Catch::Contains("u.gguf: tokenizer.ggml.model 'bert'"));
 }
 
@@ -162,9 +128,9 @@ TEST_CASE("damaged GGUF files are format errors naming the place", "[gguf][files
   bad = good;
   bad[23] = 0x7F;  // metadata count near 2^63
   CHECK_THROWS_WITH(gguf_file::parse_bytes(bad, "b.gguf"), Catch::Contains("metadata entries cannot fit"));
-  gguf_bytes g;
-  g.strings_kv("a.key", {"x"});
-  std::string lying = g.file();
+  lmkit::io::gguf_writer g;
+  g.add_strings("a.key", {"x"});
+  std::string lying = written(g, "lying.gguf");
   lying[24 + 8 + 5 + 4 + 4] = 0x7F;  // the array's element count
   CHECK_THROWS_WITH(gguf_file::parse_bytes(lying, "l.gguf"), Catch::Contains("a.key: array of"));
 }

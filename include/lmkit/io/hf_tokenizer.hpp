@@ -10,6 +10,7 @@
 #pragma once
 
 #include <filesystem>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -31,6 +32,19 @@
 namespace lmkit::io {
 
 namespace detail {
+
+/// Merge `k` of a tokenizer.json, spelled "left right" or ["left", "right"]; nullopt if neither.
+inline std::optional<std::pair<std::string, std::string>> merge_sides(const nlohmann::json& m) {
+  if (m.is_string()) {
+    const std::string s = m.get<std::string>();
+    const std::size_t space = s.find(' ');
+    if (space == std::string::npos || s.find(' ', space + 1) != std::string::npos) return std::nullopt;
+    return std::pair{s.substr(0, space), s.substr(space + 1)};
+  }
+  if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string())
+    return std::pair{m[0].get<std::string>(), m[1].get<std::string>()};
+  return std::nullopt;
+}
 
 inline text::bpe_tokenizer parse_hf_tokenizer_json(std::string_view json_text, std::string_view source) {
   nlohmann::json j;
@@ -125,19 +139,9 @@ inline text::bpe_tokenizer parse_hf_tokenizer_json(std::string_view json_text, s
   if (!model.contains("merges") || !model["merges"].is_array()) fail("model.merges must be an array");
   for (std::size_t k = 0; k < model["merges"].size(); ++k) {
     const auto& m = model["merges"][k];
-    std::string left, right;
-    if (m.is_string()) {  // "left right"
-      const std::string s = m.get<std::string>();
-      const std::size_t space = s.find(' ');
-      if (space == std::string::npos || s.find(' ', space + 1) != std::string::npos) fail("merge ", k, " is not 'LEFT RIGHT'");
-      left = s.substr(0, space);
-      right = s.substr(space + 1);
-    } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {  // ["left", "right"]
-      left = m[0].get<std::string>();
-      right = m[1].get<std::string>();
-    } else {
-      fail("merge ", k, " is neither 'LEFT RIGHT' nor [LEFT, RIGHT]");
-    }
+    const auto sides = merge_sides(m);
+    if (!sides) fail("merge ", k, " is neither 'LEFT RIGHT' nor [LEFT, RIGHT]");
+    const auto& [left, right] = *sides;
     auto id_of = [&](const std::string& printable) {
       const auto where = lmkit::detail::concat(source, ": merge ", k);
       const text::token_id id = vocab.find(text::printable_to_bytes(printable, where));
@@ -241,19 +245,9 @@ inline text::sentencepiece_tokenizer parse_metaspace_tokenizer_json(const nlohma
   if (!model.contains("merges") || !model["merges"].is_array()) fail("model.merges must be an array");
   const auto& merges = model["merges"];
   for (std::size_t k = 0; k < merges.size(); ++k) {
-    std::string left, right;
-    if (merges[k].is_string()) {
-      const std::string m = merges[k].get<std::string>();
-      const std::size_t cut = m.find(' ');
-      if (cut == std::string::npos) fail("merge ", k, " is not 'LEFT RIGHT'");
-      left = m.substr(0, cut);
-      right = m.substr(cut + 1);
-    } else if (merges[k].is_array() && merges[k].size() == 2 && merges[k][0].is_string() && merges[k][1].is_string()) {
-      left = merges[k][0].get<std::string>();
-      right = merges[k][1].get<std::string>();
-    } else {
-      fail("merge ", k, " is neither 'LEFT RIGHT' nor [LEFT, RIGHT]");
-    }
+    const auto sides = merge_sides(merges[k]);
+    if (!sides) fail("merge ", k, " is neither 'LEFT RIGHT' nor [LEFT, RIGHT]");
+    const auto& [left, right] = *sides;
     if (!id_of.contains(left) || !id_of.contains(right)) fail("merge ", k, " names a token that is not in the vocabulary");
     const auto it = id_of.find(left + right);
     if (it == id_of.end()) fail("merge ", k, " makes a token that is not in the vocabulary");

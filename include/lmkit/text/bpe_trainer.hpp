@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "lmkit/core/error.hpp"
+#include "lmkit/core/string_map.hpp"
 #include "lmkit/text/bpe_tokenizer.hpp"
 #include "lmkit/text/pretokenizer.hpp"
 #include "lmkit/text/token_bytes_table.hpp"
@@ -58,7 +59,12 @@ class bpe_trainer {
   void add_text(std::string_view text) {
     require_utf8(text, "training text");
     corpus_bytes_ += text.size();
-    for_each_piece(pattern_, text, [&](std::string_view piece) { ++piece_counts_[std::string(piece)]; });
+    for_each_piece(pattern_, text, [&](std::string_view piece) {
+      if (const auto it = piece_counts_.find(piece); it != piece_counts_.end())
+        ++it->second;  // most pieces have been seen before: no string made
+      else
+        piece_counts_.emplace(piece, 1);
+    });
   }
 
   bpe_training_result train(const bpe_training_options& options) const {
@@ -167,7 +173,7 @@ class bpe_trainer {
   static std::uint64_t pair_key(token_id a, token_id b) { return std::uint64_t(a) << 32 | b; }
 
   split_pattern pattern_;
-  std::unordered_map<std::string, std::uint64_t> piece_counts_;
+  string_map<std::uint64_t> piece_counts_;
   std::uint64_t corpus_bytes_ = 0;
 };
 

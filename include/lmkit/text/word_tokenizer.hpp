@@ -12,8 +12,10 @@
 #include <vector>
 
 #include "lmkit/core/error.hpp"
+#include "lmkit/core/string_map.hpp"
 #include "lmkit/text/special_token.hpp"
 #include "lmkit/text/token_bytes_table.hpp"
+#include "lmkit/text/words.hpp"
 
 namespace lmkit::text {
 
@@ -28,7 +30,7 @@ class word_tokenizer {
 
   /// The words of `corpus` by descending count (ties in byte order), after `<unk>`.
   static word_tokenizer from_corpus(std::string_view corpus, word_vocabulary_options opt = {}) {
-    std::unordered_map<std::string_view, std::size_t> counts;
+    std::unordered_map<std::string_view, std::size_t> counts;  // views into the corpus
     for_each_word(corpus, [&](std::string_view w) { ++counts[w]; });
     std::vector<std::pair<std::string_view, std::size_t>> sorted(counts.begin(), counts.end());
     std::sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) {
@@ -77,23 +79,8 @@ class word_tokenizer {
   const std::vector<std::string>& words() const { return words_; }
 
  private:
-  template <class F>
-  static void for_each_word(std::string_view text, F&& f) {
-    constexpr std::string_view space = " \t\n\r\v\f";
-    for (std::size_t pos = text.find_first_not_of(space); pos != std::string_view::npos;) {
-      const std::size_t end = std::min(text.find_first_of(space, pos), text.size());
-      f(text.substr(pos, end - pos));
-      pos = text.find_first_not_of(space, end);
-    }
-  }
-
-  struct string_hash {  // lets find() take a string_view without making a string
-    using is_transparent = void;
-    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-  };
-
   std::vector<std::string> words_;
-  std::unordered_map<std::string, token_id, string_hash, std::equal_to<>> ids_;
+  string_map<token_id> ids_;
 };
 
 }  // namespace lmkit::text

@@ -10,6 +10,8 @@
 #include <vector>
 
 #include "lmkit/core/error.hpp"
+#include "lmkit/core/string_map.hpp"
+#include "lmkit/text/words.hpp"
 
 namespace lmkit::ngram {
 
@@ -48,27 +50,11 @@ class vocabulary {
   std::size_t size() const { return words_.size(); }
 
  private:
-  // Transparent hashing: looking a word up from a string_view allocates nothing.
-  struct string_hash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
-  };
-  std::unordered_map<std::string, word_id, string_hash, std::equal_to<>> ids_;
+  string_map<word_id> ids_;  // looked up from a string_view without allocating
   std::vector<std::string> words_;
 };
 
-/// Calls `each(word)` for the words of a line split on ASCII whitespace (spaces, tabs, CR), as
-/// KenLM splits.
-template <class Each>
-void for_each_word(std::string_view line, Each&& each) {
-  auto is_space = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f'; };
-  std::size_t i = 0;
-  while (i < line.size()) {
-    while (i < line.size() && is_space(line[i])) ++i;
-    const std::size_t start = i;
-    while (i < line.size() && !is_space(line[i])) ++i;
-    if (i > start) each(line.substr(start, i - start));
-  }
-}
+/// The words of a line split on ASCII whitespace, as KenLM splits.
+using text::for_each_word;
 
 }  // namespace lmkit::ngram
