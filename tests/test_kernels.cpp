@@ -78,6 +78,27 @@ TEST_CASE("element-wise kernels equal the reference", "[kernels]") {
   });
 }
 
+TEST_CASE("the Adam update equals the reference", "[kernels]") {
+  const kernels::adam_coefficients c{.beta1 = 0.9f, .beta2 = 0.99f, .step_size = 1e-2f, .rsqrt_correction2 = 3.0f,
+                                     .eps = 1e-8f, .shrink = 0.999f, .l2 = 0.01f};
+  on_every_target([&] {
+    for (std::size_t n : test::awkward_sizes()) {
+      INFO("n = " << n);
+      const auto w0 = random_floats(n, 1), g = random_floats(n, 2), m0 = random_floats(n, 3);
+      auto v0 = random_floats(n, 4);
+      for (float& x : v0) x = x * x;  // a second moment is not negative
+      std::vector<float> w = w0, m = m0, v = v0, w_ref = w0, m_ref = m0, v_ref = v0;
+      kernels::adam_update(w, g, m, v, c);
+      ref::adam_update(w_ref.data(), g.data(), m_ref.data(), v_ref.data(), n, c);
+      for (std::size_t i = 0; i < n; ++i) {
+        REQUIRE(close(m[i], m_ref[i], 1e-6, 1e-7));
+        REQUIRE(close(v[i], v_ref[i], 1e-6, 1e-7));
+        REQUIRE(close(w[i], w_ref[i], 1e-6, 1e-6));
+      }
+    }
+  });
+}
+
 TEST_CASE("element-wise kernels may work in place", "[kernels]") {
   auto x = random_floats(37, 3);
   const auto original = x;

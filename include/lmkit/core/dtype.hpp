@@ -88,6 +88,9 @@ struct f16 {
 static_assert(sizeof(bf16) == 2 && sizeof(f16) == 2);
 
 /// Run-time tag for the element types, used where types cross a file or a dispatch boundary.
+/// A token's index in a vocabulary: what tokenizers produce and models consume.
+using token_id = std::uint32_t;
+
 enum class dtype : std::uint8_t { f32, f16, bf16 };
 
 constexpr std::size_t size_of(dtype t) { return t == dtype::f32 ? 4 : 2; }

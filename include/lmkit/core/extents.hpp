@@ -22,7 +22,8 @@ class extents {
   static constexpr std::size_t rank_dynamic() { return ((Static == dynamic) + ... + 0); }
   static constexpr std::size_t static_extent(std::size_t r) { return statics_[r]; }
 
-  constexpr extents() requires(rank_dynamic() == 0) = default;
+  /// Dynamic extents start at 0 (as std::extents does), so views can be default-constructed.
+  constexpr extents() = default;
 
   /// Either only the dynamic extents, in order, or all of them (the static ones are checked).
   template <std::integral... Sizes>

@@ -15,6 +15,7 @@
 #include "lmkit/kernels/elementwise-inl.hpp"
 #include "lmkit/kernels/matmul-inl.hpp"
 #include "lmkit/kernels/norm-inl.hpp"
+#include "lmkit/kernels/optimizer-inl.hpp"
 #include "lmkit/kernels/rope-inl.hpp"
 #include "lmkit/kernels/softmax-inl.hpp"
 

@@ -15,6 +15,7 @@
 #include "lmkit/core/parallel.hpp"
 #include "lmkit/core/tensor.hpp"
 #include "lmkit/kernels/gemm_problem.hpp"
+#include "lmkit/kernels/optimizer_coefficients.hpp"
 
 // One per-target pass over every kernel (see docs/kernels.md), then the baseline target.
 #undef HWY_TARGET_INCLUDE
@@ -67,6 +68,7 @@ LMKIT_EXPORT(rope_half);
 LMKIT_EXPORT(rope_adjacent);
 LMKIT_EXPORT(gemm);
 LMKIT_EXPORT(dot);
+LMKIT_EXPORT(adam_update);
 
 #undef LMKIT_EXPORT
 
@@ -107,6 +109,17 @@ inline void axpy(float alpha, std::span<const float> x, std::span<float> y) {
 inline float dot(std::span<const float> a, std::span<const float> b) {
   detail::same_size(a.size(), b.size(), "dot");
   return HWY_DYNAMIC_DISPATCH(dot)(a.data(), b.data(), a.size());
+}
+
+// ---- optimizer updates -------------------------------------------------------------------
+
+/// One Adam / AdamW step over a parameter w with gradient g and moments m, v (all the same size).
+inline void adam_update(std::span<float> w, std::span<const float> g, std::span<float> m, std::span<float> v,
+                        const adam_coefficients& c) {
+  detail::same_size(w.size(), g.size(), "adam_update gradient");
+  detail::same_size(w.size(), m.size(), "adam_update first moment");
+  detail::same_size(w.size(), v.size(), "adam_update second moment");
+  HWY_DYNAMIC_DISPATCH(adam_update)(w.data(), g.data(), m.data(), v.data(), w.size(), c);
 }
 
 // ---- conversions (round to nearest even) --------------------------------------------------

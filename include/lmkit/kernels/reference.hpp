@@ -9,6 +9,7 @@
 
 #include "lmkit/core/dtype.hpp"
 #include "lmkit/kernels/gemm_problem.hpp"
+#include "lmkit/kernels/optimizer_coefficients.hpp"
 
 namespace lmkit::kernels::reference {
 
@@ -28,6 +29,16 @@ inline double dot(const float* a, const float* b, std::size_t n) {
   double s = 0;
   for (std::size_t i = 0; i < n; ++i) s += double{a[i]} * b[i];
   return s;
+}
+
+inline void adam_update(float* w, const float* g, float* m, float* v, std::size_t n, const adam_coefficients& c) {
+  for (std::size_t i = 0; i < n; ++i) {
+    const double grad = double{g[i]} + double{c.l2} * w[i];
+    m[i] = static_cast<float>(c.beta1 * double{m[i]} + (1.0 - c.beta1) * grad);
+    v[i] = static_cast<float>(c.beta2 * double{v[i]} + (1.0 - c.beta2) * grad * grad);
+    w[i] = static_cast<float>(double{w[i]} * c.shrink -
+                              c.step_size * double{m[i]} / (std::sqrt(double{v[i]}) * c.rsqrt_correction2 + c.eps));
+  }
 }
 
 inline void softmax(const float* x, float* out, std::size_t n) {

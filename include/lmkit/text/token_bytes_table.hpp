@@ -10,11 +10,12 @@
 #include <string_view>
 #include <vector>
 
+#include "lmkit/core/dtype.hpp"
 #include "lmkit/core/error.hpp"
 
 namespace lmkit::text {
 
-using token_id = std::uint32_t;
+using lmkit::token_id;
 
 namespace detail {
 

@@ -1,0 +1,166 @@
+// A GPT-style decoder (Radford et al. 2019): token and learned position embeddings, `layers`
+// pre-norm transformer blocks, a final layer norm, and an output layer tied to the token embedding.
+//
+//   constexpr lmkit::models::gpt_config tiny{.vocab = 65, .context = 64, .layers = 4, .heads = 4, .dim = 128};
+//   lmkit::models::gpt<tiny> model;                 // widths checked at compile time
+//   lmkit::models::gpt<> model(config_from_file);   // the same templates, widths from a file
+//
+// Parameter names follow Hugging Face's GPT-2 ("transformer.h.0.attn.c_attn.weight"), with
+// linear weights stored [out, in] as PyTorch's nn.Linear stores them.
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+#include <span>
+#include <string_view>
+
+#include "lmkit/core/error.hpp"
+#include "lmkit/core/rng.hpp"
+#include "lmkit/kernels/kernels.hpp"
+#include "lmkit/nn/cross_entropy.hpp"
+#include "lmkit/nn/embedding.hpp"
+#include "lmkit/nn/mlp.hpp"
+#include "lmkit/nn/normalization.hpp"
+#include "lmkit/nn/repeat.hpp"
+#include "lmkit/nn/self_attention.hpp"
+#include "lmkit/nn/transformer_block.hpp"
+
+namespace lmkit::models {
+
+struct gpt_config {
+  std::size_t vocab = 0;
+  std::size_t context = 0;
+  std::size_t layers = 0;
+  std::size_t heads = 0;
+  std::size_t dim = 0;
+  std::size_t hidden = 0;  // 0: 4 * dim
+  nn::bias bias = nn::bias::no;
+  nn::activation activation = nn::activation::gelu_erf;
+  float norm_eps = 1e-5f;
+
+  constexpr std::size_t hidden_width() const { return hidden ? hidden : 4 * dim; }
+  /// A config whose sizes are all given (as a template argument, the model's widths are static).
+  constexpr bool complete() const { return vocab && context && layers && heads && dim; }
+};
+
+namespace detail {
+constexpr std::size_t static_or_dynamic(std::size_t n) { return n == 0 ? dynamic : n; }
+
+inline void check_gpt_config(const gpt_config& c) {
+  require<argument_error>(c.complete(), "gpt: every size (vocab, context, layers, heads, dim) must be positive");
+  require<argument_error>(c.dim % c.heads == 0, "gpt: dim ", c.dim, " is not a multiple of ", c.heads, " heads");
+}
+}  // namespace detail
+
+template <gpt_config Config = gpt_config{}>
+class gpt {
+  static_assert(!Config.complete() || Config.dim % Config.heads == 0, "gpt: dim must be a multiple of heads");
+  static constexpr std::size_t C = Config.complete() ? Config.dim : dynamic;
+  static constexpr std::size_t V = Config.complete() ? Config.vocab : dynamic;
+  static constexpr std::size_t T = Config.complete() ? Config.context : dynamic;
+  static constexpr std::size_t L = Config.complete() ? Config.layers : dynamic;
+  static constexpr std::size_t Hidden = Config.complete() ? Config.hidden_width() : dynamic;
+
+ public:
+  using block = nn::transformer_block<nn::layer_norm<C>, nn::self_attention<C>, nn::mlp<C, Hidden>>;
+
+  gpt() requires(Config.complete()) : gpt(Config) {}
+  explicit gpt(const gpt_config& config)
+      : config_((detail::check_gpt_config(config), config)),
+        wte_(config.vocab, config.dim),
+        wpe_(config.context, config.dim),
+        h_(config.layers, [&](std::size_t) { return make_block(config); }),
+        ln_f_(config.dim, config.bias, config.norm_eps) {}
+
+  const gpt_config& config() const { return config_; }
+
+  /// GPT-2's initialisation: normal(0, 0.02) for matrices, scaled by 1/sqrt(2 layers) for the
+  /// projections that feed the residual stream; zero biases; unit norm gains.
+  void init(seed s) {
+    philox rng(s);
+    const float residual_std = 0.02f / std::sqrt(2.0f * static_cast<float>(config_.layers));
+    visit_parameters([&](std::string_view name, nn::parameter& p) {
+      if (p.shape().size() == 1) {
+        p.fill(name.ends_with(".bias") ? 0.0f : 1.0f);
+      } else {
+        p.init_normal(rng, name.ends_with("c_proj.weight") ? residual_std : 0.02f);
+      }
+    });
+  }
+
+  /// Sets up the buffers for batches of this shape (only when the shape changes).
+  void reserve(nn::batch_shape shape) {
+    require<argument_error>(shape.time >= 1 && shape.time <= config_.context, "gpt: ", shape.time,
+                            " positions do not fit the context of ", config_.context);
+    if (shape == shape_) return;
+    shape_ = shape;
+    arena_.plan([&](nn::activation_arena& a) {
+      wte_.reserve(a, shape);
+      wpe_.reserve(a, shape);
+      h_.reserve(a, shape);
+      ln_f_.reserve(a, shape);
+      logits_ = a.take(shape.rows() * config_.vocab);
+      dx_ = a.take(shape.rows() * config_.dim);
+      loss_.reserve(a, shape, config_.vocab);
+    });
+  }
+
+  /// Logits [batch * time, vocab] for `ids` (rows b * time + t).
+  nn::const_matrix logits(std::span<const token_id> ids, nn::batch_shape shape, const nn::run_context& ctx) {
+    reserve(shape);
+    nn::const_matrix x = wpe_.forward(wte_.forward(ids, ctx), ctx);
+    x = ln_f_.forward(h_.forward(x, ctx), ctx);
+    final_ = x;
+    const nn::matrix out = nn::as_matrix(logits_, shape.rows(), config_.vocab);
+    kernels::matmul_nt(x, wte_.weight().value_matrix(), out, *ctx.pool);  // tied output layer
+    return out;
+  }
+
+  /// Mean cross-entropy of `targets` (the next token of each position).
+  float forward(std::span<const token_id> ids, std::span<const token_id> targets, nn::batch_shape shape,
+                const nn::run_context& ctx) {
+    return loss_.forward(logits(ids, shape, ctx), targets, ctx);
+  }
+
+  /// Adds the gradient of the last forward's loss to every parameter's gradient.
+  void backward(const nn::run_context& ctx) {
+    const nn::const_matrix dlogits = loss_.backward(ctx);
+    const nn::matrix dx = nn::as_matrix(dx_, shape_.rows(), config_.dim);
+    std::fill(dx_.begin(), dx_.end(), 0.0f);
+    kernels::matmul_nt_backward(final_, nn::const_matrix(wte_.weight().value_matrix()), dlogits, dx,
+                                wte_.weight().grad_matrix(), *ctx.pool);
+    const nn::const_matrix dh = h_.backward(ln_f_.backward(dx, ctx), ctx);
+    wte_.backward(wpe_.backward(dh, ctx), ctx);
+  }
+
+  template <class Visitor>
+  void visit_parameters(Visitor&& visit) {
+    wte_.visit_parameters(visit, "transformer.wte");
+    wpe_.visit_parameters(visit, "transformer.wpe");
+    h_.visit_parameters(visit, "transformer.h");
+    ln_f_.visit_parameters(visit, "transformer.ln_f");
+  }
+
+  std::span<const float> row_losses() const { return loss_.row_losses(); }
+
+ private:
+  static block make_block(const gpt_config& c) {
+    return block(nn::layer_norm<C>(c.dim, c.bias, c.norm_eps),
+                 nn::self_attention<C>(c.dim, {.heads = c.heads, .qkv_bias = c.bias, .out_bias = c.bias}),
+                 nn::layer_norm<C>(c.dim, c.bias, c.norm_eps),
+                 nn::mlp<C, Hidden>(c.dim, c.hidden_width(), c.activation, c.bias));
+  }
+
+  gpt_config config_;
+  nn::embedding<V, C> wte_;
+  nn::positional_embedding<T, C> wpe_;
+  nn::repeat<L, block> h_;
+  nn::layer_norm<C> ln_f_;
+  nn::softmax_cross_entropy loss_;
+  nn::activation_arena arena_;
+  nn::batch_shape shape_{0, 0};
+  nn::const_matrix final_;
+  std::span<float> logits_, dx_;
+};
+
+}  // namespace lmkit::models

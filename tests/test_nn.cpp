@@ -1,0 +1,398 @@
+// Every layer's backward against central finite differences taken in double precision on an
+// independent scalar version of the layer (nn_reference.hpp); the float forward against the same.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "lmkit/models/gpt.hpp"
+#include "lmkit/nn/dropout.hpp"
+#include "lmkit/nn/repeat.hpp"
+#include "lmkit/nn/residual.hpp"
+#include "lmkit/nn/sequential.hpp"
+#include "nn_reference.hpp"
+
+using namespace lmkit;
+using ref::vec;
+
+namespace {
+
+/// y = ref(x, params): the layer's output in double, from the input and the parameter values.
+using reference_forward = std::function<vec(const vec& x, const std::vector<vec>& params)>;
+
+vec to_double(std::span<const float> s) { return vec(s.begin(), s.end()); }
+
+/// |float gradient - double finite difference| within float rounding of the computation.
+void require_close(double got, double want, const std::string& what) {
+  INFO(what << ": got " << got << ", finite difference " << want);
+  REQUIRE(std::abs(got - want) <= 2e-4 + 2e-3 * std::abs(want));
+}
+
+/// Loss = <w, y> for a fixed random w; checks dL/dx and dL/dparams from the layer's backward
+/// against central differences of the reference in double.
+template <class Layer>
+void check_layer(Layer& layer, nn::batch_shape shape, std::size_t in_width, const reference_forward& reference,
+                 std::uint64_t seed_value = 1, const thread_pool& pool = serial_pool()) {
+  philox rng(seed{seed_value});
+  std::vector<nn::parameter*> params;
+  std::vector<std::string> names;
+  layer.visit_parameters(
+      [&](std::string_view name, nn::parameter& p) {
+        p.init_normal(rng, 0.5f);
+        params.push_back(&p);
+        names.emplace_back(name);
+      },
+      "layer");
+  nn::activation_arena arena;
+  arena.plan([&](nn::activation_arena& a) { layer.reserve(a, shape); });
+  std::vector<float> x(shape.rows() * in_width);
+  for (float& v : x) v = static_cast<float>(rng.normal());
+  const nn::run_context ctx{&pool, true};
+  const nn::const_matrix y = layer.forward(nn::as_matrix(std::span<const float>(x), shape.rows(), in_width), ctx);
+  std::vector<float> w(y.size());
+  for (float& v : w) v = static_cast<float>(rng.normal());
+  const vec y_float = to_double(y.span());
+  for (nn::parameter* p : params) p->zero_grad();
+  const nn::const_matrix dx = layer.backward(nn::as_matrix(std::span<const float>(w), y.extent(0), y.extent(1)), ctx);
+
+  std::vector<vec> p_double;
+  for (nn::parameter* p : params) p_double.push_back(to_double(p->value()));
+  vec x_double = to_double(x);
+  const vec y_ref = reference(x_double, p_double);
+  REQUIRE(y_ref.size() == y_float.size());
+  for (std::size_t i = 0; i < y_ref.size(); ++i) {
+    INFO("output " << i);
+    REQUIRE(std::abs(y_float[i] - y_ref[i]) <= 1e-4 * (1.0 + std::abs(y_ref[i])));
+  }
+  auto loss = [&] {
+    const vec yy = reference(x_double, p_double);
+    double s = 0;
+    for (std::size_t i = 0; i < yy.size(); ++i) s += w[i] * yy[i];
+    return s;
+  };
+  auto central_difference = [&](double& v) {
+    const double h = 1e-6, keep = v;
+    v = keep + h;
+    const double up = loss();
+    v = keep - h;
+    const double down = loss();
+    v = keep;
+    return (up - down) / (2 * h);
+  };
+  const vec dx_float = to_double(dx.span());
+  for (std::size_t i = 0; i < x_double.size(); ++i)
+    require_close(dx_float[i], central_difference(x_double[i]), "dx[" + std::to_string(i) + "]");
+  for (std::size_t k = 0; k < params.size(); ++k)
+    for (std::size_t i = 0; i < p_double[k].size(); ++i)
+      require_close(params[k]->grad()[i], central_difference(p_double[k][i]), names[k] + "[" + std::to_string(i) + "]");
+}
+
+}  // namespace
+
+TEST_CASE("linear: backward matches finite differences, with and without bias", "[nn]") {
+  for (nn::bias b : {nn::bias::no, nn::bias::yes}) {
+    nn::linear<> layer(5, 7, b);
+    check_layer(layer, {2, 3}, 5, [&](const vec& x, const std::vector<vec>& p) {
+      return ref::linear(x, 6, 5, p[0], 7, b == nn::bias::yes ? &p[1] : nullptr);
+    });
+  }
+}
+
+TEST_CASE("linear: widths fixed in the type are checked against the values given", "[nn]") {
+  nn::linear<4, 8> fixed;
+  CHECK(fixed.in_features() == 4);
+  CHECK_THROWS_AS((nn::linear<4, 8>(4, 9)), shape_error);
+}
+
+TEST_CASE("layer norm and RMS norm: backward matches finite differences", "[nn]") {
+  SECTION("layer norm with bias") {
+    nn::layer_norm<> layer(9, nn::bias::yes);
+    check_layer(layer, {3, 5}, 9, [](const vec& x, const std::vector<vec>& p) {
+      return ref::layer_norm(x, 15, 9, p[0], &p[1], 1e-5);
+    });
+  }
+  SECTION("layer norm without bias, more rows than one task") {
+    nn::layer_norm<> layer(6);
+    check_layer(layer, {5, 20}, 6, [](const vec& x, const std::vector<vec>& p) {
+      return ref::layer_norm(x, 100, 6, p[0], nullptr, 1e-5);
+    });
+  }
+  SECTION("RMS norm") {
+    nn::rms_norm<> layer(8);
+    check_layer(layer, {2, 4}, 8, [](const vec& x, const std::vector<vec>& p) { return ref::rms_norm(x, 8, 8, p[0], 1e-5); });
+  }
+}
+
+TEST_CASE("mlp (GELU) and SwiGLU: backward matches finite differences", "[nn]") {
+  for (nn::activation act : {nn::activation::gelu_erf, nn::activation::gelu_tanh}) {
+    nn::mlp<> layer(6, 10, act, nn::bias::yes);
+    check_layer(layer, {2, 3}, 6, [&](const vec& x, const std::vector<vec>& p) {
+      vec h = ref::linear(x, 6, 6, p[0], 10, &p[1]);
+      for (double& v : h) v = act == nn::activation::gelu_erf ? ref::gelu_erf(v) : ref::gelu_tanh(v);
+      return ref::linear(h, 6, 10, p[2], 6, &p[3]);
+    });
+  }
+  nn::swiglu_mlp<> swiglu(6, 11);
+  check_layer(swiglu, {2, 3}, 6, [](const vec& x, const std::vector<vec>& p) {
+    const vec gate = ref::linear(x, 6, 6, p[0], 11), up = ref::linear(x, 6, 6, p[1], 11);
+    vec h(gate.size());
+    for (std::size_t i = 0; i < h.size(); ++i) h[i] = ref::silu(gate[i]) * up[i];
+    return ref::linear(h, 6, 11, p[2], 6);
+  });
+}
+
+TEST_CASE("self-attention: backward matches finite differences", "[nn]") {
+  struct variant {
+    const char* name;
+    nn::attention_options options;
+  };
+  const std::vector<variant> variants = {
+      {"causal", {.heads = 2}},
+      {"bidirectional", {.heads = 2, .causal = false}},
+      {"grouped-query (4 query heads, 2 key/value heads)", {.heads = 4, .kv_heads = 2}},
+      {"one key/value head, biases", {.heads = 4, .kv_heads = 1, .qkv_bias = nn::bias::yes, .out_bias = nn::bias::yes}},
+      {"RoPE, half rotation", {.heads = 2, .rope = nn::rope_options{.base = 100.0}}},
+      {"RoPE, adjacent pairs, grouped",
+       {.heads = 4, .kv_heads = 2, .rope = nn::rope_options{.base = 50.0, .style = kernels::rope_style::adjacent_pairs}}},
+  };
+  for (const variant& v : variants) {
+    SECTION(v.name) {
+      const std::size_t width = 8, batch = 2, time = 5;
+      nn::self_attention<> layer(width, v.options);
+      const std::size_t heads = v.options.heads, kv = layer.kv_heads(), d = width / heads;
+      const bool has_bias = v.options.qkv_bias == nn::bias::yes;
+      check_layer(layer, {batch, time}, width, [&](const vec& x, const std::vector<vec>& p) {
+        const std::size_t qkv_width = (heads + 2 * kv) * d;
+        const vec qkv = ref::linear(x, batch * time, width, p[0], qkv_width, has_bias ? &p[1] : nullptr);
+        ref::attention_shape s{batch, time, heads, kv, d, v.options.causal};
+        if (v.options.rope) {
+          s.rope = true;
+          s.rope_base = v.options.rope->base;
+          s.rope_half = v.options.rope->style == kernels::rope_style::half_rotation;
+        }
+        const vec y = ref::attention(qkv, s);
+        return ref::linear(y, batch * time, heads * d, p[has_bias ? 2 : 1], width, has_bias ? &p[3] : nullptr);
+      });
+    }
+  }
+}
+
+TEST_CASE("self-attention: heads that do not divide the width are refused", "[nn]") {
+  CHECK_THROWS_AS(nn::self_attention<>(10, {.heads = 3}), argument_error);
+  CHECK_THROWS_AS(nn::self_attention<>(12, {.heads = 4, .kv_heads = 3}), argument_error);
+}
+
+TEST_CASE("positional embedding and the combinators: backward matches finite differences", "[nn]") {
+  SECTION("positional embedding") {
+    nn::positional_embedding<> layer(6, 4);
+    check_layer(layer, {3, 5}, 4, [](const vec& x, const std::vector<vec>& p) {
+      vec y = x;
+      for (std::size_t r = 0; r < 15; ++r)
+        for (std::size_t i = 0; i < 4; ++i) y[r * 4 + i] += p[0][(r % 5) * 4 + i];
+      return y;
+    });
+  }
+  SECTION("sequential<linear, layer_norm, residual<mlp>> and repeat") {
+    using block = nn::residual<nn::mlp<>>;
+    nn::sequential<nn::linear<>, nn::layer_norm<>, nn::repeat<2, block>> layer(
+        nn::linear<>(5, 6), nn::layer_norm<>(6),
+        nn::repeat<2, block>(2, [](std::size_t) { return block(nn::mlp<>(6, 12, nn::activation::gelu_tanh)); }));
+    std::vector<std::string> names;
+    layer.visit_parameters([&](std::string_view n, nn::parameter&) { names.emplace_back(n); }, "");
+    CHECK(names == std::vector<std::string>{"0.weight", "1.weight", "2.0.c_fc.weight", "2.0.c_proj.weight",
+                                            "2.1.c_fc.weight", "2.1.c_proj.weight"});
+    check_layer(layer, {2, 2}, 5, [](const vec& x, const std::vector<vec>& p) {
+      vec h = ref::layer_norm(ref::linear(x, 4, 5, p[0], 6), 4, 6, p[1], nullptr, 1e-5);
+      for (int b = 0; b < 2; ++b) {
+        vec u = ref::linear(h, 4, 6, p[2 + 2 * b], 12);
+        for (double& v : u) v = ref::gelu_tanh(v);
+        h = ref::add(h, ref::linear(u, 4, 12, p[3 + 2 * b], 6));
+      }
+      return h;
+    });
+  }
+  SECTION("widths that do not chain are refused at construction") {
+    CHECK_THROWS_AS((nn::sequential<nn::linear<>, nn::linear<>>(nn::linear<>(3, 4), nn::linear<>(5, 2))), shape_error);
+  }
+}
+
+TEST_CASE("embedding: gradient rows sum over repeated ids; bad ids are refused", "[nn]") {
+  nn::embedding<> emb(5, 3);
+  philox rng(seed{3});
+  emb.weight().init_normal(rng, 1.0f);
+  nn::activation_arena arena;
+  arena.plan([&](nn::activation_arena& a) { emb.reserve(a, {1, 4}); });
+  const std::vector<token_id> ids = {2, 0, 2, 4};
+  const nn::const_matrix y = emb.forward(ids, {});
+  for (std::size_t r = 0; r < 4; ++r)
+    for (std::size_t i = 0; i < 3; ++i) CHECK(y(r, i) == emb.weight().value()[ids[r] * 3 + i]);
+  std::vector<float> dy = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+  emb.weight().zero_grad();
+  emb.backward(nn::as_matrix(std::span<const float>(dy), 4, 3), {});
+  const std::vector<float> want = {4, 5, 6, 0, 0, 0, 1 + 7, 2 + 8, 3 + 9, 0, 0, 0, 10, 11, 12};
+  CHECK(std::vector<float>(emb.weight().grad().begin(), emb.weight().grad().end()) == want);
+  const std::vector<token_id> bad = {0, 5, 1, 1};
+  CHECK_THROWS_AS(emb.forward(bad, {}), argument_error);
+}
+
+TEST_CASE("softmax cross-entropy: loss and gradient match the reference", "[nn]") {
+  const std::size_t rows = 6, vocab = 7;
+  philox rng(seed{5});
+  std::vector<float> logits(rows * vocab);
+  for (float& v : logits) v = static_cast<float>(2.0 * rng.normal());
+  const std::vector<token_id> targets = {0, 6, 3, 3, 1, 5};
+  nn::softmax_cross_entropy ce;
+  nn::activation_arena arena;
+  arena.plan([&](nn::activation_arena& a) { ce.reserve(a, {2, 3}, vocab); });
+  const float loss = ce.forward(nn::as_matrix(std::span<const float>(logits), rows, vocab), targets, {});
+  const std::vector<unsigned> t(targets.begin(), targets.end());
+  vec ld = to_double(logits);
+  CHECK(std::abs(loss - ref::cross_entropy(ld, rows, vocab, t)) < 1e-5);
+  const nn::const_matrix d = ce.backward({});
+  for (std::size_t i = 0; i < ld.size(); ++i) {
+    const double keep = ld[i], h = 1e-6;
+    ld[i] = keep + h;
+    const double up = ref::cross_entropy(ld, rows, vocab, t);
+    ld[i] = keep - h;
+    const double down = ref::cross_entropy(ld, rows, vocab, t);
+    ld[i] = keep;
+    require_close(d.data()[i], (up - down) / (2 * h), "dlogits[" + std::to_string(i) + "]");
+  }
+  const std::vector<token_id> out_of_range = {0, 7, 0, 0, 0, 0};
+  CHECK_THROWS_AS(ce.forward(nn::as_matrix(std::span<const float>(logits), rows, vocab), out_of_range, {}), argument_error);
+}
+
+TEST_CASE("dropout: drops about p of the activations, scales the rest, and masks the gradient alike", "[nn]") {
+  nn::dropout<> drop(100, 0.25f, seed{9});
+  nn::activation_arena arena;
+  arena.plan([&](nn::activation_arena& a) { drop.reserve(a, {10, 10}); });
+  std::vector<float> x(100 * 100, 1.0f);
+  const nn::const_matrix y = drop.forward(nn::as_matrix(std::span<const float>(x), 100, 100), {.training = true});
+  std::size_t zeros = 0;
+  for (float v : y.span()) {
+    REQUIRE((v == 0.0f || std::abs(v - 1.0f / 0.75f) < 1e-6f));
+    zeros += v == 0.0f;
+  }
+  CHECK(std::abs(static_cast<double>(zeros) / 10000.0 - 0.25) < 0.02);  // 4.6 standard deviations
+  const nn::const_matrix dx = drop.backward(nn::as_matrix(std::span<const float>(x), 100, 100), {});
+  for (std::size_t i = 0; i < 10000; ++i) REQUIRE(dx.data()[i] == y.data()[i]);
+  // Not training: the identity, no copy.
+  CHECK(drop.forward(nn::as_matrix(std::span<const float>(x), 100, 100), {.training = false}).data() == x.data());
+}
+
+namespace {
+
+constexpr models::gpt_config tiny_config{.vocab = 7, .context = 6, .layers = 2, .heads = 2, .dim = 8};
+
+/// The whole GPT in double, written out as in llm.c's forward pass, parameters in visiting order.
+double reference_gpt_loss(const std::vector<vec>& p, const std::vector<token_id>& ids, const std::vector<token_id>& targets,
+                          std::size_t batch, std::size_t time, const models::gpt_config& c) {
+  const std::size_t n = batch * time, C = c.dim;
+  vec x(n * C);
+  for (std::size_t r = 0; r < n; ++r)
+    for (std::size_t i = 0; i < C; ++i) x[r * C + i] = p[0][ids[r] * C + i] + p[1][(r % time) * C + i];
+  std::size_t k = 2;
+  for (std::size_t l = 0; l < c.layers; ++l) {
+    const vec& ln1 = p[k++];
+    const vec& c_attn = p[k++];
+    const vec& attn_proj = p[k++];
+    const vec& ln2 = p[k++];
+    const vec& c_fc = p[k++];
+    const vec& mlp_proj = p[k++];
+    const vec qkv = ref::linear(ref::layer_norm(x, n, C, ln1, nullptr, 1e-5), n, C, c_attn, 3 * C);
+    const vec y = ref::attention(qkv, {batch, time, c.heads, c.heads, C / c.heads, true});
+    x = ref::add(x, ref::linear(y, n, C, attn_proj, C));
+    vec h = ref::linear(ref::layer_norm(x, n, C, ln2, nullptr, 1e-5), n, C, c_fc, 4 * C);
+    for (double& v : h) v = ref::gelu_erf(v);
+    x = ref::add(x, ref::linear(h, n, 4 * C, mlp_proj, C));
+  }
+  x = ref::layer_norm(x, n, C, p[k], nullptr, 1e-5);
+  const vec logits = ref::linear(x, n, C, p[0], c.vocab);  // tied to the token embedding
+  return ref::cross_entropy(logits, n, c.vocab, std::vector<unsigned>(targets.begin(), targets.end()));
+}
+
+struct gpt_batch {
+  std::vector<token_id> ids, targets;
+};
+gpt_batch random_batch(std::size_t rows, std::size_t vocab, std::uint64_t s) {
+  philox rng(seed{s});
+  gpt_batch b;
+  for (std::size_t i = 0; i < rows; ++i) {
+    b.ids.push_back(rng() % vocab);
+    b.targets.push_back(rng() % vocab);
+  }
+  return b;
+}
+
+}  // namespace
+
+TEST_CASE("gpt: the whole model's loss and gradient match an independent double-precision computation", "[nn][gpt]") {
+  models::gpt<tiny_config> model;  // widths fixed at compile time
+  model.init(seed{11});
+  // Larger weights than GPT-2's 0.02 so that every path carries a gradient worth checking.
+  philox rng(seed{12});
+  model.visit_parameters([&](std::string_view, nn::parameter& p) { p.init_normal(rng, 0.4f); });
+  const nn::batch_shape shape{2, 5};
+  const gpt_batch b = random_batch(shape.rows(), tiny_config.vocab, 13);
+  std::vector<nn::parameter*> params;
+  std::vector<std::string> names;
+  model.visit_parameters([&](std::string_view name, nn::parameter& p) {
+    params.push_back(&p);
+    names.emplace_back(name);
+    p.zero_grad();
+  });
+  CHECK(names.front() == "transformer.wte.weight");
+  CHECK(names[4] == "transformer.h.0.attn.c_proj.weight");
+  CHECK(names.back() == "transformer.ln_f.weight");
+  const float loss = model.forward(b.ids, b.targets, shape, {});
+  model.backward({});
+
+  std::vector<vec> p;
+  for (nn::parameter* q : params) p.push_back(to_double(q->value()));
+  CHECK(std::abs(loss - reference_gpt_loss(p, b.ids, b.targets, 2, 5, tiny_config)) < 1e-5);
+  for (std::size_t k = 0; k < p.size(); ++k)
+    for (std::size_t i = 0; i < p[k].size(); ++i) {
+      const double keep = p[k][i], h = 1e-6;
+      p[k][i] = keep + h;
+      const double up = reference_gpt_loss(p, b.ids, b.targets, 2, 5, tiny_config);
+      p[k][i] = keep - h;
+      const double down = reference_gpt_loss(p, b.ids, b.targets, 2, 5, tiny_config);
+      p[k][i] = keep;
+      require_close(params[k]->grad()[i], (up - down) / (2 * h), names[k] + "[" + std::to_string(i) + "]");
+    }
+}
+
+TEST_CASE("gpt: the same sizes as run-time values give the same model and numbers", "[nn][gpt]") {
+  models::gpt<tiny_config> fixed;
+  models::gpt<> dynamic(tiny_config);
+  fixed.init(seed{1});
+  dynamic.init(seed{1});
+  const gpt_batch b = random_batch(12, tiny_config.vocab, 2);
+  CHECK(fixed.forward(b.ids, b.targets, {2, 6}, {}) == dynamic.forward(b.ids, b.targets, {2, 6}, {}));
+  CHECK_THROWS_AS(models::gpt<>(models::gpt_config{.vocab = 7, .context = 6, .layers = 2, .heads = 3, .dim = 8}),
+                  argument_error);
+  CHECK_THROWS_AS(dynamic.forward(b.ids, b.targets, {1, 12}, {}), argument_error);  // longer than the context
+}
+
+TEST_CASE("gpt: loss and gradients are bit-identical on 1 and 2 threads", "[nn][gpt]") {
+  const models::gpt_config c{.vocab = 50, .context = 32, .layers = 2, .heads = 4, .dim = 64};
+  const gpt_batch b = random_batch(4 * 32, c.vocab, 3);
+  std::vector<std::vector<float>> grads[2];
+  float losses[2];
+  const thread_pool two(2);
+  for (int run = 0; run < 2; ++run) {
+    models::gpt<> model(c);
+    model.init(seed{4});
+    const nn::run_context ctx{run == 0 ? &serial_pool() : &two, true};
+    model.visit_parameters([](std::string_view, nn::parameter& p) { p.zero_grad(); });
+    losses[run] = model.forward(b.ids, b.targets, {4, 32}, ctx);
+    model.backward(ctx);
+    model.visit_parameters(
+        [&](std::string_view, nn::parameter& p) { grads[run].emplace_back(p.grad().begin(), p.grad().end()); });
+  }
+  CHECK(losses[0] == losses[1]);
+  REQUIRE(grads[0].size() == grads[1].size());
+  for (std::size_t k = 0; k < grads[0].size(); ++k) REQUIRE(grads[0][k] == grads[1][k]);
+}
