@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "lmkit/io/gguf_writer.hpp"
+#include "lmkit/io/safetensors_writer.hpp"
 #include "lmkit/text/byte_unicode.hpp"
 #include "lmkit/text/pretokenizer.hpp"
 #include "small_bpe.hpp"
@@ -124,6 +125,27 @@ int main(int argc, char** argv) {
     w.add_strings("tokenizer.ggml.tokens", printable);
     w.add_strings("tokenizer.ggml.merges", merge_lines);
     w.write(dir / "gpt2.gguf");
+  }
+  // safetensors: a small file of several dtypes (an empty tensor and a scalar among them) and an index.
+  {
+    lmkit::io::safetensors_writer w;
+    const std::vector<float> weights{1, -2, 0.5f, 3, 4, 5};
+    w.add("model.layers.0.weight", {2, 3}, weights);
+    const std::vector<std::uint16_t> halves{0x3C00, 0xC000, 0x3555, 0x7BFF};
+    w.add("model.norm.weight", lmkit::io::safetensors_dtype::f16, {4}, std::as_bytes(std::span(halves)));
+    w.add("lm_head.weight", lmkit::io::safetensors_dtype::bf16, {2, 2}, std::as_bytes(std::span(halves)));
+    const std::vector<std::int64_t> ids{7, -1};
+    w.add("ids", lmkit::io::safetensors_dtype::i64, {2}, std::as_bytes(std::span(ids)));
+    const std::vector<std::uint8_t> mask{1, 0, 1};
+    w.add("mask", lmkit::io::safetensors_dtype::boolean, {3}, std::as_bytes(std::span(mask)));
+    w.add("empty", lmkit::io::safetensors_dtype::f32, {0, 4}, {});
+    w.add("scale", lmkit::io::safetensors_dtype::f32, {}, std::as_bytes(std::span(weights).first(1)));
+    w.add_metadata("format", "pt");
+    w.write(dir / "small.safetensors");
+    const nlohmann::json index = {{"metadata", {{"total_size", 64}}},
+                                  {"weight_map", {{"model.layers.0.weight", "model-00001-of-00002.safetensors"},
+                                                  {"lm_head.weight", "model-00002-of-00002.safetensors"}}}};
+    std::ofstream(dir / "model.safetensors.index.json", std::ios::binary) << index.dump(2);
   }
   // Encoder inputs: the first byte picks the pattern.
   const std::string text = "The theory's 12345 and  ababab\r\n\t\xED\x95\x9C\xEA\xB5\xAD\xEC\x96\xB4 <|end|> ====x  \n\n";
