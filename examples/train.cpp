@@ -1,6 +1,7 @@
 // train: a character-level language model trained from scratch on a text file, on the CPU.
 //
 //   train --data input.txt [--family gpt] [--steps 2000] [--threads 2] [--curve run] [--save model.safetensors]
+//   train --data input.txt --resume model.safetensors [--steps 4000] ...      continues bit for bit
 //
 // The defaults are nanoGPT's Shakespeare CPU configuration (4 layers, 4 heads, 128 wide, context
 // 64, batch 12, AdamW 1e-3 cosine to 1e-4 after 100 warm-up steps, weight decay 0.1, betas
@@ -13,6 +14,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -21,9 +23,11 @@
 #include <lmkit/models/gpt.hpp>
 #include <lmkit/text/char_tokenizer.hpp>
 #include <lmkit/train/adam.hpp>
+#include <lmkit/train/checkpoint.hpp>
 #include <lmkit/train/loss_curve.hpp>
 #include <lmkit/train/parameter_list.hpp>
 #include <lmkit/train/schedule.hpp>
+#include <lmkit/train/train_step.hpp>
 #include <lmkit/train/window_sampler.hpp>
 
 namespace {
@@ -35,11 +39,12 @@ struct options {
   std::string family = "gpt";
   std::size_t steps = 2000, batch = 12, context = 64, layers = 4, heads = 4, dim = 128;
   float lr = 1e-3f, min_lr = 1e-4f, weight_decay = 0.1f, beta1 = 0.9f, beta2 = 0.99f, clip = 1.0f;
-  std::size_t warmup = 100;
+  std::size_t warmup = 100, accumulation = 1;
   int threads = 0;
   std::uint64_t seed = 1337;
   std::size_t eval_every = 250, eval_batches = 20, final_eval_batches = 200;
-  std::string curve;
+  std::string curve, save, resume;
+  std::size_t save_every = 0;
 };
 
 int usage(int code) {
@@ -47,9 +52,11 @@ int usage(int code) {
       "usage: train --data FILE [--family gpt] [--steps N] [--batch B] [--context T] [--layers L] [--heads H]\n"
       "             [--dim C] [--lr X] [--min-lr X] [--warmup N] [--weight-decay X] [--beta2 X] [--clip X]\n"
       "             [--threads N] [--seed S] [--eval-every N] [--eval-batches N] [--final-eval-batches N]\n"
-      "             [--curve PREFIX]\n"
+      "             [--accumulate N] [--curve PREFIX] [--save CHECKPOINT [--save-every N]] [--resume CHECKPOINT]\n"
       "  Trains a character-level model on FILE (first 90% train, last 10% validation). Defaults: nanoGPT's\n"
-      "  Shakespeare CPU configuration. --threads 0 uses every core.\n",
+      "  Shakespeare CPU configuration. --threads 0 uses every core. --save writes a safetensors checkpoint\n"
+      "  (weights, optimizer state, step, data position) at the end and every N steps; --resume continues\n"
+      "  one to --steps, giving the same numbers as a run that was never stopped.\n",
       code == 0 ? stdout : stderr);
   return code;
 }
@@ -119,6 +126,10 @@ int run(int argc, char** argv) {
     else if (a == "--eval-batches") o.eval_batches = count();
     else if (a == "--final-eval-batches") o.final_eval_batches = count();
     else if (a == "--curve") o.curve = value();
+    else if (a == "--save") o.save = value();
+    else if (a == "--save-every") o.save_every = count();
+    else if (a == "--resume") o.resume = value();
+    else if (a == "--accumulate") o.accumulation = count();
     else return usage(2);
   }
   if (o.data.empty()) return usage(2);
@@ -145,40 +156,53 @@ int run(int argc, char** argv) {
                tokenizer.vocab_size(), o.layers, o.heads, o.dim, o.context, params.element_count() / 1e6, train_tokens.size(),
                val_tokens.size(), pool.threads());
 
+  std::uint64_t first_step = 0;
+  std::map<std::string, std::string> metadata = models::to_metadata(model.config());
+  metadata["tokenizer.alphabet"] = tokenizer.alphabet();
+  if (!o.resume.empty()) {
+    const train::run_position at = train::load_checkpoint(o.resume, params, optimizer);
+    first_step = at.step;
+    sampler.set_rng(at.sampler_rng);
+    std::fprintf(stderr, "resumed %s at step %llu\n", o.resume.c_str(), static_cast<unsigned long long>(first_step));
+  }
+  auto save = [&](std::uint64_t step) {
+    if (o.save.empty()) return;
+    train::save_checkpoint(o.save, params, optimizer, {.step = step, .sampler_rng = sampler.rng(), .metadata = metadata});
+  };
+
   train::loss_curve curve;
-  progress_meter progress(o.steps);
+  progress_meter progress(o.steps, first_step);
   std::vector<token_id> ids, targets;
   double train_seconds = 0.0;
-  for (std::size_t step = 0; step <= o.steps; ++step) {
+  for (std::uint64_t step = first_step; step <= o.steps; ++step) {
     if (o.eval_every && (step % o.eval_every == 0 || step == o.steps) && o.eval_batches) {
       const double val = evaluate(model, val_tokens, shape, o.eval_batches, 2, ctx);
-      std::fprintf(stderr, "\rstep %zu: val loss %.4f%30s\n", step, val, "");
+      std::fprintf(stderr, "\rstep %llu: val loss %.4f%40s\n", static_cast<unsigned long long>(step), val, "");
       curve.add({.step = step, .val_loss = val});
     }
     if (step == o.steps) break;
     const auto start = std::chrono::steady_clock::now();
-    const float lr = schedule(step);
-    sampler.next(ids, targets);
-    optimizer.zero_grad();
-    const float loss = model.forward(ids, targets, shape, ctx);
-    model.backward(ctx);
-    if (o.clip > 0) train::clip_gradient_norm(params, o.clip);
-    optimizer.step(lr, pool);
+    const train::step_report r = train::train_step(model, optimizer, params, schedule, sampler, step,
+                                                   {.clip = o.clip, .accumulation = o.accumulation}, ctx, ids, targets);
     train_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    curve.add({.step = step, .train_loss = loss, .lr = lr});
+    curve.add({.step = step, .train_loss = r.loss, .lr = r.lr});
+    if (o.save_every && (step + 1) % o.save_every == 0) save(step + 1);
+    const std::uint64_t done = step + 1 - first_step;
     if (step % 10 == 0 || step + 1 == o.steps) {
       char details[160];
-      std::snprintf(details, sizeof details, "loss %.4f | lr %.2e | %.0f tok/s | %.2f ms/step", loss, lr,
-                    (step + 1) * shape.rows() / train_seconds, 1000.0 * train_seconds / (step + 1));
+      std::snprintf(details, sizeof details, "loss %.4f | lr %.2e | %.0f tok/s | %.2f ms/step", r.loss, r.lr,
+                    static_cast<double>(done * shape.rows() * o.accumulation) / train_seconds, 1000.0 * train_seconds / done);
       std::fprintf(stderr, "\rstep %s", progress.line(step + 1, details).c_str());
     }
   }
+  save(o.steps);
   std::fprintf(stderr, "\n");
   if (o.final_eval_batches) {
     const double val = evaluate(model, val_tokens, shape, o.final_eval_batches, 3, ctx);
     std::printf("final val loss (%zu batches of %zux%zu) %.4f\n", o.final_eval_batches, o.batch, o.context, val);
   }
-  std::printf("train time %.1f s, %.2f ms/step\n", train_seconds, 1000.0 * train_seconds / o.steps);
+  if (o.steps > first_step)
+    std::printf("train time %.1f s, %.2f ms/step\n", train_seconds, 1000.0 * train_seconds / (o.steps - first_step));
   if (!o.curve.empty()) {
     curve.write_csv(o.curve + ".csv");
     curve.write_svg(o.curve + ".svg", "gpt on " + o.data);

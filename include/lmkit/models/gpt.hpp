@@ -11,6 +11,9 @@
 
 #include <cmath>
 #include <cstddef>
+#include <cstdlib>
+#include <map>
+#include <string>
 #include <span>
 #include <string_view>
 
@@ -43,9 +46,46 @@ struct gpt_config {
   constexpr bool complete() const { return vocab && context && layers && heads && dim; }
 };
 
-namespace detail {
-constexpr std::size_t static_or_dynamic(std::size_t n) { return n == 0 ? dynamic : n; }
+/// The config as metadata strings ("gpt.dim" = "128", ...), stored with checkpoints.
+inline std::map<std::string, std::string> to_metadata(const gpt_config& c) {
+  return {{"gpt.vocab", std::to_string(c.vocab)},
+          {"gpt.context", std::to_string(c.context)},
+          {"gpt.layers", std::to_string(c.layers)},
+          {"gpt.heads", std::to_string(c.heads)},
+          {"gpt.dim", std::to_string(c.dim)},
+          {"gpt.hidden", std::to_string(c.hidden_width())},
+          {"gpt.bias", c.bias == nn::bias::yes ? "1" : "0"},
+          {"gpt.activation", c.activation == nn::activation::gelu_tanh ? "gelu_tanh" : "gelu_erf"},
+          {"gpt.norm_eps", std::to_string(c.norm_eps)}};
+}
 
+/// The config back from metadata; a missing or malformed key is a format_error naming it.
+inline gpt_config gpt_config_from_metadata(const std::map<std::string, std::string, std::less<>>& m) {
+  auto get = [&](const char* key) -> const std::string& {
+    const auto it = m.find(key);
+    require<format_error>(it != m.end(), "gpt config: metadata key ", key, " is missing");
+    return it->second;
+  };
+  auto size = [&](const char* key) {
+    const std::string& v = get(key);
+    std::size_t n = 0;
+    require<format_error>(!v.empty() && v.size() < 12 && v.find_first_not_of("0123456789") == std::string::npos,
+                          "gpt config: ", key, " = '", v, "' is not a size");
+    for (char c : v) n = n * 10 + static_cast<std::size_t>(c - '0');
+    return n;
+  };
+  gpt_config c{.vocab = size("gpt.vocab"), .context = size("gpt.context"), .layers = size("gpt.layers"),
+               .heads = size("gpt.heads"), .dim = size("gpt.dim"), .hidden = size("gpt.hidden")};
+  c.bias = get("gpt.bias") == "1" ? nn::bias::yes : nn::bias::no;
+  const std::string& act = get("gpt.activation");
+  require<format_error>(act == "gelu_erf" || act == "gelu_tanh", "gpt config: unknown activation '", act, "'");
+  c.activation = act == "gelu_tanh" ? nn::activation::gelu_tanh : nn::activation::gelu_erf;
+  c.norm_eps = std::strtof(get("gpt.norm_eps").c_str(), nullptr);
+  require<format_error>(c.norm_eps > 0.0f && c.norm_eps < 1.0f, "gpt config: gpt.norm_eps is not a small positive number");
+  return c;
+}
+
+namespace detail {
 inline void check_gpt_config(const gpt_config& c) {
   require<argument_error>(c.complete(), "gpt: every size (vocab, context, layers, heads, dim) must be positive");
   require<argument_error>(c.dim % c.heads == 0, "gpt: dim ", c.dim, " is not a multiple of ", c.heads, " heads");
@@ -122,9 +162,9 @@ class gpt {
     return loss_.forward(logits(ids, shape, ctx), targets, ctx);
   }
 
-  /// Adds the gradient of the last forward's loss to every parameter's gradient.
-  void backward(const nn::run_context& ctx) {
-    const nn::const_matrix dlogits = loss_.backward(ctx);
+  /// Adds the gradient of (dloss * the last forward's loss) to every parameter's gradient.
+  void backward(const nn::run_context& ctx, float dloss = 1.0f) {
+    const nn::const_matrix dlogits = loss_.backward(ctx, dloss);
     const nn::matrix dx = nn::as_matrix(dx_, shape_.rows(), config_.dim);
     std::fill(dx_.begin(), dx_.end(), 0.0f);
     kernels::matmul_nt_backward(final_, nn::const_matrix(wte_.weight().value_matrix()), dlogits, dx,

@@ -47,6 +47,15 @@ class adam {
 
   void zero_grad() { params_.zero_grad(); }
 
+  /// The optimizer's state as named tensors, PyTorch's names per parameter: visit(name, values, parameter).
+  template <class Visitor>
+  void visit_state(Visitor&& visit) {
+    for (std::size_t i = 0; i < params_.size(); ++i) {
+      visit("optimizer.exp_avg." + params_[i].name, first_moment(i), *params_[i].parameter);
+      visit("optimizer.exp_avg_sq." + params_[i].name, second_moment(i), *params_[i].parameter);
+    }
+  }
+
   /// One update with learning rate `lr` (from a schedule; the options' lr when omitted).
   void step(float lr, const thread_pool& pool = serial_pool()) {
     ++step_;

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "lmkit/core/aligned_buffer.hpp"
+#include "lmkit/core/parallel.hpp"
 #include "lmkit/train/parameter_list.hpp"
 
 namespace lmkit::train {
@@ -32,7 +33,14 @@ class sgd {
 
   void zero_grad() { params_.zero_grad(); }
 
-  void step(float lr) {
+  /// The optimizer's state as named tensors: visit(name, values, parameter).
+  template <class Visitor>
+  void visit_state(Visitor&& visit) {
+    if (has_momentum())
+      for (std::size_t i = 0; i < params_.size(); ++i) visit("optimizer.momentum_buffer." + params_[i].name, momentum_buffer(i), *params_[i].parameter);
+  }
+
+  void step(float lr, const thread_pool& = serial_pool()) {
     for (std::size_t i = 0; i < params_.size(); ++i) {
       nn::parameter& p = *params_[i].parameter;
       const float wd = p.decays() ? options_.weight_decay : 0.0f;
