@@ -1,0 +1,68 @@
+// Training steps of the configurations the PyTorch peers run (../shared/peers/pytorch/):
+//   gpt_step/shakespeare   nanoGPT's CPU config: 4 layers, 4 heads, 128 wide, context 64, batch 12,
+//                          vocab 65, AdamW, clipping at 1.0 (train_gpt_shakespeare.py)
+//   gpt_step/gpt2_small    GPT-2 small's shape (12 x 12 heads x 768, vocab 50257, biases), one AdamW
+//                          step at batch 4 x 256 (train_gpt2_step.py)
+// at 1 and 2 threads; the counters give ms/step and the process's peak resident memory. Run
+// bench/run_train.sh to get PyTorch's figures in the same sitting.
+#include <benchmark/benchmark.h>
+
+#include <sys/resource.h>
+
+#include <vector>
+
+#include "lmkit/models/gpt.hpp"
+#include "lmkit/train/adam.hpp"
+#include "lmkit/train/parameter_list.hpp"
+
+namespace {
+
+using namespace lmkit;
+
+double peak_rss_mib() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_maxrss) / 1024.0;
+}
+
+void gpt_step(benchmark::State& state, models::gpt_config config, nn::batch_shape shape, float clip) {
+  const thread_pool pool(static_cast<int>(state.range(0)));
+  const nn::run_context ctx{&pool, true};
+  models::gpt<> model(config);
+  model.init(seed{1});
+  train::parameter_list params(model);
+  train::adam optimizer(params, {.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.99f, .weight_decay = 0.1f});
+  philox rng(seed{2});
+  std::vector<token_id> ids(shape.rows()), targets(shape.rows());
+  for (std::size_t i = 0; i < ids.size(); ++i) ids[i] = rng() % config.vocab, targets[i] = rng() % config.vocab;
+  auto step = [&] {
+    optimizer.zero_grad();
+    const float loss = model.forward(ids, targets, shape, ctx);
+    model.backward(ctx);
+    if (clip > 0) train::clip_gradient_norm(params, clip);
+    optimizer.step(1e-3f, pool);
+    return loss;
+  };
+  step();  // warm-up: buffers faulted in
+  for (auto _ : state) benchmark::DoNotOptimize(step());
+  state.counters["ms_per_step"] = benchmark::Counter(1e3 * static_cast<double>(state.iterations()),
+                                                     benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  state.counters["tokens_per_s"] = benchmark::Counter(static_cast<double>(shape.rows() * state.iterations()),
+                                                      benchmark::Counter::kIsRate);
+  state.counters["peak_rss_MiB"] = peak_rss_mib();
+}
+
+void shakespeare(benchmark::State& state) {
+  gpt_step(state, {.vocab = 65, .context = 64, .layers = 4, .heads = 4, .dim = 128}, {12, 64}, 1.0f);
+}
+void gpt2_small(benchmark::State& state) {
+  gpt_step(state, {.vocab = 50257, .context = 1024, .layers = 12, .heads = 12, .dim = 768, .bias = nn::bias::yes},
+           {4, 256}, 0.0f);
+}
+
+BENCHMARK(shakespeare)->Name("gpt_step/shakespeare")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(gpt2_small)->Name("gpt_step/gpt2_small")->Arg(1)->Arg(2)->UseRealTime()->Iterations(3)->Unit(benchmark::kMillisecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# lmkit's training steps beside PyTorch 1.13's (../shared/peers/pytorch/), one after the other in
+# the same sitting: ms per step and the ratio, at 1 and 2 threads. Set-up of the peer:
+# ../shared/peers/README.md (Debian's python3-torch with libopenblas0-openmp).
+#
+#   bench/run_train.sh [BUILD_DIR] [gpt2]      (gpt2: also the GPT-2 small AdamW step, ~1 min each)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+build=${1:-$here/../build}
+peers=${LMKIT_PEERS:-$here/../../shared/peers}
+bench=$build/bench/bench_train
+[ -x "$bench" ] || { echo "build $bench first" >&2; exit 1; }
+peer() {  # THREADS SCRIPT ARGS...: PyTorch as the peers' README says to run it
+  local threads=$1; shift
+  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_WAIT_POLICY=PASSIVE PEER_THREADS=$threads \
+    /usr/bin/python3 "$peers/pytorch/$@"
+}
+ours() {  # FILTER: ms per step from Google Benchmark's JSON
+  "$bench" --benchmark_filter="$1" --benchmark_format=json 2>/dev/null |
+    grep -o '"ms_per_step": [0-9.e+]*' | head -1 | awk '{print $2}'
+}
+printf '%-28s %8s %14s %12s %8s\n' run threads "PyTorch ms" "lmkit ms" ratio
+for threads in 1 2; do
+  theirs=$(peer $threads train_gpt_shakespeare.py 200 | sed -nE 's/.* ([0-9.]+) ms\/iter.*/\1/p')
+  mine=$(ours "^gpt_step/shakespeare/$threads/")
+  awk -v t=$threads -v p="$theirs" -v o="$mine" 'BEGIN { printf "%-28s %8s %14.2f %12.2f %7.2fx\n", "gpt shakespeare (nanoGPT)", t, p, o, p / o }'
+done
+if [ "${2:-}" = gpt2 ]; then
+  for threads in 1 2; do
+    theirs=$(peer $threads train_gpt2_step.py | sed -nE 's/.*: ([0-9.]+) ms\/step.*/\1/p')
+    mine=$(ours "^gpt_step/gpt2_small/$threads/")
+    awk -v t=$threads -v p="$theirs" -v o="$mine" 'BEGIN { printf "%-28s %8s %14.0f %12.0f %7.2fx\n", "gpt2 small AdamW 4x256", t, p, o, p / o }'
+  done
+fi
