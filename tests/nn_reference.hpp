@@ -3,6 +3,7 @@
 // backward are compared with them. Shapes are written as in llm.c: (rows, features), rows = B*T.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <numbers>
@@ -123,6 +124,73 @@ inline vec add(const vec& a, const vec& b) {
   vec c(a.size());
   for (std::size_t i = 0; i < a.size(); ++i) c[i] = a[i] + b[i];
   return c;
+}
+
+/// PyTorch's nn.LSTM (batch_first) written out: x (B*T, in) -> the top layer's h (B*T, H). `p` holds
+/// weight_ih, weight_hh, bias_ih, bias_hh per layer; h0, c0 the initial state per layer (B, H).
+inline vec lstm(const vec& x, std::size_t batch, std::size_t time, std::size_t in, std::size_t hidden,
+                const std::vector<vec>& p, const std::vector<vec>& h0, const std::vector<vec>& c0) {
+  const std::size_t layers = p.size() / 4;
+  vec input = x;
+  std::size_t width = in;
+  for (std::size_t l = 0; l < layers; ++l) {
+    const vec &w_ih = p[4 * l], &w_hh = p[4 * l + 1], &b_ih = p[4 * l + 2], &b_hh = p[4 * l + 3];
+    vec out(batch * time * hidden);
+    for (std::size_t b = 0; b < batch; ++b) {
+      vec h(h0[l].begin() + b * hidden, h0[l].begin() + (b + 1) * hidden);
+      vec c(c0[l].begin() + b * hidden, c0[l].begin() + (b + 1) * hidden);
+      for (std::size_t t = 0; t < time; ++t) {
+        const double* xt = &input[(b * time + t) * width];
+        vec pre(4 * hidden);
+        for (std::size_t r = 0; r < 4 * hidden; ++r) {
+          double s = b_ih[r] + b_hh[r];
+          for (std::size_t k = 0; k < width; ++k) s += w_ih[r * width + k] * xt[k];
+          for (std::size_t k = 0; k < hidden; ++k) s += w_hh[r * hidden + k] * h[k];
+          pre[r] = s;
+        }
+        for (std::size_t j = 0; j < hidden; ++j) {
+          const double i = sigmoid(pre[j]), f = sigmoid(pre[hidden + j]), g = std::tanh(pre[2 * hidden + j]),
+                       o = sigmoid(pre[3 * hidden + j]);
+          c[j] = f * c[j] + i * g;
+          h[j] = o * std::tanh(c[j]);
+          out[(b * time + t) * hidden + j] = h[j];
+        }
+      }
+    }
+    input = out;
+    width = hidden;
+  }
+  return input;
+}
+
+/// PyTorch's nn.RNN (tanh, batch_first) written out; `p` and h0 as for lstm.
+inline vec rnn(const vec& x, std::size_t batch, std::size_t time, std::size_t in, std::size_t hidden,
+               const std::vector<vec>& p, const std::vector<vec>& h0) {
+  const std::size_t layers = p.size() / 4;
+  vec input = x;
+  std::size_t width = in;
+  for (std::size_t l = 0; l < layers; ++l) {
+    const vec &w_ih = p[4 * l], &w_hh = p[4 * l + 1], &b_ih = p[4 * l + 2], &b_hh = p[4 * l + 3];
+    vec out(batch * time * hidden);
+    for (std::size_t b = 0; b < batch; ++b) {
+      vec h(h0[l].begin() + b * hidden, h0[l].begin() + (b + 1) * hidden);
+      for (std::size_t t = 0; t < time; ++t) {
+        const double* xt = &input[(b * time + t) * width];
+        vec next(hidden);
+        for (std::size_t r = 0; r < hidden; ++r) {
+          double s = b_ih[r] + b_hh[r];
+          for (std::size_t k = 0; k < width; ++k) s += w_ih[r * width + k] * xt[k];
+          for (std::size_t k = 0; k < hidden; ++k) s += w_hh[r * hidden + k] * h[k];
+          next[r] = std::tanh(s);
+        }
+        h = next;
+        std::copy(h.begin(), h.end(), out.begin() + (b * time + t) * hidden);
+      }
+    }
+    input = out;
+    width = hidden;
+  }
+  return input;
 }
 
 }  // namespace ref

@@ -1,0 +1,374 @@
+// The recurrent family: the LSTM and Elman layers' backward against finite differences of
+// PyTorch's formulas written out in double (nn_reference.hpp), with and without a carried initial
+// state; the carried state itself (two windows of T steps = one of 2T); PyTorch's parameter names;
+// the whole LSTM language model against a double-precision computation; thread-count independence.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "lmkit/models/lstm_lm.hpp"
+#include "lmkit/nn/lstm.hpp"
+#include "lmkit/nn/rnn.hpp"
+#include "gradient_check.hpp"
+#include "nn_reference.hpp"
+
+using namespace lmkit;
+using ref::vec;
+
+namespace {
+
+/// The layer's carried state (per layer, h then c where there is one), filled with normal(0, 0.5).
+template <class Layer>
+std::vector<vec> random_state(Layer& layer, std::size_t batch, std::uint64_t s) {
+  philox rng(seed{s});
+  layer.reset_state(batch);
+  std::vector<vec> state;
+  layer.visit_state(
+      [&](std::string_view, nn::matrix m) {
+        for (float& v : m.span()) v = static_cast<float>(0.5 * rng.normal());
+        state.push_back(to_double(m.span()));
+      },
+      "");
+  return state;
+}
+
+/// Every other entry of `v` from `first` on: the h (first = 0) or c (first = 1) states of an LSTM.
+std::vector<vec> every_other(const std::vector<vec>& v, std::size_t first) {
+  std::vector<vec> out;
+  for (std::size_t i = first; i < v.size(); i += 2) out.push_back(v[i]);
+  return out;
+}
+
+/// Runs `layer` on x and returns the outputs.
+template <class Layer>
+std::vector<float> run(Layer& layer, nn::activation_arena& arena, nn::batch_shape shape, const std::vector<float>& x,
+                       std::size_t in) {
+  arena.plan([&](nn::activation_arena& a) { layer.reserve(a, shape); });
+  const nn::const_matrix y = layer.forward(nn::as_matrix(std::span<const float>(x), shape.rows(), in), {});
+  return {y.data(), y.data() + y.size()};
+}
+
+std::vector<float> random_floats(std::size_t n, std::uint64_t s) {
+  philox rng(seed{s});
+  std::vector<float> v(n);
+  for (float& x : v) x = static_cast<float>(rng.normal());
+  return v;
+}
+
+/// Rows b * T + t for t in [t0, t0 + len) of a [B * T, width] matrix, as a [B * len, width] one.
+std::vector<float> time_slice(const std::vector<float>& m, std::size_t batch, std::size_t time, std::size_t width,
+                              std::size_t t0, std::size_t len) {
+  std::vector<float> out;
+  for (std::size_t b = 0; b < batch; ++b)
+    out.insert(out.end(), m.begin() + (b * time + t0) * width, m.begin() + (b * time + t0 + len) * width);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("lstm: backward matches finite differences", "[nn][lstm]") {
+  const std::size_t in = 3, hidden = 4, batch = 2, time = 5;
+  SECTION("one layer, zero initial state") {
+    nn::lstm<> layer(in, hidden);
+    check_layer(layer, {batch, time}, in, [&](const vec& x, const std::vector<vec>& p) {
+      return ref::lstm(x, batch, time, in, hidden, p, {vec(batch * hidden)}, {vec(batch * hidden)});
+    });
+  }
+  SECTION("two layers, a carried (non-zero) initial state") {
+    nn::lstm<> layer(in, hidden, 2);
+    const std::vector<vec> state = random_state(layer, batch, 7);
+    layer.carry_state(true);
+    check_layer(layer, {batch, time}, in, [&](const vec& x, const std::vector<vec>& p) {
+      return ref::lstm(x, batch, time, in, hidden, p, every_other(state, 0), every_other(state, 1));
+    });
+  }
+  SECTION("three layers, static widths, one sequence") {
+    nn::lstm<2, 3> layer(2, 3, 3);
+    const std::vector<vec> state = random_state(layer, 1, 8);
+    layer.carry_state(true);
+    check_layer(layer, {1, 6}, 2, [&](const vec& x, const std::vector<vec>& p) {
+      return ref::lstm(x, 1, 6, 2, 3, p, every_other(state, 0), every_other(state, 1));
+    });
+  }
+}
+
+TEST_CASE("rnn (Elman, tanh): backward matches finite differences", "[nn][rnn]") {
+  const std::size_t in = 3, hidden = 5, batch = 3, time = 4;
+  SECTION("one layer, zero initial state") {
+    nn::rnn<> layer(in, hidden);
+    check_layer(layer, {batch, time}, in, [&](const vec& x, const std::vector<vec>& p) {
+      return ref::rnn(x, batch, time, in, hidden, p, {vec(batch * hidden)});
+    });
+  }
+  SECTION("two layers, a carried initial state") {
+    nn::rnn<> layer(in, hidden, 2);
+    const std::vector<vec> state = random_state(layer, batch, 9);
+    layer.carry_state(true);
+    check_layer(layer, {batch, time}, in, [&](const vec& x, const std::vector<vec>& p) {
+      return ref::rnn(x, batch, time, in, hidden, p, state);
+    });
+  }
+}
+
+TEST_CASE("lstm and rnn: parameter names, shapes and order are PyTorch's", "[nn][lstm][rnn]") {
+  struct named {
+    std::string name;
+    std::vector<std::size_t> shape;
+    bool operator==(const named&) const = default;
+  };
+  auto list = [](auto& layer, std::string_view prefix) {
+    std::vector<named> out;
+    layer.visit_parameters([&](std::string_view n, nn::parameter& p) { out.push_back({std::string(n), p.shape()}); },
+                           prefix);
+    return out;
+  };
+  nn::lstm<> lstm(10, 8, 2);
+  CHECK(list(lstm, "rnn") == std::vector<named>{{"rnn.weight_ih_l0", {32, 10}},
+                                                 {"rnn.weight_hh_l0", {32, 8}},
+                                                 {"rnn.bias_ih_l0", {32}},
+                                                 {"rnn.bias_hh_l0", {32}},
+                                                 {"rnn.weight_ih_l1", {32, 8}},
+                                                 {"rnn.weight_hh_l1", {32, 8}},
+                                                 {"rnn.bias_ih_l1", {32}},
+                                                 {"rnn.bias_hh_l1", {32}}});
+  nn::rnn<> rnn(10, 8);
+  CHECK(list(rnn, "") == std::vector<named>{{"weight_ih_l0", {8, 10}},
+                                            {"weight_hh_l0", {8, 8}},
+                                            {"bias_ih_l0", {8}},
+                                            {"bias_hh_l0", {8}}});
+  nn::lstm<> no_bias(10, 8, 1, nn::bias::no);
+  CHECK(list(no_bias, "") == std::vector<named>{{"weight_ih_l0", {32, 10}}, {"weight_hh_l0", {32, 8}}});
+  // The state is not a parameter; it has its own names.
+  lstm.reset_state(3);
+  std::vector<std::string> state_names;
+  lstm.visit_state(
+      [&](std::string_view n, nn::matrix m) {
+        state_names.emplace_back(n);
+        CHECK((m.extent(0) == 3 && m.extent(1) == 8));
+      },
+      "rnn");
+  CHECK(state_names == std::vector<std::string>{"rnn.state.h_l0", "rnn.state.c_l0", "rnn.state.h_l1", "rnn.state.c_l1"});
+  CHECK_THROWS_AS(nn::lstm<>(0, 8), argument_error);
+  CHECK_THROWS_AS((nn::lstm<4, 8>(4, 9)), shape_error);
+}
+
+TEST_CASE("carried state: two windows of T steps give what one window of 2T steps gives", "[nn][lstm][rnn]") {
+  const std::size_t in = 6, hidden = 20, batch = 3, time = 7;
+  auto check = [&](auto& whole, auto& halves) {
+    philox rng(seed{21});
+    whole.init_uniform(rng, 0.4f);
+    // The same parameters in both.
+    std::vector<nn::parameter*> src;
+    whole.visit_parameters([&](std::string_view, nn::parameter& p) { src.push_back(&p); }, "");
+    std::size_t k = 0;
+    halves.visit_parameters(
+        [&](std::string_view, nn::parameter& p) {
+          std::copy(src[k]->value().begin(), src[k]->value().end(), p.value().begin());
+          ++k;
+        },
+        "");
+    const std::vector<float> x = random_floats(batch * 2 * time * in, 22);
+    nn::activation_arena a1, a2;
+    const std::vector<float> y = run(whole, a1, {batch, 2 * time}, x, in);
+
+    halves.carry_state(true);
+    halves.reset_state();
+    const std::vector<float> first = run(halves, a2, {batch, time}, time_slice(x, batch, 2 * time, in, 0, time), in);
+    const std::vector<float> second = run(halves, a2, {batch, time}, time_slice(x, batch, 2 * time, in, time, time), in);
+    CHECK(first == time_slice(y, batch, 2 * time, hidden, 0, time));
+    CHECK(second == time_slice(y, batch, 2 * time, hidden, time, time));
+    // The carried state is the last step's output (h) of the top layer.
+    std::vector<float> h_top;
+    halves.visit_state(
+        [&](std::string_view name, nn::matrix m) {
+          if (name == "state.h_l1") h_top.assign(m.data(), m.data() + m.size());
+        },
+        "");
+    CHECK(h_top == time_slice(y, batch, 2 * time, hidden, 2 * time - 1, 1));
+
+    // reset_state: the next window starts from zero again, as the first one did.
+    halves.reset_state();
+    CHECK(run(halves, a2, {batch, time}, time_slice(x, batch, 2 * time, in, 0, time), in) == first);
+    // Without carrying, every window starts from zero.
+    halves.carry_state(false);
+    CHECK(run(halves, a2, {batch, time}, time_slice(x, batch, 2 * time, in, 0, time), in) == first);
+    CHECK(run(halves, a2, {batch, time}, time_slice(x, batch, 2 * time, in, 0, time), in) == first);
+    // A batch of another size resets the state.
+    halves.carry_state(true);
+    const std::vector<float> x2 = random_floats(2 * time * in, 23);
+    const std::vector<float> two = run(halves, a2, {2, time}, x2, in);
+    halves.carry_state(false);
+    CHECK(run(halves, a2, {2, time}, x2, in) == two);
+  };
+  SECTION("lstm") {
+    nn::lstm<> whole(in, hidden, 2), halves(in, hidden, 2);
+    check(whole, halves);
+  }
+  SECTION("rnn") {
+    nn::rnn<> whole(in, hidden, 2), halves(in, hidden, 2);
+    check(whole, halves);
+  }
+}
+
+namespace {
+
+constexpr models::lstm_lm_config tiny_config{.vocab = 7, .embedding = 5, .hidden = 6, .layers = 2};
+
+/// The whole model in double, parameters in visiting order (emb, 4 per LSTM layer, out weight and bias).
+double reference_lstm_lm_loss(const std::vector<vec>& p, const std::vector<token_id>& ids,
+                              const std::vector<token_id>& targets, std::size_t batch, std::size_t time,
+                              const models::lstm_lm_config& c, const std::vector<vec>& h0, const std::vector<vec>& c0) {
+  const std::size_t n = batch * time;
+  vec x(n * c.embedding);
+  for (std::size_t r = 0; r < n; ++r)
+    for (std::size_t i = 0; i < c.embedding; ++i) x[r * c.embedding + i] = p[0][ids[r] * c.embedding + i];
+  const std::vector<vec> lstm_params(p.begin() + 1, p.begin() + 1 + 4 * c.layers);
+  const vec h = ref::lstm(x, batch, time, c.embedding, c.hidden, lstm_params, h0, c0);
+  const vec logits = ref::linear(h, n, c.hidden, p[1 + 4 * c.layers], c.vocab, &p[2 + 4 * c.layers]);
+  return ref::cross_entropy(logits, n, c.vocab, std::vector<unsigned>(targets.begin(), targets.end()));
+}
+
+struct token_batch {
+  std::vector<token_id> ids, targets;
+};
+token_batch random_batch(std::size_t rows, std::size_t vocab, std::uint64_t s) {
+  philox rng(seed{s});
+  token_batch b;
+  for (std::size_t i = 0; i < rows; ++i) {
+    b.ids.push_back(rng() % vocab);
+    b.targets.push_back(rng() % vocab);
+  }
+  return b;
+}
+
+}  // namespace
+
+TEST_CASE("lstm_lm: parameter names and shapes are the PyTorch peer's", "[nn][lstm_lm]") {
+  models::lstm_lm<models::lstm_lm_config{.vocab = 65, .embedding = 64, .hidden = 256, .layers = 2}> model;
+  std::vector<std::string> names;
+  std::vector<std::vector<std::size_t>> shapes;
+  std::size_t count = 0;
+  model.visit_parameters([&](std::string_view n, nn::parameter& p) {
+    names.emplace_back(n);
+    shapes.push_back(p.shape());
+    count += p.size();
+  });
+  CHECK(names == std::vector<std::string>{"emb.weight", "rnn.weight_ih_l0", "rnn.weight_hh_l0", "rnn.bias_ih_l0",
+                                          "rnn.bias_hh_l0", "rnn.weight_ih_l1", "rnn.weight_hh_l1", "rnn.bias_ih_l1",
+                                          "rnn.bias_hh_l1", "out.weight", "out.bias"});
+  CHECK(shapes[0] == std::vector<std::size_t>{65, 64});
+  CHECK(shapes[1] == std::vector<std::size_t>{1024, 64});
+  CHECK(shapes[9] == std::vector<std::size_t>{65, 256});
+  CHECK(count == 876929);  // the peer prints "params 0.877M"
+}
+
+TEST_CASE("lstm_lm: PyTorch's default initialisation and Zaremba's uniform one", "[nn][lstm_lm]") {
+  models::lstm_lm<> model(tiny_config);
+  model.init(seed{1});
+  const float bound = 1.0f / std::sqrt(6.0f);
+  model.visit_parameters([&](std::string_view name, nn::parameter& p) {
+    INFO(name);
+    if (name == "emb.weight") {
+      double sum_sq = 0;
+      for (float v : p.value()) sum_sq += double{v} * v;
+      CHECK(std::abs(sum_sq / p.size() - 1.0) < 0.5);  // normal(0, 1), 35 values
+    } else {
+      for (float v : p.value()) REQUIRE(std::abs(v) <= bound);
+    }
+  });
+  model.init_uniform(seed{2}, 0.1f);
+  model.visit_parameters([&](std::string_view, nn::parameter& p) {
+    for (float v : p.value()) REQUIRE(std::abs(v) <= 0.1f);
+  });
+  CHECK_THROWS_AS(models::lstm_lm<>(models::lstm_lm_config{.vocab = 7, .embedding = 5, .hidden = 0, .layers = 1}),
+                  argument_error);
+  const models::lstm_lm_config back = models::lstm_lm_config_from_metadata(
+      [] {
+        const auto m = models::to_metadata(tiny_config);
+        return std::map<std::string, std::string, std::less<>>(m.begin(), m.end());
+      }());
+  CHECK((back.vocab == 7 && back.embedding == 5 && back.hidden == 6 && back.layers == 2));
+}
+
+TEST_CASE("lstm_lm: the whole model's loss and gradient match an independent double-precision computation",
+          "[nn][lstm_lm]") {
+  models::lstm_lm<tiny_config> model;  // widths fixed at compile time
+  model.init(seed{11});
+  const nn::batch_shape shape{2, 4};
+  const token_batch warmup = random_batch(shape.rows(), tiny_config.vocab, 12), b = random_batch(shape.rows(), tiny_config.vocab, 13);
+  // A first window leaves a state; the checked window continues from it.
+  model.carry_state(true);
+  model.forward(warmup.ids, warmup.targets, shape, {});
+  std::vector<vec> state;
+  model.visit_state([&](std::string_view, nn::matrix m) { state.push_back(to_double(m.span())); });
+  REQUIRE(state.size() == 4);
+
+  std::vector<nn::parameter*> params;
+  std::vector<std::string> names;
+  model.visit_parameters([&](std::string_view name, nn::parameter& p) {
+    params.push_back(&p);
+    names.emplace_back(name);
+    p.zero_grad();
+  });
+  const float loss = model.forward(b.ids, b.targets, shape, {});
+  model.backward({});
+
+  std::vector<vec> p;
+  for (nn::parameter* q : params) p.push_back(to_double(q->value()));
+  const std::vector<vec> h0 = every_other(state, 0), c0 = every_other(state, 1);
+  auto reference = [&] { return reference_lstm_lm_loss(p, b.ids, b.targets, 2, 4, tiny_config, h0, c0); };
+  CHECK(std::abs(loss - reference()) < 1e-5);
+  for (std::size_t k = 0; k < p.size(); ++k)
+    for (std::size_t i = 0; i < p[k].size(); ++i) {
+      const double keep = p[k][i], h = 1e-6;
+      p[k][i] = keep + h;
+      const double up = reference();
+      p[k][i] = keep - h;
+      const double down = reference();
+      p[k][i] = keep;
+      require_close(params[k]->grad()[i], (up - down) / (2 * h), names[k] + "[" + std::to_string(i) + "]");
+    }
+}
+
+TEST_CASE("lstm_lm: static and run-time widths give the same numbers; eval mode the same math", "[nn][lstm_lm]") {
+  models::lstm_lm<tiny_config> fixed;
+  models::lstm_lm<> dynamic(tiny_config);
+  fixed.init(seed{1});
+  dynamic.init(seed{1});
+  const token_batch b = random_batch(12, tiny_config.vocab, 2);
+  const float loss = fixed.forward(b.ids, b.targets, {3, 4}, {});
+  CHECK(loss == dynamic.forward(b.ids, b.targets, {3, 4}, {}));
+  CHECK(loss == dynamic.forward(b.ids, b.targets, {3, 4}, {.training = false}));
+  const token_batch bad = {{0, 1, 7, 0}, {0, 0, 0, 0}};
+  CHECK_THROWS_AS(dynamic.forward(bad.ids, bad.targets, {1, 4}, {}), argument_error);
+}
+
+TEST_CASE("lstm_lm: loss and gradients are bit-identical on 1 and 2 threads", "[nn][lstm_lm]") {
+  // Hidden 160: the per-step products (n = 640) split into two column blocks and the cell math
+  // into two chunks of rows, so both threads have work.
+  const models::lstm_lm_config c{.vocab = 50, .embedding = 32, .hidden = 160, .layers = 2};
+  const nn::batch_shape shape{24, 12};
+  const token_batch b1 = random_batch(shape.rows(), c.vocab, 3), b2 = random_batch(shape.rows(), c.vocab, 4);
+  std::vector<std::vector<float>> grads[2];
+  float losses[2][2];
+  const thread_pool two(2);
+  for (int run = 0; run < 2; ++run) {
+    models::lstm_lm<> model(c);
+    model.init(seed{4});
+    model.carry_state(true);
+    const nn::run_context ctx{run == 0 ? &serial_pool() : &two, true};
+    model.visit_parameters([](std::string_view, nn::parameter& p) { p.zero_grad(); });
+    losses[run][0] = model.forward(b1.ids, b1.targets, shape, ctx);
+    model.backward(ctx);
+    losses[run][1] = model.forward(b2.ids, b2.targets, shape, ctx);  // from the carried state
+    model.backward(ctx);
+    model.visit_parameters(
+        [&](std::string_view, nn::parameter& p) { grads[run].emplace_back(p.grad().begin(), p.grad().end()); });
+  }
+  CHECK(losses[0][0] == losses[1][0]);
+  CHECK(losses[0][1] == losses[1][1]);
+  REQUIRE(grads[0].size() == grads[1].size());
+  for (std::size_t k = 0; k < grads[0].size(); ++k) REQUIRE(grads[0][k] == grads[1][k]);
+}
