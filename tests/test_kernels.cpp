@@ -366,6 +366,72 @@ TEST_CASE("activations equal the reference and their backward the derivative", "
     }
 }
 
+TEST_CASE("recurrent cells (LSTM, Elman) equal the reference; the backward the chain rule", "[kernels][gradient]") {
+  on_every_target([] {
+    for (std::size_t n : test::awkward_sizes())
+      for (std::size_t offset : offsets) {
+        INFO("n = " << n << ", offset = " << offset);
+        auto pre = random_floats(4 * n, 50, -4, 4);
+        if (n > 2) pre[0] = 40.0f, pre[n + 1] = -40.0f, pre[2 * n + 2] = 30.0f;  // saturated gates
+        const auto bias = random_floats(4 * n, 51), c_prev = random_floats(n, 52, -2, 2), dy = random_floats(n, 53),
+                   dh = random_floats(n, 54), dc_in = random_floats(n, 55);
+        misaligned gates(pre, offset), c(std::vector<float>(n), offset), h(std::vector<float>(n), offset);
+        std::vector<float> want_gates = pre, want_c(n), want_h(n);
+        kernels::lstm_cell(gates.span(4 * n), bias, c_prev, c.span(n), h.span(n));
+        ref::lstm_cell(want_gates.data(), bias.data(), c_prev.data(), want_c.data(), want_h.data(), n);
+        for (std::size_t j = 0; j < 4 * n; ++j) REQUIRE(close(gates.data()[j], want_gates[j], 1e-5, 1e-6));
+        for (std::size_t j = 0; j < n; ++j) {
+          REQUIRE(close(c.data()[j], want_c[j], 1e-5, 1e-6));
+          REQUIRE(close(h.data()[j], want_h[j], 1e-5, 1e-6));
+        }
+        misaligned dc(dc_in, offset);
+        std::vector<float> want_dc = dc_in;
+        kernels::lstm_cell_backward(gates.span(4 * n), c_prev, std::span<const float>(want_c), dy, dh, dc.span(n));
+        ref::lstm_cell_backward(want_gates.data(), c_prev.data(), want_c.data(), dy.data(), dh.data(), want_dc.data(), n);
+        for (std::size_t j = 0; j < 4 * n; ++j) REQUIRE(close(gates.data()[j], want_gates[j], 1e-5, 1e-6));
+        for (std::size_t j = 0; j < n; ++j) REQUIRE(close(dc.data()[j], want_dc[j], 1e-5, 1e-6));
+
+        misaligned elman(std::vector<float>(pre.begin(), pre.begin() + n), offset), eh(std::vector<float>(n), offset);
+        std::vector<float> want_elman(pre.begin(), pre.begin() + n), want_eh(n);
+        kernels::elman_cell(elman.span(n), std::span<const float>(bias).first(n), eh.span(n));
+        ref::elman_cell(want_elman.data(), bias.data(), want_eh.data(), n);
+        for (std::size_t j = 0; j < n; ++j) {
+          REQUIRE(close(elman.data()[j], want_elman[j], 1e-5, 1e-6));
+          REQUIRE(eh.data()[j] == elman.data()[j]);
+        }
+        kernels::elman_cell_backward(elman.span(n), dy, dh);
+        ref::elman_cell_backward(want_elman.data(), dy.data(), dh.data(), n);
+        for (std::size_t j = 0; j < n; ++j) REQUIRE(close(elman.data()[j], want_elman[j], 1e-5, 1e-6));
+      }
+  });
+  // The reference backward against finite differences of the step in double: inputs (pre, c_prev),
+  // outputs (h, c), weighted by (dy, dc): dL/dpre and dL/dc_prev.
+  for (std::size_t n : {1, 3, 7}) {
+    INFO("n = " << n);
+    const auto pre = random_floats(4 * n, 60, -2, 2), c_prev = random_floats(n, 61, -2, 2), dy = random_floats(n, 62),
+               dc_in = random_floats(n, 63);
+    auto step = [n](const std::vector<double>& v) {  // v = (pre, c_prev) -> (h, c)
+      std::vector<double> out(2 * n);
+      for (std::size_t j = 0; j < n; ++j) {
+        const double i = ref::sigmoid(v[j]), f = ref::sigmoid(v[n + j]), g = std::tanh(v[2 * n + j]),
+                     o = ref::sigmoid(v[3 * n + j]);
+        out[n + j] = f * v[4 * n + j] + i * g;
+        out[j] = o * std::tanh(out[n + j]);
+      }
+      return out;
+    };
+    std::vector<float> x = pre, weights = dy;
+    x.insert(x.end(), c_prev.begin(), c_prev.end());
+    weights.insert(weights.end(), dc_in.begin(), dc_in.end());
+    const auto fd = finite_difference(step, x, weights);
+    std::vector<float> gates = pre, c(n), h(n), dc = dc_in;
+    ref::lstm_cell(gates.data(), std::vector<float>(4 * n).data(), c_prev.data(), c.data(), h.data(), n);
+    ref::lstm_cell_backward(gates.data(), c_prev.data(), c.data(), dy.data(), std::vector<float>(n).data(), dc.data(), n);
+    for (std::size_t j = 0; j < 4 * n; ++j) REQUIRE(close(gates[j], fd[j], 1e-4, 1e-5));
+    for (std::size_t j = 0; j < n; ++j) REQUIRE(close(dc[j], fd[4 * n + j], 1e-4, 1e-5));
+  }
+}
+
 TEST_CASE("RoPE equals the reference in both conventions and inverts", "[kernels]") {
   using kernels::rope_style;
   on_every_target([] {

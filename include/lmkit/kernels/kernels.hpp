@@ -66,6 +66,10 @@ LMKIT_EXPORT(gelu_erf_backward);
 LMKIT_EXPORT(silu_backward);
 LMKIT_EXPORT(rope_half);
 LMKIT_EXPORT(rope_adjacent);
+LMKIT_EXPORT(lstm_cell);
+LMKIT_EXPORT(lstm_cell_backward);
+LMKIT_EXPORT(elman_cell);
+LMKIT_EXPORT(elman_cell_backward);
 LMKIT_EXPORT(gemm);
 LMKIT_EXPORT(dot);
 LMKIT_EXPORT(adam_update);
@@ -276,6 +280,47 @@ inline void rope(std::span<float> x, std::size_t head_dim, std::span<const float
 inline void rope_backward(std::span<float> dx, std::size_t head_dim, std::span<const float> cos,
                           std::span<const float> sin, rope_style style) {
   rope(dx, head_dim, cos, sin, style, /*inverse=*/true);
+}
+
+// ---- recurrent cells ----------------------------------------------------------------------
+
+/// One LSTM step of one sequence with H = c.size() units, gates in PyTorch's order (i, f, g, o):
+/// `gates` [4H] holds the pre-activations (without the biases) on entry and the activations
+/// (sigmoid i, f, o; tanh g) on exit; c = f * c_prev + i * g; h = o * tanh(c).
+inline void lstm_cell(std::span<float> gates, std::span<const float> bias, std::span<const float> c_prev,
+                      std::span<float> c, std::span<float> h) {
+  const std::size_t n = c.size();
+  detail::same_size(gates.size(), 4 * n, "lstm_cell gates (4 x hidden)");
+  detail::same_size(bias.size(), 4 * n, "lstm_cell bias (4 x hidden)");
+  detail::same_size(c_prev.size(), n, "lstm_cell c_prev");
+  detail::same_size(h.size(), n, "lstm_cell h");
+  HWY_DYNAMIC_DISPATCH(lstm_cell)(gates.data(), bias.data(), c_prev.data(), c.data(), h.data(), n);
+}
+/// The step's backward: `gates` holds the activations on entry and the gradients of the
+/// pre-activations on exit. dL/dh = dy + dh (from the layer above and from the next step); `dc`
+/// holds dL/dc on entry and dL/dc_prev on exit.
+inline void lstm_cell_backward(std::span<float> gates, std::span<const float> c_prev, std::span<const float> c,
+                               std::span<const float> dy, std::span<const float> dh, std::span<float> dc) {
+  const std::size_t n = c.size();
+  detail::same_size(gates.size(), 4 * n, "lstm_cell_backward gates (4 x hidden)");
+  detail::same_size(c_prev.size(), n, "lstm_cell_backward c_prev");
+  detail::same_size(dy.size(), n, "lstm_cell_backward dy");
+  detail::same_size(dh.size(), n, "lstm_cell_backward dh");
+  detail::same_size(dc.size(), n, "lstm_cell_backward dc");
+  HWY_DYNAMIC_DISPATCH(lstm_cell_backward)(gates.data(), c_prev.data(), c.data(), dy.data(), dh.data(), dc.data(), n);
+}
+/// One Elman step: `gates` [H] holds the pre-activations (without the bias) on entry and
+/// h = tanh(pre + bias) on exit; h is also written to `h`.
+inline void elman_cell(std::span<float> gates, std::span<const float> bias, std::span<float> h) {
+  detail::same_size(gates.size(), h.size(), "elman_cell gates");
+  detail::same_size(bias.size(), h.size(), "elman_cell bias");
+  HWY_DYNAMIC_DISPATCH(elman_cell)(gates.data(), bias.data(), h.data(), h.size());
+}
+/// Its backward: `gates` holds h on entry and dL/dpre = (dy + dh) (1 - h^2) on exit.
+inline void elman_cell_backward(std::span<float> gates, std::span<const float> dy, std::span<const float> dh) {
+  detail::same_size(dy.size(), gates.size(), "elman_cell_backward dy");
+  detail::same_size(dh.size(), gates.size(), "elman_cell_backward dh");
+  HWY_DYNAMIC_DISPATCH(elman_cell_backward)(gates.data(), dy.data(), dh.data(), gates.size());
 }
 
 // ---- matrix products ----------------------------------------------------------------------

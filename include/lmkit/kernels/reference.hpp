@@ -164,6 +164,48 @@ inline void rope_adjacent(float* x, std::size_t head_dim, std::size_t heads, con
     }
 }
 
+inline double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
+
+/// PyTorch's LSTM step, written from its documentation: gates [4n] (i, f, g, o) pre-activations
+/// in, activations out.
+inline void lstm_cell(float* gates, const float* bias, const float* c_prev, float* c, float* h, std::size_t n) {
+  for (std::size_t j = 0; j < n; ++j) {
+    const double i = sigmoid(double{gates[j]} + bias[j]), f = sigmoid(double{gates[n + j]} + bias[n + j]),
+                 g = std::tanh(double{gates[2 * n + j]} + bias[2 * n + j]),
+                 o = sigmoid(double{gates[3 * n + j]} + bias[3 * n + j]);
+    const double cell = f * c_prev[j] + i * g;
+    gates[j] = static_cast<float>(i);
+    gates[n + j] = static_cast<float>(f);
+    gates[2 * n + j] = static_cast<float>(g);
+    gates[3 * n + j] = static_cast<float>(o);
+    c[j] = static_cast<float>(cell);
+    h[j] = static_cast<float>(o * std::tanh(cell));
+  }
+}
+/// The chain rule through lstm_cell, term by term.
+inline void lstm_cell_backward(float* gates, const float* c_prev, const float* c, const float* dy, const float* dh,
+                               float* dc, std::size_t n) {
+  for (std::size_t j = 0; j < n; ++j) {
+    const double i = gates[j], f = gates[n + j], g = gates[2 * n + j], o = gates[3 * n + j];
+    const double dh_total = double{dy[j]} + dh[j], tanh_c = std::tanh(double{c[j]});
+    const double dc_total = dc[j] + dh_total * o * (1.0 - tanh_c * tanh_c);
+    dc[j] = static_cast<float>(dc_total * f);
+    gates[j] = static_cast<float>(dc_total * g * i * (1.0 - i));
+    gates[n + j] = static_cast<float>(dc_total * c_prev[j] * f * (1.0 - f));
+    gates[2 * n + j] = static_cast<float>(dc_total * i * (1.0 - g * g));
+    gates[3 * n + j] = static_cast<float>(dh_total * tanh_c * o * (1.0 - o));
+  }
+}
+inline void elman_cell(float* gates, const float* bias, float* h, std::size_t n) {
+  for (std::size_t j = 0; j < n; ++j) h[j] = gates[j] = static_cast<float>(std::tanh(double{gates[j]} + bias[j]));
+}
+inline void elman_cell_backward(float* gates, const float* dy, const float* dh, std::size_t n) {
+  for (std::size_t j = 0; j < n; ++j) {
+    const double h = gates[j];
+    gates[j] = static_cast<float>((double{dy[j]} + dh[j]) * (1.0 - h * h));
+  }
+}
+
 /// Element (r, c) of op(M) as a double.
 inline double element(const matrix_operand& m, std::size_t r, std::size_t c) {
   const std::size_t index = m.transposed ? c * m.stride + r : r * m.stride + c;

@@ -10,15 +10,15 @@
 //   rnn.carry_state(true);   // truncated BPTT: each batch continues the sequences of the one before
 #pragma once
 
-#include <cmath>
 #include <cstddef>
 #include <span>
 
+#include "lmkit/kernels/kernels.hpp"
 #include "lmkit/nn/recurrent.hpp"
 
 namespace lmkit::nn {
 
-/// One LSTM step for one sequence; see recurrent.hpp for the contract.
+/// One LSTM step for one sequence (the fused kernels::lstm_cell); see recurrent.hpp for the contract.
 struct lstm_cell {
   static constexpr std::size_t gates = 4;
   static constexpr bool has_cell_state = true;
@@ -27,43 +27,15 @@ struct lstm_cell {
   /// gates [4H]: pre-activations in, (i, f, g, o) out; c = f c_prev + i g; h = o tanh(c).
   static void forward(std::span<float> gates, std::span<const float> bias, const float* c_prev, float* c, float* h,
                       std::size_t hidden) {
-    float* i = gates.data();
-    float* f = i + hidden;
-    float* g = f + hidden;
-    float* o = g + hidden;
-    for (std::size_t j = 0; j < hidden; ++j) {
-      i[j] = sigmoid(i[j] + bias[j]);
-      f[j] = sigmoid(f[j] + bias[hidden + j]);
-      g[j] = std::tanh(g[j] + bias[2 * hidden + j]);
-      o[j] = sigmoid(o[j] + bias[3 * hidden + j]);
-      c[j] = f[j] * c_prev[j] + i[j] * g[j];
-      h[j] = o[j] * std::tanh(c[j]);
-    }
+    kernels::lstm_cell(gates, bias, {c_prev, hidden}, {c, hidden}, {h, hidden});
   }
 
   /// gates [4H]: (i, f, g, o) in, their pre-activations' gradients out. dL/dh_t = dy + dh;
   /// dc: dL/dc_t from step t+1 in, dL/dc_{t-1} out.
   static void backward(std::span<float> gates, const float* c_prev, const float* c, const float* dy, const float* dh,
                        float* dc, std::size_t hidden) {
-    float* i = gates.data();
-    float* f = i + hidden;
-    float* g = f + hidden;
-    float* o = g + hidden;
-    for (std::size_t j = 0; j < hidden; ++j) {
-      const float dh_total = dy[j] + dh[j];
-      const float tanh_c = std::tanh(c[j]);
-      const float dc_total = dc[j] + dh_total * o[j] * (1.0f - tanh_c * tanh_c);
-      const float di = dc_total * g[j], df = dc_total * c_prev[j], dg = dc_total * i[j], d_o = dh_total * tanh_c;
-      dc[j] = dc_total * f[j];
-      i[j] = di * i[j] * (1.0f - i[j]);
-      f[j] = df * f[j] * (1.0f - f[j]);
-      g[j] = dg * (1.0f - g[j] * g[j]);
-      o[j] = d_o * o[j] * (1.0f - o[j]);
-    }
+    kernels::lstm_cell_backward(gates, {c_prev, hidden}, {c, hidden}, {dy, hidden}, {dh, hidden}, {dc, hidden});
   }
-
- private:
-  static float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
 };
 
 /// A stack of `layers` LSTM layers (PyTorch's num_layers), widths static or dynamic.

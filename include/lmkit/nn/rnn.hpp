@@ -4,15 +4,15 @@
 // bias_hh_l{k} [H]). The same stacking, carried state and BPTT as the LSTM (recurrent.hpp).
 #pragma once
 
-#include <cmath>
 #include <cstddef>
 #include <span>
 
+#include "lmkit/kernels/kernels.hpp"
 #include "lmkit/nn/recurrent.hpp"
 
 namespace lmkit::nn {
 
-/// One Elman step for one sequence; see recurrent.hpp for the contract.
+/// One Elman step for one sequence (the fused kernels::elman_cell); see recurrent.hpp for the contract.
 struct elman_cell {
   static constexpr std::size_t gates = 1;
   static constexpr bool has_cell_state = false;
@@ -21,13 +21,13 @@ struct elman_cell {
   /// gates [H]: pre-activations in, h = tanh(pre + bias) out (kept there for the backward too).
   static void forward(std::span<float> gates, std::span<const float> bias, const float*, float*, float* h,
                       std::size_t hidden) {
-    for (std::size_t j = 0; j < hidden; ++j) h[j] = gates[j] = std::tanh(gates[j] + bias[j]);
+    kernels::elman_cell(gates, bias, {h, hidden});
   }
 
   /// gates [H]: h in, dL/dpre = (dy + dh) (1 - h^2) out.
   static void backward(std::span<float> gates, const float*, const float*, const float* dy, const float* dh, float*,
                        std::size_t hidden) {
-    for (std::size_t j = 0; j < hidden; ++j) gates[j] = (dy[j] + dh[j]) * (1.0f - gates[j] * gates[j]);
+    kernels::elman_cell_backward(gates, {dy, hidden}, {dh, hidden});
   }
 };
 
