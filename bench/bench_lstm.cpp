@@ -1,0 +1,51 @@
+// A training step of the char-LSTM the PyTorch peer trains (../shared/peers/pytorch/
+// train_lstm_shakespeare.py): vocab 65, embedding 64, 2 LSTM layers of 256, batch 32 x 64 steps with
+// the state carried between windows (truncated BPTT), Adam at 2e-3, gradient norm clipped at 5.
+// At 1 and 2 threads; the counters give ms/step. The peer's figure on the development machine:
+// ~118 ms/step at 1 thread.
+#include <benchmark/benchmark.h>
+
+#include <vector>
+
+#include "lmkit/models/lstm_lm.hpp"
+#include "lmkit/train/adam.hpp"
+#include "lmkit/train/parameter_list.hpp"
+
+namespace {
+
+using namespace lmkit;
+
+void lstm_lm_step(benchmark::State& state) {
+  constexpr models::lstm_lm_config config{.vocab = 65, .embedding = 64, .hidden = 256, .layers = 2};
+  const nn::batch_shape shape{32, 64};
+  const thread_pool pool(static_cast<int>(state.range(0)));
+  const nn::run_context ctx{&pool, true};
+  models::lstm_lm<config> model;
+  model.init(seed{1});
+  model.carry_state(true);
+  train::parameter_list params(model);
+  train::adam optimizer(params, {.lr = 2e-3f, .decoupled = false});
+  philox rng(seed{2});
+  std::vector<token_id> ids(shape.rows()), targets(shape.rows());
+  for (std::size_t i = 0; i < ids.size(); ++i) ids[i] = rng() % config.vocab, targets[i] = rng() % config.vocab;
+  auto step = [&] {
+    optimizer.zero_grad();
+    const float loss = model.forward(ids, targets, shape, ctx);
+    model.backward(ctx);
+    train::clip_gradient_norm(params, 5.0);
+    optimizer.step(2e-3f, pool);
+    return loss;
+  };
+  step();  // warm-up: buffers faulted in
+  for (auto _ : state) benchmark::DoNotOptimize(step());
+  state.counters["ms_per_step"] = benchmark::Counter(1e3 * static_cast<double>(state.iterations()),
+                                                     benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  state.counters["tokens_per_s"] = benchmark::Counter(static_cast<double>(shape.rows() * state.iterations()),
+                                                      benchmark::Counter::kIsRate);
+}
+
+BENCHMARK(lstm_lm_step)->Name("lstm_lm train step")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();
