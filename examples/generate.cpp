@@ -13,6 +13,7 @@
 
 #include <lmkit/kernels/kernels.hpp>
 #include <lmkit/models/gpt.hpp>
+#include <lmkit/models/lstm_lm.hpp>
 #include <lmkit/text/char_tokenizer.hpp>
 #include <lmkit/train/checkpoint.hpp>
 
@@ -76,11 +77,6 @@ int run(int argc, char** argv) {
   const auto alphabet = metadata.find("tokenizer.alphabet");
   require<format_error>(alphabet != metadata.end(), "generate: ", checkpoint, " has no tokenizer.alphabet");
   const text::char_tokenizer tokenizer = text::char_tokenizer::from_alphabet(alphabet->second);
-  models::gpt<> model(models::gpt_config_from_metadata(metadata));
-  require<format_error>(model.config().vocab == tokenizer.vocab_size(), "generate: ", checkpoint, ": the alphabet has ",
-                        tokenizer.vocab_size(), " characters but the model ", model.config().vocab);
-  train::load_parameters(checkpoint, train::parameter_list(model));
-
   std::vector<token_id> tokens = tokenizer.encode(prompt);
   require<argument_error>(!tokens.empty(), "generate: the prompt is empty");
   const thread_pool pool(threads);
@@ -88,15 +84,38 @@ int run(int argc, char** argv) {
   philox rng(seed{seed_value});
   std::vector<float> scratch;
   std::fputs(prompt.c_str(), stdout);
-  for (std::size_t k = 0; k < count; ++k) {
-    const std::size_t window = std::min(tokens.size(), model.config().context);
-    const std::span<const token_id> input(tokens.data() + tokens.size() - window, window);
-    const nn::const_matrix logits = model.logits(input, {1, window}, ctx);
-    const token_id next = pick(logits[window - 1].span(), temperature, rng, scratch);
+  auto emit = [&](token_id next) {
     tokens.push_back(next);
     const token_id one[] = {next};
     std::fputs(tokenizer.decode(one).c_str(), stdout);
     std::fflush(stdout);
+  };
+
+  if (metadata.contains("lstm_lm.hidden")) {
+    // A recurrent model reads the prompt once, then one character at a time from its carried state.
+    models::lstm_lm<> model(models::lstm_lm_config_from_metadata(metadata));
+    require<format_error>(model.config().vocab == tokenizer.vocab_size(), "generate: ", checkpoint,
+                          ": the alphabet and the model's vocabulary differ");
+    train::load_parameters(checkpoint, train::parameter_list(model));
+    model.carry_state(true);
+    nn::const_matrix logits = model.logits(tokens, {1, tokens.size()}, ctx);
+    std::size_t last = tokens.size() - 1;
+    for (std::size_t k = 0; k < count; ++k) {
+      emit(pick(logits[last].span(), temperature, rng, scratch));
+      logits = model.logits(std::span<const token_id>(&tokens.back(), 1), {1, 1}, ctx);
+      last = 0;
+    }
+  } else {
+    models::gpt<> model(models::gpt_config_from_metadata(metadata));
+    require<format_error>(model.config().vocab == tokenizer.vocab_size(), "generate: ", checkpoint,
+                          ": the alphabet and the model's vocabulary differ");
+    train::load_parameters(checkpoint, train::parameter_list(model));
+    for (std::size_t k = 0; k < count; ++k) {
+      const std::size_t window = std::min(tokens.size(), model.config().context);
+      const std::span<const token_id> input(tokens.data() + tokens.size() - window, window);
+      const nn::const_matrix logits = model.logits(input, {1, window}, ctx);
+      emit(pick(logits[window - 1].span(), temperature, rng, scratch));
+    }
   }
   std::fputs("\n", stdout);
   return 0;

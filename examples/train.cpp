@@ -1,13 +1,15 @@
 // train: a character-level language model trained from scratch on a text file, on the CPU.
 //
-//   train --data input.txt [--family gpt] [--steps 2000] [--threads 2] [--curve run] [--save model.safetensors]
+//   train --data input.txt [--family gpt|lstm] [--steps 2000] [--threads 2] [--curve run] [--save model.safetensors]
 //   train --data input.txt --resume model.safetensors [--steps 4000] ...      continues bit for bit
 //
-// The defaults are nanoGPT's Shakespeare CPU configuration (4 layers, 4 heads, 128 wide, context
+// gpt's defaults are nanoGPT's Shakespeare CPU configuration (4 layers, 4 heads, 128 wide, context
 // 64, batch 12, AdamW 1e-3 cosine to 1e-4 after 100 warm-up steps, weight decay 0.1, betas
-// 0.9/0.99, clipping at 1.0, no dropout, no biases, tied embeddings). The first 90% of the text
-// trains, the last 10% validates. A progress line shows loss, tokens/s and the ETA; --curve PREFIX
-// writes PREFIX.csv and PREFIX.svg.
+// 0.9/0.99, clipping at 1.0, no dropout, no biases, tied embeddings). lstm's are the classic char
+// LSTM (embedding 64, 2 layers of 256, 32 streams of 64 steps with the state carried across
+// batches, Adam 2e-3, clipping at 5). The first 90% of the text trains, the last 10% validates
+// (the mean loss of random windows, from a zero state for the LSTM). A progress line shows loss,
+// tokens/s and the ETA; --curve PREFIX writes PREFIX.csv and PREFIX.svg.
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -15,18 +17,21 @@
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include <lmkit/core/progress.hpp>
 #include <lmkit/models/gpt.hpp>
+#include <lmkit/models/lstm_lm.hpp>
 #include <lmkit/text/char_tokenizer.hpp>
 #include <lmkit/train/adam.hpp>
 #include <lmkit/train/checkpoint.hpp>
 #include <lmkit/train/loss_curve.hpp>
 #include <lmkit/train/parameter_list.hpp>
 #include <lmkit/train/schedule.hpp>
+#include <lmkit/train/stream_batches.hpp>
 #include <lmkit/train/train_step.hpp>
 #include <lmkit/train/window_sampler.hpp>
 
@@ -34,29 +39,28 @@ namespace {
 
 using namespace lmkit;
 
+/// Every flag; unset ones take the family's default.
 struct options {
-  std::string data;
-  std::string family = "gpt";
-  std::size_t steps = 2000, batch = 12, context = 64, layers = 4, heads = 4, dim = 128;
-  float lr = 1e-3f, min_lr = 1e-4f, weight_decay = 0.1f, beta1 = 0.9f, beta2 = 0.99f, clip = 1.0f;
-  std::size_t warmup = 100, accumulation = 1;
+  std::string data, family = "gpt", curve, save, resume;
+  std::optional<std::size_t> steps, batch, context, layers, heads, dim, embedding, warmup;
+  std::optional<float> lr, min_lr, weight_decay, beta1, beta2, clip;
+  std::size_t accumulation = 1, save_every = 0, eval_every = 250, eval_batches = 20, final_eval_batches = 200;
   int threads = 0;
   std::uint64_t seed = 1337;
-  std::size_t eval_every = 250, eval_batches = 20, final_eval_batches = 200;
-  std::string curve, save, resume;
-  std::size_t save_every = 0;
 };
 
 int usage(int code) {
   std::fputs(
-      "usage: train --data FILE [--family gpt] [--steps N] [--batch B] [--context T] [--layers L] [--heads H]\n"
-      "             [--dim C] [--lr X] [--min-lr X] [--warmup N] [--weight-decay X] [--beta2 X] [--clip X]\n"
-      "             [--threads N] [--seed S] [--eval-every N] [--eval-batches N] [--final-eval-batches N]\n"
-      "             [--accumulate N] [--curve PREFIX] [--save CHECKPOINT [--save-every N]] [--resume CHECKPOINT]\n"
-      "  Trains a character-level model on FILE (first 90% train, last 10% validation). Defaults: nanoGPT's\n"
-      "  Shakespeare CPU configuration. --threads 0 uses every core. --save writes a safetensors checkpoint\n"
-      "  (weights, optimizer state, step, data position) at the end and every N steps; --resume continues\n"
-      "  one to --steps, giving the same numbers as a run that was never stopped.\n",
+      "usage: train --data FILE [--family gpt|lstm] [--steps N] [--batch B] [--context T] [--layers L]\n"
+      "             [--heads H] [--dim C] [--embedding E] [--lr X] [--min-lr X] [--warmup N] [--weight-decay X]\n"
+      "             [--beta1 X] [--beta2 X] [--clip X] [--threads N] [--seed S] [--eval-every N]\n"
+      "             [--eval-batches N] [--final-eval-batches N] [--accumulate N] [--curve PREFIX]\n"
+      "             [--save CHECKPOINT [--save-every N]] [--resume CHECKPOINT]\n"
+      "  Trains a character-level model on FILE (first 90% train, last 10% validation). gpt: nanoGPT's\n"
+      "  Shakespeare CPU configuration by default; lstm: embedding 64, 2 x 256 (--dim), 32 streams x 64 steps,\n"
+      "  Adam 2e-3, clip 5. --threads 0 uses every core. --save writes a safetensors checkpoint (weights,\n"
+      "  optimizer state, step, data position, carried state) at the end and every N steps; --resume\n"
+      "  continues one to --steps, giving the same numbers as a run that was never stopped.\n",
       code == 0 ? stdout : stderr);
   return code;
 }
@@ -69,6 +73,7 @@ std::string read_text(const std::string& path) {
   return s.str();
 }
 
+/// The mean loss of `batches` random windows (seeded: the same windows every time), not training.
 template <class Model>
 double evaluate(Model& model, std::span<const token_id> tokens, nn::batch_shape shape, std::size_t batches,
                 std::uint64_t seed_value, const nn::run_context& ctx) {
@@ -81,6 +86,132 @@ double evaluate(Model& model, std::span<const token_id> tokens, nn::batch_shape 
     sum += model.forward(ids, targets, shape, eval_ctx);
   }
   return sum / static_cast<double>(batches);
+}
+
+/// The carried state of a recurrent model as named copies (a checkpoint's extra tensors), and back.
+template <class Model>
+std::map<std::string, std::vector<float>> state_copy(Model& model) {
+  std::map<std::string, std::vector<float>> out;
+  if constexpr (requires { model.visit_state([](std::string_view, nn::matrix) {}); })
+    model.visit_state([&](std::string_view name, nn::matrix m) { out[std::string(name)].assign(m.data(), m.data() + m.size()); });
+  return out;
+}
+template <class Model>
+void restore_state(Model& model, const std::map<std::string, std::vector<float>>& saved) {
+  if constexpr (requires { model.visit_state([](std::string_view, nn::matrix) {}); })
+    model.visit_state([&](std::string_view name, nn::matrix m) {
+      const auto& v = saved.at(std::string(name));
+      std::copy(v.begin(), v.end(), m.data());
+    });
+}
+
+/// What differs between the families: how batches are drawn and what the step's state is.
+struct gpt_family {
+  using model_type = models::gpt<>;
+  using batches_type = train::window_sampler;
+  static constexpr const char* name = "gpt";
+};
+struct lstm_family {
+  using model_type = models::lstm_lm<>;
+  using batches_type = train::stream_batches;
+  static constexpr const char* name = "lstm";
+};
+
+template <class Family, class Schedule>
+int train_model(typename Family::model_type& model, std::map<std::string, std::string> metadata, const options& o,
+                std::size_t steps, nn::batch_shape shape, train::adam_options adam, const Schedule& schedule, float clip,
+                std::span<const token_id> train_tokens, std::span<const token_id> val_tokens) {
+  constexpr bool recurrent = std::is_same_v<Family, lstm_family>;
+  const thread_pool pool(o.threads);
+  const nn::run_context ctx{&pool, true};
+  model.init(seed{o.seed});
+  train::parameter_list params(model);
+  train::adam optimizer(params, adam);
+  auto batches = [&] {
+    if constexpr (recurrent) return train::stream_batches(train_tokens, shape);
+    else return train::window_sampler(train_tokens, shape, philox(seed{o.seed}, 1));
+  }();
+  if constexpr (recurrent) model.carry_state(true);
+  std::fprintf(stderr, "%s: %.3fM parameters; %zu train / %zu val tokens; batch %zu x %zu; %d threads\n", Family::name,
+               params.element_count() / 1e6, train_tokens.size(), val_tokens.size(), shape.batch, shape.time,
+               pool.threads());
+
+  std::uint64_t first_step = 0;
+  if (!o.resume.empty()) {
+    std::map<std::string, std::vector<float>> state;
+    if constexpr (recurrent) {
+      model.reserve(shape);  // the carried state exists once the batch size is known
+      state = state_copy(model);
+    }
+    const train::run_position at = train::load_checkpoint(o.resume, params, optimizer, &state);
+    first_step = at.step;
+    if constexpr (recurrent) {
+      restore_state(model, state);
+      const auto p = at.metadata.find("streams.position");
+      require<format_error>(p != at.metadata.end(), "train: ", o.resume, " has no streams.position");
+      batches.set_position(std::stoull(p->second));
+    } else {
+      batches.set_rng(at.sampler_rng);
+    }
+    std::fprintf(stderr, "resumed %s at step %llu\n", o.resume.c_str(), static_cast<unsigned long long>(first_step));
+  }
+  auto save = [&](std::uint64_t step) {
+    if (o.save.empty()) return;
+    train::run_position position{.step = step, .metadata = metadata};
+    if constexpr (recurrent) position.metadata["streams.position"] = std::to_string(batches.position());
+    else position.sampler_rng = batches.rng();
+    train::save_checkpoint(o.save, params, optimizer, position, state_copy(model));
+  };
+  auto validate = [&](std::size_t count, std::uint64_t seed_value) {
+    // Random windows from a zero state: keep the training run's carried state aside meanwhile.
+    const auto kept = state_copy(model);
+    if constexpr (recurrent) model.carry_state(false);
+    const double val = evaluate(model, val_tokens, shape, count, seed_value, ctx);
+    if constexpr (recurrent) model.carry_state(true);
+    restore_state(model, kept);
+    return val;
+  };
+
+  train::loss_curve curve;
+  progress_meter progress(steps, first_step);
+  std::vector<token_id> ids, targets;
+  double train_seconds = 0.0;
+  for (std::uint64_t step = first_step; step <= steps; ++step) {
+    if (o.eval_every && o.eval_batches && (step % o.eval_every == 0 || step == steps)) {
+      const double val = validate(o.eval_batches, 2);
+      std::fprintf(stderr, "\rstep %llu: val loss %.4f%40s\n", static_cast<unsigned long long>(step), val, "");
+      curve.add({.step = step, .val_loss = val});
+    }
+    if (step == steps) break;
+    const auto start = std::chrono::steady_clock::now();
+    if constexpr (recurrent)
+      if (batches.at_start()) model.reset_state();
+    const train::step_report r = train::train_step(model, optimizer, params, schedule, batches, step,
+                                                   {.clip = clip, .accumulation = o.accumulation}, ctx, ids, targets);
+    train_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    curve.add({.step = step, .train_loss = r.loss, .lr = r.lr});
+    if (o.save_every && (step + 1) % o.save_every == 0) save(step + 1);
+    const std::uint64_t done = step + 1 - first_step;
+    if (step % 10 == 0 || step + 1 == steps) {
+      char details[160];
+      std::snprintf(details, sizeof details, "loss %.4f | lr %.2e | %.0f tok/s | %.2f ms/step", r.loss, r.lr,
+                    static_cast<double>(done * shape.rows() * o.accumulation) / train_seconds, 1000.0 * train_seconds / done);
+      std::fprintf(stderr, "\rstep %s", progress.line(step + 1, details).c_str());
+    }
+  }
+  std::fprintf(stderr, "\n");
+  save(steps);
+  if (o.final_eval_batches) {
+    const double val = validate(o.final_eval_batches, 3);
+    std::printf("final val loss (%zu random windows of %zux%zu) %.4f\n", o.final_eval_batches, shape.batch, shape.time, val);
+  }
+  if (steps > first_step)
+    std::printf("train time %.1f s, %.2f ms/step\n", train_seconds, 1000.0 * train_seconds / static_cast<double>(steps - first_step));
+  if (!o.curve.empty()) {
+    curve.write_csv(o.curve + ".csv");
+    curve.write_svg(o.curve + ".svg", std::string(Family::name) + " on " + o.data);
+  }
+  return 0;
 }
 
 int run(int argc, char** argv) {
@@ -114,10 +245,12 @@ int run(int argc, char** argv) {
     else if (a == "--layers") o.layers = count();
     else if (a == "--heads") o.heads = count();
     else if (a == "--dim") o.dim = count();
+    else if (a == "--embedding") o.embedding = count();
     else if (a == "--lr") o.lr = real();
     else if (a == "--min-lr") o.min_lr = real();
     else if (a == "--warmup") o.warmup = count();
     else if (a == "--weight-decay") o.weight_decay = real();
+    else if (a == "--beta1") o.beta1 = real();
     else if (a == "--beta2") o.beta2 = real();
     else if (a == "--clip") o.clip = real();
     else if (a == "--threads") o.threads = static_cast<int>(count());
@@ -133,7 +266,7 @@ int run(int argc, char** argv) {
     else return usage(2);
   }
   if (o.data.empty()) return usage(2);
-  require<argument_error>(o.family == "gpt", "train: unknown family '", o.family, "' (gpt)");
+  require<argument_error>(o.family == "gpt" || o.family == "lstm", "train: unknown family '", o.family, "' (gpt, lstm)");
 
   const std::string corpus = read_text(o.data);
   require<argument_error>(!corpus.empty(), "train: ", o.data, " is empty");
@@ -141,73 +274,30 @@ int run(int argc, char** argv) {
   const std::vector<token_id> tokens = tokenizer.encode(corpus);
   const std::size_t split = tokens.size() * 9 / 10;
   const std::span<const token_id> train_tokens(tokens.data(), split), val_tokens(tokens.data() + split, tokens.size() - split);
+  std::map<std::string, std::string> metadata{{"tokenizer.alphabet", tokenizer.alphabet()}};
+  const std::size_t steps = o.steps.value_or(2000);
 
-  const thread_pool pool(o.threads);
-  const nn::run_context ctx{&pool, true};
-  const nn::batch_shape shape{o.batch, o.context};
-  models::gpt<> model({.vocab = tokenizer.vocab_size(), .context = o.context, .layers = o.layers, .heads = o.heads, .dim = o.dim});
-  model.init(seed{o.seed});
-  train::parameter_list params(model);
-  train::adam optimizer(params, {.lr = o.lr, .beta1 = o.beta1, .beta2 = o.beta2, .weight_decay = o.weight_decay});
-  const train::cosine_schedule schedule{.lr = o.lr, .min_lr = o.min_lr, .warmup = o.warmup, .decay_steps = o.steps};
-  train::window_sampler sampler(train_tokens, shape, philox(seed{o.seed}, 1));
-
-  std::fprintf(stderr, "gpt: vocab %zu, %zu layers, %zu heads, width %zu, context %zu: %.3fM parameters; %zu train / %zu val tokens; %d threads\n",
-               tokenizer.vocab_size(), o.layers, o.heads, o.dim, o.context, params.element_count() / 1e6, train_tokens.size(),
-               val_tokens.size(), pool.threads());
-
-  std::uint64_t first_step = 0;
-  std::map<std::string, std::string> metadata = models::to_metadata(model.config());
-  metadata["tokenizer.alphabet"] = tokenizer.alphabet();
-  if (!o.resume.empty()) {
-    const train::run_position at = train::load_checkpoint(o.resume, params, optimizer);
-    first_step = at.step;
-    sampler.set_rng(at.sampler_rng);
-    std::fprintf(stderr, "resumed %s at step %llu\n", o.resume.c_str(), static_cast<unsigned long long>(first_step));
+  if (o.family == "gpt") {
+    const models::gpt_config config{.vocab = tokenizer.vocab_size(), .context = o.context.value_or(64),
+                                    .layers = o.layers.value_or(4), .heads = o.heads.value_or(4), .dim = o.dim.value_or(128)};
+    models::gpt<> model(config);
+    metadata.merge(models::to_metadata(config));
+    const float lr = o.lr.value_or(1e-3f);
+    return train_model<gpt_family>(
+        model, metadata, o, steps, {o.batch.value_or(12), config.context},
+        {.lr = lr, .beta1 = o.beta1.value_or(0.9f), .beta2 = o.beta2.value_or(0.99f), .weight_decay = o.weight_decay.value_or(0.1f)},
+        train::cosine_schedule{.lr = lr, .min_lr = o.min_lr.value_or(1e-4f), .warmup = o.warmup.value_or(100), .decay_steps = steps},
+        o.clip.value_or(1.0f), train_tokens, val_tokens);
   }
-  auto save = [&](std::uint64_t step) {
-    if (o.save.empty()) return;
-    train::save_checkpoint(o.save, params, optimizer, {.step = step, .sampler_rng = sampler.rng(), .metadata = metadata});
-  };
-
-  train::loss_curve curve;
-  progress_meter progress(o.steps, first_step);
-  std::vector<token_id> ids, targets;
-  double train_seconds = 0.0;
-  for (std::uint64_t step = first_step; step <= o.steps; ++step) {
-    if (o.eval_every && (step % o.eval_every == 0 || step == o.steps) && o.eval_batches) {
-      const double val = evaluate(model, val_tokens, shape, o.eval_batches, 2, ctx);
-      std::fprintf(stderr, "\rstep %llu: val loss %.4f%40s\n", static_cast<unsigned long long>(step), val, "");
-      curve.add({.step = step, .val_loss = val});
-    }
-    if (step == o.steps) break;
-    const auto start = std::chrono::steady_clock::now();
-    const train::step_report r = train::train_step(model, optimizer, params, schedule, sampler, step,
-                                                   {.clip = o.clip, .accumulation = o.accumulation}, ctx, ids, targets);
-    train_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    curve.add({.step = step, .train_loss = r.loss, .lr = r.lr});
-    if (o.save_every && (step + 1) % o.save_every == 0) save(step + 1);
-    const std::uint64_t done = step + 1 - first_step;
-    if (step % 10 == 0 || step + 1 == o.steps) {
-      char details[160];
-      std::snprintf(details, sizeof details, "loss %.4f | lr %.2e | %.0f tok/s | %.2f ms/step", r.loss, r.lr,
-                    static_cast<double>(done * shape.rows() * o.accumulation) / train_seconds, 1000.0 * train_seconds / done);
-      std::fprintf(stderr, "\rstep %s", progress.line(step + 1, details).c_str());
-    }
-  }
-  save(o.steps);
-  std::fprintf(stderr, "\n");
-  if (o.final_eval_batches) {
-    const double val = evaluate(model, val_tokens, shape, o.final_eval_batches, 3, ctx);
-    std::printf("final val loss (%zu batches of %zux%zu) %.4f\n", o.final_eval_batches, o.batch, o.context, val);
-  }
-  if (o.steps > first_step)
-    std::printf("train time %.1f s, %.2f ms/step\n", train_seconds, 1000.0 * train_seconds / (o.steps - first_step));
-  if (!o.curve.empty()) {
-    curve.write_csv(o.curve + ".csv");
-    curve.write_svg(o.curve + ".svg", "gpt on " + o.data);
-  }
-  return 0;
+  const models::lstm_lm_config config{.vocab = tokenizer.vocab_size(), .embedding = o.embedding.value_or(64),
+                                      .hidden = o.dim.value_or(256), .layers = o.layers.value_or(2)};
+  models::lstm_lm<> model(config);
+  metadata.merge(models::to_metadata(config));
+  return train_model<lstm_family>(
+      model, metadata, o, steps, {o.batch.value_or(32), o.context.value_or(64)},
+      {.lr = o.lr.value_or(2e-3f), .beta1 = o.beta1.value_or(0.9f), .beta2 = o.beta2.value_or(0.999f),
+       .weight_decay = o.weight_decay.value_or(0.0f), .decoupled = false},
+      train::constant_schedule{o.lr.value_or(2e-3f)}, o.clip.value_or(5.0f), train_tokens, val_tokens);
 }
 
 }  // namespace
