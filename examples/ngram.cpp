@@ -24,9 +24,10 @@ using namespace lmkit;
 int usage(int code) {
   std::fputs(
       "usage:\n"
-      "  ngram build -o ORDER < train.txt > model.arpa\n"
+      "  ngram build -o ORDER [--discount_fallback] < train.txt > model.arpa\n"
       "      Estimates an interpolated modified Kneser-Ney model (as KenLM's lmplz) from one sentence\n"
       "      per line, whitespace-separated words; <s> and </s> are added. Progress goes to stderr.\n"
+      "      --discount_fallback: discounts 0.5 1 1.5 for an order whose counts give none (as lmplz).\n"
       "  ngram binary model.arpa model.bin\n"
       "      Converts an ARPA model to lmkit's binary format, which loads by mapping the file.\n"
       "  ngram query [-v sentence|word|summary] MODEL < test.txt\n"
@@ -48,8 +49,10 @@ std::size_t parse_count(const char* text, const char* what) {
 
 int build(int argc, char** argv) {
   std::size_t order = 0;
+  ngram::kneser_ney_options options;
   for (int i = 0; i < argc; ++i) {
     if ((!std::strcmp(argv[i], "-o") || !std::strcmp(argv[i], "--order")) && i + 1 < argc) order = parse_count(argv[++i], "-o");
+    else if (!std::strcmp(argv[i], "--discount_fallback")) options.discount_fallback = std::array<float, 3>{0.5f, 1.0f, 1.5f};
     else return usage(2);
   }
   if (order == 0) return usage(2);
@@ -63,7 +66,7 @@ int build(int argc, char** argv) {
       std::fprintf(stderr, "\rcounting: %zu lines, %.0f lines/s", counter.lines(), counter.lines() / elapsed());
   }
   std::fprintf(stderr, "\rcounted %zu lines in %.2f s; estimating\n", counter.lines(), elapsed());
-  const auto model = ngram::estimate_kneser_ney(std::move(counter));
+  const auto model = ngram::estimate_kneser_ney(std::move(counter), options);
   io::write_arpa(model, std::cout);
   std::fprintf(stderr, "wrote");
   for (std::size_t n = 1; n <= model.order(); ++n) std::fprintf(stderr, " %zu %zu-grams", model.table(n).size(), n);
@@ -124,12 +127,9 @@ int generate(int argc, char** argv) {
     ngram::ngram_state state = model.begin_sentence();
     for (std::size_t w = 0; w < max_words; ++w) {
       // p(v | state) for every word but <s> and <unk>, then one draw from it.
+      model.next_word_probabilities(state, p);
       double total = 0;
-      for (ngram::word_id v = 0; v < p.size(); ++v) {
-        ngram::ngram_state copy = state;
-        p[v] = (v == ngram::bos_id || v == ngram::unk_id) ? 0.0 : std::pow(10.0, model.score(copy, v).log_prob);
-        total += p[v];
-      }
+      for (double x : p) total += x;
       double u = rng.uniform_double() * total;
       ngram::word_id chosen = ngram::eos_id;
       for (ngram::word_id v = 0; v < p.size(); ++v)

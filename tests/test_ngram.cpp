@@ -156,6 +156,19 @@ TEST_CASE("estimation refuses reserved words and data too small for discounts", 
   REQUIRE_THROWS_AS(counter.add_line("a <s> b"), format_error);
   std::istringstream tiny("a b\n");
   REQUIRE_THROWS_AS(ngram::estimate_kneser_ney(tiny, 3), argument_error);
+  // With lmplz's --discount_fallback the same data gives a model whose distributions sum to one.
+  std::istringstream again("a b\n");
+  const ngram_model fallback =
+      ngram::estimate_kneser_ney(again, 3, {.discount_fallback = std::array<float, 3>{0.5f, 1.0f, 1.5f}});
+  std::vector<double> p(fallback.vocab().size());
+  ngram::ngram_state state = fallback.begin_sentence();
+  for (const char* w : {"a", "b"}) {
+    fallback.next_word_probabilities(state, p, /*include_unk=*/true);
+    double total = 0;
+    for (double x : p) total += x;
+    REQUIRE(total == Approx(1.0).epsilon(1e-5));
+    fallback.score(state, fallback.vocab().find(w));
+  }
 }
 
 TEST_CASE("the binary format maps back to the same model, and damaged files are refused", "[ngram][binary]") {

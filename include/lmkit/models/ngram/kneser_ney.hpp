@@ -19,6 +19,7 @@
 #include <cmath>
 #include <cstdint>
 #include <istream>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -71,7 +72,7 @@ class kneser_ney_counter {
   std::size_t lines() const { return lines_; }
 
  private:
-  friend ngram_model estimate_kneser_ney(kneser_ney_counter&& counter);
+  friend ngram_model estimate_kneser_ney(kneser_ney_counter&& counter, const struct kneser_ney_options& options);
 
   std::size_t order_;
   vocabulary vocab_;
@@ -86,23 +87,38 @@ struct kneser_ney_discounts {
   float apply(std::uint64_t count) const { return static_cast<float>(count) - amount[std::min<std::uint64_t>(count, 3)]; }
 };
 
+/// Options of the estimate.
+struct kneser_ney_options {
+  /// Discounts D(1), D(2), D(3+) for an order whose counts-of-counts give none in range (a small
+  /// vocabulary, such as characters, or artificial data): lmplz's --discount_fallback, whose
+  /// default is 0.5 1 1.5. Unset, such an order is an error.
+  std::optional<std::array<float, 3>> discount_fallback = std::nullopt;
+};
+
 /// Discounts from counts of adjusted counts t[1..4] (Chen & Goodman's equation 26), in float as lmplz.
-inline kneser_ney_discounts compute_discounts(const std::array<std::uint64_t, 5>& t, std::size_t n) {
-  for (int k = 1; k <= 3; ++k)  // t4 may be 0 (then D(3+) = 3), as in lmplz
-    require<argument_error>(t[k] != 0, "kneser_ney: no ", n, "-grams with adjusted count ", k,
-                            ", so the discounts are undefined (too little or artificial data?)");
+inline kneser_ney_discounts compute_discounts(const std::array<std::uint64_t, 5>& t, std::size_t n,
+                                              const kneser_ney_options& options = {}) {
   kneser_ney_discounts d;
+  auto fall_back_or_fail = [&](auto&&... why) {
+    require<argument_error>(options.discount_fallback.has_value(), "kneser_ney: ", why...);
+    for (int k = 1; k <= 3; ++k) d.amount[k] = (*options.discount_fallback)[k - 1];
+    return d;
+  };
+  for (int k = 1; k <= 3; ++k)  // t4 may be 0 (then D(3+) = 3), as in lmplz
+    if (t[k] == 0)
+      return fall_back_or_fail("no ", n, "-grams with adjusted count ", k,
+                               ", so the discounts are undefined (too little or artificial data?)");
   const float y = static_cast<float>(t[1]) / static_cast<float>(t[1] + 2.0 * t[2]);
   for (int k = 1; k <= 3; ++k) {
     d.amount[k] = static_cast<float>(k) - static_cast<float>(k + 1) * y * static_cast<float>(t[k + 1]) / static_cast<float>(t[k]);
-    require<argument_error>(d.amount[k] >= 0.0f && d.amount[k] <= static_cast<float>(k), "kneser_ney: ", n,
-                            "-gram discount for count ", k, " out of range: ", d.amount[k]);
+    if (!(d.amount[k] >= 0.0f && d.amount[k] <= static_cast<float>(k)))
+      return fall_back_or_fail(n, "-gram discount for count ", k, " out of range: ", d.amount[k]);
   }
   return d;
 }
 
 /// Estimates the model from the counts (which it consumes).
-inline ngram_model estimate_kneser_ney(kneser_ney_counter&& counter) {
+inline ngram_model estimate_kneser_ney(kneser_ney_counter&& counter, const kneser_ney_options& options = {}) {
   const std::size_t order = counter.order_;
   // Adjusted counts per order, top down: order N keeps raw counts; a lower-order n-gram counts the
   // distinct words before it, unless it starts with <s>, which keeps its raw count.
@@ -131,7 +147,7 @@ inline ngram_model estimate_kneser_ney(kneser_ney_counter&& counter) {
     const auto& table = adjusted[n - 1];
     for (std::size_t i = 0; i < table.size(); ++i)
       if (table.value(i) >= 1 && table.value(i) <= 4) ++t[table.value(i)];
-    discounts[n - 1] = compute_discounts(t, n);
+    discounts[n - 1] = compute_discounts(t, n, options);
   }
 
   // Per context (the n-gram less its last word): the sum of adjusted counts after it, and how
@@ -189,11 +205,11 @@ inline ngram_model estimate_kneser_ney(kneser_ney_counter&& counter) {
 }
 
 /// Reads sentences, one per line, and estimates an interpolated modified Kneser-Ney model.
-inline ngram_model estimate_kneser_ney(std::istream& lines, std::size_t order) {
+inline ngram_model estimate_kneser_ney(std::istream& lines, std::size_t order, const kneser_ney_options& options = {}) {
   kneser_ney_counter counter(order);
   std::string line;
   while (std::getline(lines, line)) counter.add_line(line);
-  return estimate_kneser_ney(std::move(counter));
+  return estimate_kneser_ney(std::move(counter), options);
 }
 
 }  // namespace lmkit::ngram

@@ -143,6 +143,22 @@ class ngram_model {
     return result;
   }
 
+  /// p(v | state) for every word id v (a distribution to sample the next word from): 0 for <s>,
+  /// which never follows, and for <unk> unless `include_unk`. Sums to one up to rounding (less the
+  /// mass of what is left out). `p` must hold vocab().size() values.
+  void next_word_probabilities(const ngram_state& state, std::span<double> p, bool include_unk = false) const {
+    require<argument_error>(p.size() == vocab_.size(), "ngram_model: ", p.size(), " slots for a vocabulary of ",
+                            vocab_.size());
+    for (word_id v = 0; v < p.size(); ++v) {
+      if (v == bos_id || (v == unk_id && !include_unk)) {
+        p[v] = 0.0;
+        continue;
+      }
+      ngram_state copy = state;
+      p[v] = std::pow(10.0, static_cast<double>(score(copy, v).log_prob));
+    }
+  }
+
   /// Scores one sentence (words separated by whitespace) and </s>; `each_word(word, id, score)`
   /// sees every token.
   template <class EachWord>
