@@ -545,6 +545,51 @@ TEST_CASE("gemm equals the triple loop for every layout and type", "[kernels][ge
   });
 }
 
+TEST_CASE("gemm_prepacked equals the triple loop; one packing serves every target", "[kernels][gemm]") {
+  const thread_pool two(2);
+  struct shape {
+    std::size_t m, n, k;
+  };
+  // Empty, single, rows not a multiple of the row tile, columns not a multiple of a panel (16) or
+  // of a tile (32), depth beyond the slice (256), the LSTM's step shapes.
+  const shape shapes[] = {{0, 5, 3},  {4, 0, 3},   {3, 4, 0},    {1, 1, 1},     {1, 37, 19},   {9, 1, 40},
+                          {2, 3, 5},  {7, 17, 9},  {13, 33, 1},  {8, 16, 8},    {32, 48, 300}, {37, 45, 513},
+                          {3, 70, 3}, {32, 1024, 64}, {32, 256, 1024}};
+  for (const auto& s : shapes)
+    for (bool transposed : {false, true}) {
+      operand_storage<float> a(s.m, s.k, false, 80 + s.m, 1);
+      operand_storage<float> b(s.k, s.n, transposed, 90 + s.n, 2);
+      kernels::prepacked_matrix packed;  // packed once, outside the per-target loop
+      packed.pack(b.operand, s.k, s.n);
+      on_every_target([&] {
+        for (bool accumulate : {false, true}) {
+          INFO("m " << s.m << " n " << s.n << " k " << s.k << " transposed " << transposed << " accumulate " << accumulate);
+          const std::size_t ldc = s.n + 5;
+          std::vector<float> c = random_floats(s.m * ldc + 1, 95), expected = c;
+          kernels::gemm_prepacked(s.m, static_cast<const float*>(a.operand.data), a.stride, packed, c.data() + 1, ldc,
+                                  accumulate, two);
+          std::vector<double> magnitude;
+          ref::gemm({s.m, s.n, s.k, a.operand, b.operand, expected.data() + 1, ldc, accumulate}, &magnitude);
+          for (std::size_t i = 0; i < s.m; ++i)
+            for (std::size_t j = 0; j < ldc && i * ldc + j + 1 < c.size(); ++j) {
+              const double bound = j < s.n ? 2.0 * (s.k + 2) * 0x1p-24 * magnitude[i * s.n + j] + 1e-30 : 0.0;
+              REQUIRE(std::abs(c[1 + i * ldc + j] - expected[1 + i * ldc + j]) <= bound);  // padding untouched
+            }
+        }
+      });
+    }
+  // The same bits on 1 and 2 threads.
+  operand_storage<float> a(32, 1024, false, 96, 0);
+  operand_storage<float> b(1024, 640, true, 97, 0);
+  kernels::prepacked_matrix packed;
+  packed.pack(b.operand, 1024, 640);
+  std::vector<float> c1(32 * 640), c2(32 * 640, 1.0f);
+  kernels::gemm_prepacked(32, static_cast<const float*>(a.operand.data), a.stride, packed, c1.data(), 640, false);
+  kernels::gemm_prepacked(32, static_cast<const float*>(a.operand.data), a.stride, packed, c2.data(), 640, false, two);
+  REQUIRE(std::memcmp(c1.data(), c2.data(), c1.size() * sizeof(float)) == 0);
+  CHECK_THROWS_AS(packed.pack({b.operand.data, dtype::bf16, b.stride, true}, 1024, 640), argument_error);
+}
+
 TEST_CASE("matmul, matmul_nt and matvec check shapes and compute the product", "[kernels][gemm]") {
   tensor<float, dims<2>> a(3, 4), b(4, 5), c(3, 5), wrong(4, 4), bt(5, 4);
   const auto av = random_floats(12, 80), bv = random_floats(20, 81);

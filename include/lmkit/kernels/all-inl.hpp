@@ -16,6 +16,7 @@
 #include "lmkit/kernels/matmul-inl.hpp"
 #include "lmkit/kernels/norm-inl.hpp"
 #include "lmkit/kernels/optimizer-inl.hpp"
+#include "lmkit/kernels/prepacked-inl.hpp"
 #include "lmkit/kernels/recurrent-inl.hpp"
 #include "lmkit/kernels/rope-inl.hpp"
 #include "lmkit/kernels/softmax-inl.hpp"

@@ -16,6 +16,7 @@
 #include "lmkit/core/tensor.hpp"
 #include "lmkit/kernels/gemm_problem.hpp"
 #include "lmkit/kernels/optimizer_coefficients.hpp"
+#include "lmkit/kernels/prepacked_matrix.hpp"
 
 // One per-target pass over every kernel (see docs/kernels.md), then the baseline target.
 #undef HWY_TARGET_INCLUDE
@@ -71,6 +72,7 @@ LMKIT_EXPORT(lstm_cell_backward);
 LMKIT_EXPORT(elman_cell);
 LMKIT_EXPORT(elman_cell_backward);
 LMKIT_EXPORT(gemm);
+LMKIT_EXPORT(gemm_prepacked);
 LMKIT_EXPORT(dot);
 LMKIT_EXPORT(adam_update);
 
@@ -338,6 +340,18 @@ inline void gemm(const gemm_problem& g, const thread_pool& pool = serial_pool())
   require<shape_error>(g.ldc >= g.n, "gemm: C stride ", g.ldc, " is smaller than its ", g.n, " columns");
   require<argument_error>(g.c != nullptr || g.m * g.n == 0, "gemm: C has no data");
   HWY_DYNAMIC_DISPATCH(gemm)(g, pool);
+}
+
+/// C [m x n] (+)= A [m x k] * B for a B packed once (prepacked_matrix) and a row-major f32 A read
+/// in place (row stride lda): for the small products repeated against one matrix, such as a batch
+/// of RNN states times the recurrent weights at every time step.
+inline void gemm_prepacked(std::size_t m, const float* a, std::size_t lda, const prepacked_matrix& b, float* c,
+                           std::size_t ldc, bool accumulate, const thread_pool& pool = serial_pool()) {
+  const std::size_t k = b.depth(), n = b.columns();
+  require<shape_error>(m <= 1 || lda >= k, "gemm_prepacked: A stride ", lda, " is smaller than its ", k, " columns");
+  require<shape_error>(m <= 1 || ldc >= n, "gemm_prepacked: C stride ", ldc, " is smaller than its ", n, " columns");
+  require<argument_error>((a != nullptr || m * k == 0) && (c != nullptr || m * n == 0), "gemm_prepacked: no data");
+  HWY_DYNAMIC_DISPATCH(gemm_prepacked)(m, n, k, a, lda, b.data(), c, ldc, accumulate, pool);
 }
 
 namespace detail {

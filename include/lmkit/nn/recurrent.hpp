@@ -37,17 +37,6 @@ namespace detail {
 /// a fixed split (so results do not depend on the thread count).
 inline std::size_t cell_rows_per_task(std::size_t hidden) { return std::max<std::size_t>(1, 2048 / std::max<std::size_t>(hidden, 1)); }
 
-/// dst [cols x rows] = src [rows x cols]^T, in tiles that stay in L1.
-inline void transpose(const float* src, std::size_t rows, std::size_t cols, float* dst) {
-  constexpr std::size_t tile = 16;
-  for (std::size_t r0 = 0; r0 < rows; r0 += tile)
-    for (std::size_t c0 = 0; c0 < cols; c0 += tile) {
-      const std::size_t r1 = std::min(rows, r0 + tile), c1 = std::min(cols, c0 + tile);
-      for (std::size_t c = c0; c < c1; ++c)
-        for (std::size_t r = r0; r < r1; ++r) dst[c * rows + r] = src[r * cols + c];
-    }
-}
-
 inline kernels::matrix_operand f32_operand(const float* data, std::size_t stride, bool transposed = false) {
   return {data, dtype::f32, stride, transposed};
 }
@@ -155,7 +144,8 @@ class recurrent {
       s.h0 = arena.take(batch * hidden_);
       s.c0 = Cell::has_cell_state ? arena.take(batch * hidden_) : std::span<float>{};
     }
-    w_hh_t_ = arena.take(hidden_ * g);
+    w_hh_packed_.reserve(hidden_, g);  // both orientations, so that packing never allocates
+    w_hh_packed_.reserve(g, hidden_);
     bias_sum_ = arena.take(g);
     bias_grad_ = arena.take(g);
     h_prev_ = arena.take(rows * hidden_);
@@ -229,8 +219,8 @@ class recurrent {
     }
     if (has_bias_) kernels::add(s.bias_ih.value(), s.bias_hh.value(), bias_sum_);
     else std::fill(bias_sum_.begin(), bias_sum_.end(), 0.0f);
-    // W_hh^T [H x G H], so that each step's product reads its right-hand side row by row.
-    detail::transpose(s.weight_hh.value().data(), g, h, w_hh_t_.data());
+    // W_hh^T [H x G H], packed once for the T per-step products.
+    w_hh_packed_.pack(detail::f32_operand(s.weight_hh.value().data(), h, true), h, g);
 
     kernels::gemm({rows, g, in, detail::f32_operand(x.data(), in), detail::f32_operand(s.weight_ih.value().data(), in, true),
                    s.gates.data(), g, false},
@@ -241,9 +231,7 @@ class recurrent {
       const float* h_prev = t == 0 ? s.h0.data() : s.y.data() + (t - 1) * h;
       const std::size_t h_stride = t == 0 ? h : time * h;
       if (t > 0 || carry_)
-        kernels::gemm({batch, g, h, detail::f32_operand(h_prev, h_stride), detail::f32_operand(w_hh_t_.data(), g),
-                       s.gates.data() + t * g, time * g, true},
-                      *ctx.pool);
+        kernels::gemm_prepacked(batch, h_prev, h_stride, w_hh_packed_, s.gates.data() + t * g, time * g, true, *ctx.pool);
       ctx.pool->for_each_chunk(batch, grain, [&](std::size_t begin, std::size_t end) {
         for (std::size_t b = begin; b < end; ++b) {
           const std::size_t r = b * time + t;
@@ -270,6 +258,7 @@ class recurrent {
     const std::size_t h = hidden_, g = Cell::gates * h, in = layer_input(l);
     std::fill(dh_.begin(), dh_.end(), 0.0f);
     std::fill(dc_.begin(), dc_.end(), 0.0f);
+    w_hh_packed_.pack(detail::f32_operand(s.weight_hh.value().data(), h), g, h);  // W_hh [G H x H] for dh_{t-1}
     const std::size_t grain = detail::cell_rows_per_task(h);
     for (std::size_t t = time; t-- > 0;) {
       ctx.pool->for_each_chunk(batch, grain, [&](std::size_t begin, std::size_t end) {
@@ -287,10 +276,7 @@ class recurrent {
         }
       });
       // dh_{t-1} = dpre[:, t] W_hh (not needed at t = 0: the initial state is a constant).
-      if (t > 0)
-        kernels::gemm({batch, h, g, detail::f32_operand(s.gates.data() + t * g, time * g),
-                       detail::f32_operand(s.weight_hh.value().data(), h), dh_.data(), h, false},
-                      *ctx.pool);
+      if (t > 0) kernels::gemm_prepacked(batch, s.gates.data() + t * g, time * g, w_hh_packed_, dh_.data(), h, false, *ctx.pool);
     }
     // h_prev [B*T, H]: row b * T + t holds h_{t-1} (h0 at t = 0), for dW_hh in one product.
     for (std::size_t b = 0; b < batch; ++b) {
@@ -319,7 +305,8 @@ class recurrent {
   std::vector<layer_state> layers_;
   std::size_t state_batch_ = 0;
   batch_shape shape_{0, 0};
-  std::span<float> w_hh_t_, bias_sum_, bias_grad_, h_prev_, dh_, dc_, ones_;
+  kernels::prepacked_matrix w_hh_packed_;  // W_hh^T in the forward, W_hh in the backward
+  std::span<float> bias_sum_, bias_grad_, h_prev_, dh_, dc_, ones_;
 };
 
 }  // namespace lmkit::nn

@@ -1,0 +1,73 @@
+// A right-hand side packed once for many products with it. kernels::gemm packs its B operand on
+// every call, which is right for one large product; a recurrent network multiplies the same
+// weights by a small batch of states at every time step, where that packing (and the packing of
+// the small A) costs as much as a fifth of the product. A prepacked_matrix is packed once per
+// forward, and kernels::gemm_prepacked reads A's rows where they are.
+//
+// Layout: panels of 16 columns, each depth-major over the whole depth k (element (p, j) of panel q
+// at (q * k + p) * 16 + j), zero-padded to an even number of panels. The same on every target, so
+// a matrix packed under one dispatch target serves any other.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+
+#include "lmkit/core/aligned_buffer.hpp"
+#include "lmkit/core/error.hpp"
+#include "lmkit/kernels/gemm_problem.hpp"
+
+namespace lmkit::kernels {
+
+inline constexpr std::size_t prepacked_panel_width = 16;
+
+class prepacked_matrix {
+ public:
+  /// Sizes the storage for a k x n matrix, so that packing one later does not allocate.
+  void reserve(std::size_t k, std::size_t n) {
+    const std::size_t floats = padded_panels(n) * k * prepacked_panel_width;
+    if (storage_.size() < floats) storage_ = aligned_buffer<float>(floats, uninitialized);
+  }
+
+  /// Packs op(B) [k x n] (f32; `transposed` when B is stored n x k, as a weight [out, in] is).
+  /// Reuses the storage of an earlier packing when it is large enough.
+  void pack(const matrix_operand& b, std::size_t k, std::size_t n) {
+    require<argument_error>(b.type == dtype::f32, "prepacked_matrix: only f32 operands are packed");
+    require<shape_error>(b.stride >= (b.transposed ? k : n), "prepacked_matrix: stride ", b.stride,
+                         " is smaller than the stored row");
+    require<argument_error>(b.data != nullptr || k * n == 0, "prepacked_matrix: no data");
+    constexpr std::size_t w = prepacked_panel_width;
+    const std::size_t panels = padded_panels(n);
+    reserve(k, n);
+    k_ = k;
+    n_ = n;
+    const float* src = static_cast<const float*>(b.data);
+    for (std::size_t q = 0; q < panels; ++q) {
+      float* panel = storage_.data() + q * k * w;
+      const std::size_t col0 = q * w, cols = col0 < n ? std::min(w, n - col0) : 0;
+      if (cols < w)
+        for (std::size_t p = 0; p < k; ++p) std::fill(panel + p * w + cols, panel + (p + 1) * w, 0.0f);
+      if (b.transposed) {  // stored n x k: each stored row is one column, read in order
+        for (std::size_t j = 0; j < cols; ++j) {
+          const float* column = src + (col0 + j) * b.stride;
+          for (std::size_t p = 0; p < k; ++p) panel[p * w + j] = column[p];
+        }
+      } else {
+        for (std::size_t p = 0; p < k; ++p) std::copy_n(src + p * b.stride + col0, cols, panel + p * w);
+      }
+    }
+  }
+
+  std::size_t depth() const { return k_; }
+  std::size_t columns() const { return n_; }
+  const float* data() const { return storage_.data(); }
+
+ private:
+  static std::size_t padded_panels(std::size_t n) {
+    return ((n + prepacked_panel_width - 1) / prepacked_panel_width + 1) / 2 * 2;
+  }
+
+  aligned_buffer<float> storage_;
+  std::size_t k_ = 0, n_ = 0;
+};
+
+}  // namespace lmkit::kernels
