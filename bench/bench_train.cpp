@@ -45,7 +45,8 @@ void gpt_step(benchmark::State& state, models::gpt_config config, nn::batch_shap
   };
   step();  // warm-up: buffers faulted in
   for (auto _ : state) benchmark::DoNotOptimize(step());
-  state.counters["ms_per_step"] = benchmark::Counter(1e3 * static_cast<double>(state.iterations()),
+  // (iterations / 1000) per second, inverted: milliseconds per iteration.
+  state.counters["ms_per_step"] = benchmark::Counter(static_cast<double>(state.iterations()) / 1e3,
                                                      benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
   state.counters["tokens_per_s"] = benchmark::Counter(static_cast<double>(shape.rows() * state.iterations()),
                                                       benchmark::Counter::kIsRate);

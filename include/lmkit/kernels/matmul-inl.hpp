@@ -244,7 +244,14 @@ inline void gemm_packed(const gemm_problem& g, const thread_pool& pool) {
   const std::size_t row_panels = (g.m + kRows - 1) / kRows;
   const std::size_t col_panels = (g.n + nr - 1) / nr;
   const std::size_t row_blocks = (row_panels + kRowPanelsPerBlock - 1) / kRowPanelsPerBlock;
-  const std::size_t col_blocks = (col_panels + kColPanelsPerBlock - 1) / kColPanelsPerBlock;
+  // Column blocks of up to kColPanelsPerBlock panels; narrower when that leaves fewer than two
+  // tasks per thread (a training step's small products), so that every thread has work. Blocking
+  // never changes a result: each C element is summed over the depth in the same order by one task.
+  const std::size_t threads = static_cast<std::size_t>(pool.threads());
+  const std::size_t wanted_col_blocks = threads > 1 ? (2 * threads + row_blocks - 1) / row_blocks : 1;
+  const std::size_t col_panels_per_block =
+      std::clamp<std::size_t>((col_panels + wanted_col_blocks - 1) / wanted_col_blocks, 1, kColPanelsPerBlock);
+  const std::size_t col_blocks = (col_panels + col_panels_per_block - 1) / col_panels_per_block;
   // With one row block (a prompt of up to kBlockRows tokens) every B panel is used by one task:
   // the task packs it right before use, into L1, and B is read from memory once. With several,
   // B is packed once per depth slice for all of them, as BLIS does.
@@ -275,8 +282,8 @@ inline void gemm_packed(const gemm_problem& g, const thread_pool& pool) {
       if (!shared_b && b_panel.size() < kDepth * nr) b_panel = aligned_buffer<float>(kDepth * nr, uninitialized);
       const std::size_t rb = task % row_blocks, cb = task / row_blocks;
       const std::size_t r_begin = rb * kRowPanelsPerBlock, r_end = std::min(row_panels, r_begin + kRowPanelsPerBlock);
-      const std::size_t q_end = std::min(col_panels, (cb + 1) * kColPanelsPerBlock);
-      for (std::size_t q = cb * kColPanelsPerBlock; q < q_end; ++q) {
+      const std::size_t q_end = std::min(col_panels, (cb + 1) * col_panels_per_block);
+      for (std::size_t q = cb * col_panels_per_block; q < q_end; ++q) {
         const std::size_t col = q * nr;
         const std::size_t cols = std::min(nr, g.n - col);
         const float* panel = packed_b + q * nr * kc;

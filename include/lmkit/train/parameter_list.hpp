@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "lmkit/core/error.hpp"
+#include "lmkit/kernels/kernels.hpp"
 #include "lmkit/nn/parameter.hpp"
 
 namespace lmkit::train {
@@ -48,11 +49,11 @@ class parameter_list {
   std::vector<named_parameter> items_;
 };
 
-/// The Euclidean norm of all gradients together (in double, in list order: deterministic).
+/// The Euclidean norm of all gradients together: each parameter's sum of squares by the SIMD dot
+/// kernel, the sums added in double in list order (deterministic).
 inline double gradient_norm(const parameter_list& params) {
   double sum = 0.0;
-  for (const named_parameter& p : params)
-    for (float g : p.parameter->grad()) sum += static_cast<double>(g) * g;
+  for (const named_parameter& p : params) sum += kernels::dot(p.parameter->grad(), p.parameter->grad());
   return std::sqrt(sum);
 }
 
@@ -63,8 +64,7 @@ inline double clip_gradient_norm(const parameter_list& params, double max_norm) 
   const double factor = max_norm / (norm + 1e-6);
   if (factor < 1.0) {
     const float f = static_cast<float>(factor);
-    for (const named_parameter& p : params)
-      for (float& g : p.parameter->grad()) g *= f;
+    for (const named_parameter& p : params) kernels::scale(p.parameter->grad(), f, p.parameter->grad());
   }
   return norm;
 }
