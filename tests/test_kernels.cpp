@@ -590,6 +590,45 @@ TEST_CASE("gemm_prepacked equals the triple loop; one packing serves every targe
   CHECK_THROWS_AS(packed.pack({b.operand.data, dtype::bf16, b.stride, true}, 1024, 640), argument_error);
 }
 
+TEST_CASE("gemm_tn equals the triple loop", "[kernels][gemm]") {
+  const thread_pool two(2);
+  struct shape {
+    std::size_t m, n, k;
+  };
+  // Empty, single, partial tiles in both directions (12 / 6 / 4 rows, 32 / 16 / 8 columns), more
+  // tile rows than one task, the LSTM's gradient shapes.
+  const shape shapes[] = {{0, 5, 3},  {4, 0, 3},     {3, 4, 0},      {1, 1, 1},     {1, 37, 19},   {29, 1, 40},
+                          {7, 17, 9}, {13, 33, 1},   {12, 32, 64},   {37, 45, 300}, {130, 67, 20}, {5, 70, 3},
+                          {1024, 64, 256}, {1024, 256, 32}};
+  on_every_target([&] {
+    for (const auto& s : shapes)
+      for (bool accumulate : {false, true}) {
+        INFO("m " << s.m << " n " << s.n << " k " << s.k << " accumulate " << accumulate);
+        operand_storage<float> a(s.m, s.k, true, 110 + s.m, 1);  // stored k x m
+        operand_storage<float> b(s.k, s.n, false, 120 + s.n, 2);
+        const std::size_t ldc = s.n + 5;
+        std::vector<float> c = random_floats(s.m * ldc + 1, 130), expected = c;
+        kernels::gemm_tn(s.m, s.n, s.k, static_cast<const float*>(a.operand.data), a.stride,
+                         static_cast<const float*>(b.operand.data), b.stride, c.data() + 1, ldc, accumulate, two);
+        std::vector<double> magnitude;
+        ref::gemm({s.m, s.n, s.k, a.operand, b.operand, expected.data() + 1, ldc, accumulate}, &magnitude);
+        for (std::size_t i = 0; i < s.m; ++i)
+          for (std::size_t j = 0; j < ldc && i * ldc + j + 1 < c.size(); ++j) {
+            const double bound = j < s.n ? 2.0 * (s.k + 2) * 0x1p-24 * magnitude[i * s.n + j] + 1e-30 : 0.0;
+            REQUIRE(std::abs(c[1 + i * ldc + j] - expected[1 + i * ldc + j]) <= bound);  // padding untouched
+          }
+      }
+  });
+  operand_storage<float> a(500, 300, true, 140, 0);  // op(A) [500 x 300], stored 300 x 500
+  operand_storage<float> b(300, 70, false, 141, 0);
+  std::vector<float> c1(500 * 70), c2(500 * 70, 1.0f);
+  const float* pa = static_cast<const float*>(a.operand.data);
+  const float* pb = static_cast<const float*>(b.operand.data);
+  kernels::gemm_tn(500, 70, 300, pa, a.stride, pb, b.stride, c1.data(), 70, false);
+  kernels::gemm_tn(500, 70, 300, pa, a.stride, pb, b.stride, c2.data(), 70, false, two);
+  REQUIRE(std::memcmp(c1.data(), c2.data(), c1.size() * sizeof(float)) == 0);
+}
+
 TEST_CASE("matmul, matmul_nt and matvec check shapes and compute the product", "[kernels][gemm]") {
   tensor<float, dims<2>> a(3, 4), b(4, 5), c(3, 5), wrong(4, 4), bt(5, 4);
   const auto av = random_floats(12, 80), bv = random_floats(20, 81);

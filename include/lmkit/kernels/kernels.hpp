@@ -73,6 +73,7 @@ LMKIT_EXPORT(elman_cell);
 LMKIT_EXPORT(elman_cell_backward);
 LMKIT_EXPORT(gemm);
 LMKIT_EXPORT(gemm_prepacked);
+LMKIT_EXPORT(gemm_tn);
 LMKIT_EXPORT(dot);
 LMKIT_EXPORT(adam_update);
 
@@ -352,6 +353,19 @@ inline void gemm_prepacked(std::size_t m, const float* a, std::size_t lda, const
   require<shape_error>(m <= 1 || ldc >= n, "gemm_prepacked: C stride ", ldc, " is smaller than its ", n, " columns");
   require<argument_error>((a != nullptr || m * k == 0) && (c != nullptr || m * n == 0), "gemm_prepacked: no data");
   HWY_DYNAMIC_DISPATCH(gemm_prepacked)(m, n, k, a, lda, b.data(), c, ldc, accumulate, pool);
+}
+
+/// C [m x n] (+)= A^T B with A stored [k x m] (row stride lda) and B stored [k x n] (ldb), f32: the
+/// weight gradient of a block of rows (dW += dY^T X over a few hundred rows). Unlike kernels::gemm
+/// it packs A^T with vector moves (gemm's packing of a transposed A copies a few floats per call
+/// to memmove) and reads B in place.
+inline void gemm_tn(std::size_t m, std::size_t n, std::size_t k, const float* a, std::size_t lda, const float* b,
+                    std::size_t ldb, float* c, std::size_t ldc, bool accumulate, const thread_pool& pool = serial_pool()) {
+  require<shape_error>(k <= 1 || (lda >= m && ldb >= n), "gemm_tn: a row stride is smaller than its row");
+  require<shape_error>(m <= 1 || ldc >= n, "gemm_tn: C stride ", ldc, " is smaller than its ", n, " columns");
+  require<argument_error>((a != nullptr && b != nullptr) || m * n * k == 0, "gemm_tn: no data");
+  require<argument_error>(c != nullptr || m * n == 0, "gemm_tn: C has no data");
+  HWY_DYNAMIC_DISPATCH(gemm_tn)(m, n, k, a, lda, b, ldb, c, ldc, accumulate, pool);
 }
 
 namespace detail {
