@@ -212,6 +212,46 @@ TEST_CASE("carried state: two windows of T steps give what one window of 2T step
   }
 }
 
+TEST_CASE("lstm: the input read from a table (token input) equals the table's rows fed in", "[nn][lstm]") {
+  const std::size_t vocab = 7, in = 5, hidden = 6, batch = 3, time = 4, rows = batch * time;
+  nn::lstm<> rows_in(in, hidden, 2), table_in(in, hidden, 2);
+  philox rng(seed{31});
+  rows_in.init_uniform(rng, 0.5f);
+  std::vector<nn::parameter*> a, b;
+  rows_in.visit_parameters([&](std::string_view, nn::parameter& p) { a.push_back(&p); p.zero_grad(); }, "");
+  table_in.visit_parameters([&](std::string_view, nn::parameter& p) { b.push_back(&p); p.zero_grad(); }, "");
+  for (std::size_t k = 0; k < a.size(); ++k) std::copy(a[k]->value().begin(), a[k]->value().end(), b[k]->value().begin());
+  const std::vector<float> table = random_floats(vocab * in, 32), dy = random_floats(rows * hidden, 33);
+  std::vector<token_id> ids(rows);
+  for (token_id& id : ids) id = rng() % vocab;
+  std::vector<float> x(rows * in);
+  for (std::size_t r = 0; r < rows; ++r) std::copy_n(table.begin() + ids[r] * in, in, x.begin() + r * in);
+  for (auto* layer : {&rows_in, &table_in}) layer->carry_state(true), random_state(*layer, batch, 34);
+
+  nn::activation_arena arena_a, arena_b;
+  const std::vector<float> y = run(rows_in, arena_a, {batch, time}, x, in);
+  arena_b.plan([&](nn::activation_arena& arena) { table_in.reserve(arena, {batch, time}, vocab); });
+  const nn::const_matrix table_m = nn::as_matrix(std::span<const float>(table), vocab, in);
+  const nn::const_matrix y_table = table_in.forward(table_m, ids, {});
+  for (std::size_t i = 0; i < y.size(); ++i) REQUIRE(std::abs(y_table.data()[i] - y[i]) <= 1e-5f);
+
+  const nn::const_matrix dy_m = nn::as_matrix(std::span<const float>(dy), rows, hidden);
+  const nn::const_matrix dx = rows_in.backward(dy_m, {});
+  std::vector<float> table_grad(vocab * in, 0.0f), want(vocab * in, 0.0f);
+  for (std::size_t r = 0; r < rows; ++r)
+    for (std::size_t i = 0; i < in; ++i) want[ids[r] * in + i] += dx.data()[r * in + i];
+  CHECK_THROWS_AS(table_in.backward(dy_m, {}), argument_error);  // the forward read a table
+  table_in.backward(dy_m, nn::as_matrix(std::span<float>(table_grad), vocab, in), {});
+  for (std::size_t i = 0; i < want.size(); ++i) REQUIRE(std::abs(table_grad[i] - want[i]) <= 1e-5f * (1 + std::abs(want[i])));
+  for (std::size_t k = 0; k < a.size(); ++k)
+    for (std::size_t i = 0; i < a[k]->size(); ++i)
+      REQUIRE(std::abs(b[k]->grad()[i] - a[k]->grad()[i]) <= 1e-5f * (1 + std::abs(a[k]->grad()[i])));
+
+  ids[5] = vocab;
+  CHECK_THROWS_AS(table_in.forward(table_m, ids, {}), argument_error);
+  CHECK_THROWS_AS(rows_in.backward(dy_m, nn::as_matrix(std::span<float>(table_grad), vocab, in), {}), argument_error);
+}
+
 namespace {
 
 constexpr models::lstm_lm_config tiny_config{.vocab = 7, .embedding = 5, .hidden = 6, .layers = 2};

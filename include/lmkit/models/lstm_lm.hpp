@@ -106,17 +106,17 @@ class lstm_lm {
     if (shape == shape_) return;
     shape_ = shape;
     arena_.plan([&](nn::activation_arena& a) {
-      emb_.reserve(a, shape);
-      rnn_.reserve(a, shape);
+      rnn_.reserve(a, shape, config_.vocab);  // the embedding is read by the LSTM (see logits)
       out_.reserve(a, shape);
       loss_.reserve(a, shape, config_.vocab);
     });
   }
 
-  /// Logits [batch * time, vocab] for `ids` (rows b * time + t).
+  /// Logits [batch * time, vocab] for `ids` (rows b * time + t). The embedding lookup is folded
+  /// into the first LSTM layer's input product (taken once per vocabulary entry, not per position).
   nn::const_matrix logits(std::span<const token_id> ids, nn::batch_shape shape, const nn::run_context& ctx) {
     reserve(shape);
-    return out_.forward(rnn_.forward(emb_.forward(ids, ctx), ctx), ctx);
+    return out_.forward(rnn_.forward(emb_.weight().value_matrix(), ids, ctx), ctx);
   }
 
   /// Mean cross-entropy of `targets` (the next token of each position).
@@ -128,7 +128,7 @@ class lstm_lm {
   /// Adds the gradient of (dloss * the last forward's loss) to every parameter's gradient. The
   /// gradient stops at the window's start (the carried state is a constant).
   void backward(const nn::run_context& ctx, float dloss = 1.0f) {
-    emb_.backward(rnn_.backward(out_.backward(loss_.backward(ctx, dloss), ctx), ctx), ctx);
+    rnn_.backward(out_.backward(loss_.backward(ctx, dloss), ctx), emb_.weight().grad_matrix(), ctx);
   }
 
   template <class Visitor>

@@ -3,15 +3,21 @@
 // batch_first=True), trained by backpropagation through time within the batch. What happens inside
 // one step is the `Cell`'s business: the LSTM's four gates, or the Elman network's one tanh.
 //
-// Shapes, per batch of B sequences of T steps (rows b * T + t, as in every layer), hidden width H,
-// G = Cell::gates gate blocks of H, layer input width I (the input width for layer 0, H above):
-//   forward:  pre (B*T, G H) = x W_ih^T              one GEMM over all rows
-//             for t: pre[:, t] += h_{t-1} W_hh^T      one GEMM per step, rows b * T + t (stride T G H)
-//                    (gates, c_t, h_t) = cell(pre[:, t] + b_ih + b_hh, c_{t-1})
-//   backward: for t = T-1 .. 0: dpre[:, t] = cell'(dy[:, t] + dh_t, dc_t);  dh_{t-1} = dpre[:, t] W_hh
-//             dW_hh += dpre^T h_prev, dW_ih += dpre^T x, db += column sums of dpre, dx = dpre W_ih
-//             (one GEMM each over all rows)
-// The gate buffer is reused in place: pre-activations, then activations, then their gradients.
+// Shapes, per batch of B sequences of T steps, hidden width H, G = Cell::gates gate blocks of H,
+// layer input width I (the input width for layer 0, H above). The layer's input and output rows
+// are b * T + t, as in every layer; inside, rows are time-major (t * B + b), so that one step's
+// rows, and a run of steps, are one contiguous block:
+//   forward:  for each run of S steps (S B ~ 256 rows):  pre[run] = x[run] W_ih^T
+//               for each step t of the run:  pre[t] += h_{t-1} W_hh^T;  (gates, c_t, h_t) = cell(pre[t] + b, c_{t-1})
+//   backward: for each run of S steps, from the last:
+//               for each step t, from the last:  dpre[t] = cell'(dy[t] + dh_t, dc_t);  dh_{t-1} = dpre[t] W_hh
+//               dW_hh += dpre[run]^T h_prev[run];  dW_ih += dpre[run]^T x[run];  db += sums of dpre[run];
+//               dx[run] = dpre[run] W_ih
+// A run's products are taken right after its steps, while its 256 rows are still in L2: over all
+// rows at once, the transposed reads of dpre (a few floats from each of hundreds of 4 KiB rows) miss
+// the caches and cost as much as the products. W_ih and W_hh are packed once per layer and pass
+// (kernels::gemm_prepacked). The gate buffer is reused in place: pre-activations, then activations,
+// then their gradients.
 //
 // Carried state (truncated BPTT): the final (h, c) of each layer is kept after every forward; with
 // carry_state(true) the next forward starts from it instead of from zero. The state is a constant
@@ -37,9 +43,29 @@ namespace detail {
 /// a fixed split (so results do not depend on the thread count).
 inline std::size_t cell_rows_per_task(std::size_t hidden) { return std::max<std::size_t>(1, 2048 / std::max<std::size_t>(hidden, 1)); }
 
+/// Steps per run of the products over runs of steps (about 256 rows: one depth slice of the GEMM).
+inline std::size_t steps_per_run(std::size_t batch) { return std::max<std::size_t>(1, 256 / std::max<std::size_t>(batch, 1)); }
+
 inline kernels::matrix_operand f32_operand(const float* data, std::size_t stride, bool transposed = false) {
   return {data, dtype::f32, stride, transposed};
 }
+
+/// Rows b * T + t of src to rows t * B + b of dst (`to_time_major`), or back; rows of `width`
+/// floats, `src_stride` and `dst_stride` apart.
+inline void reorder_rows(const float* src, std::size_t src_stride, float* dst, std::size_t dst_stride, batch_shape shape,
+                         std::size_t width, bool to_time_major) {
+  for (std::size_t b = 0; b < shape.batch; ++b)
+    for (std::size_t t = 0; t < shape.time; ++t) {
+      const std::size_t batch_major = b * shape.time + t, time_major = t * shape.batch + b;
+      std::copy_n(src + (to_time_major ? batch_major : time_major) * src_stride, width,
+                  dst + (to_time_major ? time_major : batch_major) * dst_stride);
+    }
+}
+
+/// Floats between rows of an activation buffer that kernels read in place: one cache line more
+/// than the row. Rows a multiple of 1-4 KiB apart fall into a few L1 sets, and the columns of a
+/// few hundred of them, read one after another, would come from L2 one line at a time.
+inline std::size_t padded_stride(std::size_t width) { return width + 16; }
 }  // namespace detail
 
 /// A multi-layer recurrent network whose step is `Cell`: a type with
@@ -129,30 +155,39 @@ class recurrent {
 
   // ---- the layer ------------------------------------------------------------------------
 
-  /// Takes the buffers for this batch shape. A batch of another size than the state's resets
-  /// (and resizes) the carried state.
-  void reserve(activation_arena& arena, batch_shape shape) {
+  /// Takes the buffers for this batch shape; `table_rows` > 0 also for the forward from a table
+  /// of that many rows (token input). A batch of another size than the state's resets (and
+  /// resizes) the carried state.
+  void reserve(activation_arena& arena, batch_shape shape, std::size_t table_rows = 0) {
     shape_ = shape;
     if (shape.batch != state_batch_) reset_state(shape.batch);
     const std::size_t rows = shape.rows(), g = Cell::gates * hidden_, batch = shape.batch;
     for (std::size_t l = 0; l < layers_.size(); ++l) {
       layer_state& s = layers_[l];
-      s.gates = arena.take(rows * g);
+      s.gates = arena.take(rows * gate_stride());
       s.cell = Cell::has_cell_state ? arena.take(rows * hidden_) : std::span<float>{};
-      s.y = arena.take(rows * hidden_);
+      s.y = arena.take(rows * detail::padded_stride(hidden_));
       s.dx = arena.take(rows * layer_input(l));
       s.h0 = arena.take(batch * hidden_);
       s.c0 = Cell::has_cell_state ? arena.take(batch * hidden_) : std::span<float>{};
     }
-    w_hh_packed_.reserve(hidden_, g);  // both orientations, so that packing never allocates
-    w_hh_packed_.reserve(g, hidden_);
+    x_ = arena.take(rows * detail::padded_stride(in_));
+    out_ = arena.take(rows * hidden_);
+    dy_ = arena.take(rows * hidden_);
+    dx_ = arena.take(rows * in_);
+    table_rows_ = table_rows;
+    projected_table_ = arena.take(table_rows * g);
     bias_sum_ = arena.take(g);
     bias_grad_ = arena.take(g);
-    h_prev_ = arena.take(rows * hidden_);
     dh_ = arena.take(batch * hidden_);
     dc_ = Cell::has_cell_state ? arena.take(batch * hidden_) : std::span<float>{};
-    ones_ = arena.take(rows);
-    std::fill(ones_.begin(), ones_.end(), 1.0f);
+    // Both orientations of both weights, so that packing never allocates.
+    for (std::size_t in : {in_, hidden_}) {
+      packed_input_.reserve(in, g);
+      packed_input_.reserve(g, in);
+    }
+    packed_recurrent_.reserve(hidden_, g);
+    packed_recurrent_.reserve(g, hidden_);
   }
 
   /// x [B*T, in] -> h [B*T, hidden] of the top layer.
@@ -160,24 +195,46 @@ class recurrent {
     const std::size_t rows = shape_.rows();
     require<shape_error>(x.extent(0) == rows && x.extent(1) == in_ && (rows <= 1 || x.stride(0) == in_), Cell::name,
                          ": input is [", x.extent(0), " x ", x.extent(1), "], expected [", rows, " x ", in_, "]");
-    for (std::size_t l = 0; l < layers_.size(); ++l) {
-      forward_layer(l, x, ctx);
-      x = as_matrix(std::span<const float>(layers_[l].y), rows, hidden_);
-    }
-    return x;
+    table_ = {};
+    detail::reorder_rows(x.data(), in_, x_.data(), detail::padded_stride(in_), shape_, in_, true);
+    return forward_layers(ctx);
+  }
+
+  /// The forward of x = rows `ids` of `table` [rows x in] (an embedding's weights): the same result
+  /// as forward(embedding(ids)), with the first layer's input product taken once per table row
+  /// (table W_ih^T) instead of once per position. Needs reserve(arena, shape, table rows).
+  const_matrix forward(const_matrix table, std::span<const token_id> ids, const run_context& ctx) {
+    require<shape_error>(table.extent(0) == table_rows_ && table.extent(1) == in_ &&
+                             (table.extent(0) <= 1 || table.stride(0) == in_),
+                         Cell::name, ": table is [", table.extent(0), " x ", table.extent(1), "], reserved for [",
+                         table_rows_, " x ", in_, "]");
+    require<shape_error>(ids.size() == shape_.rows(), Cell::name, ": ", ids.size(), " ids for a batch of ",
+                         shape_.rows(), " positions");
+    for (std::size_t r = 0; r < ids.size(); ++r)
+      require<argument_error>(ids[r] < table_rows_, Cell::name, ": token id ", ids[r], " at position ", r,
+                              " is outside the table of ", table_rows_, " rows");
+    table_ = table;
+    ids_ = ids;
+    return forward_layers(ctx);
   }
 
   /// dy [B*T, hidden] -> dx [B*T, in]; adds into every weight's and bias's gradient.
   const_matrix backward(const_matrix dy, const run_context& ctx) {
-    const std::size_t rows = shape_.rows();
-    require<shape_error>(dy.extent(0) == rows && dy.extent(1) == hidden_ && (rows <= 1 || dy.stride(0) == hidden_),
-                         Cell::name, ": output gradient is [", dy.extent(0), " x ", dy.extent(1), "], expected [", rows,
-                         " x ", hidden_, "]");
-    for (std::size_t l = layers_.size(); l-- > 0;) {
-      backward_layer(l, dy, ctx);
-      dy = as_matrix(std::span<const float>(layers_[l].dx), rows, layer_input(l));
-    }
-    return dy;
+    require<argument_error>(table_.data() == nullptr, Cell::name, ": the last forward read a table: backward into its gradient");
+    backward_layers(dy, ctx);
+    detail::reorder_rows(layers_.front().dx.data(), in_, dx_.data(), in_, shape_, in_, false);
+    return as_matrix(std::span<const float>(dx_), shape_.rows(), in_);
+  }
+
+  /// The backward of forward(table, ids): adds the table's gradient into `table_grad` [rows x in].
+  void backward(const_matrix dy, matrix table_grad, const run_context& ctx) {
+    require<argument_error>(table_.data() != nullptr, Cell::name, ": the last forward did not read a table");
+    require<shape_error>(table_grad.extent(0) == table_rows_ && table_grad.extent(1) == in_ &&
+                             (table_rows_ <= 1 || table_grad.stride(0) == in_),
+                         Cell::name, ": table gradient is [", table_grad.extent(0), " x ", table_grad.extent(1),
+                         "], expected [", table_rows_, " x ", in_, "]");
+    table_grad_ = table_grad.data();
+    backward_layers(dy, ctx);
   }
 
   /// PyTorch's names and order: weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0, weight_ih_l1, ...
@@ -197,106 +254,170 @@ class recurrent {
  private:
   struct layer_state {
     parameter weight_ih, weight_hh, bias_ih, bias_hh;
-    aligned_buffer<float> final_h, final_c;   // the carried state, [state_batch x H]
+    aligned_buffer<float> final_h, final_c;  // the carried state, [state_batch x H]
+    // Time-major [T*B x ...]: gates, c_t, h_t, the gradient of the input; [B x H]: where it started.
     std::span<float> gates, cell, y, dx, h0, c0;
-    const_matrix x;
   };
 
   std::size_t layer_input(std::size_t l) const { return l == 0 ? in_ : hidden_; }
+  std::size_t gate_stride() const { return detail::padded_stride(Cell::gates * hidden_); }
+  /// Layer l's input, time-major, rows padded_stride(layer_input(l)) apart.
+  const float* layer_x(std::size_t l) const { return l == 0 ? x_.data() : layers_[l - 1].y.data(); }
+  /// Whether layer l's input comes from the table (token input).
+  bool from_table(std::size_t l) const { return l == 0 && table_.data() != nullptr; }
 
-  void forward_layer(std::size_t l, const_matrix x, const run_context& ctx) {
+  const_matrix forward_layers(const run_context& ctx) {
+    for (std::size_t l = 0; l < layers_.size(); ++l) forward_layer(l, ctx);
+    detail::reorder_rows(layers_.back().y.data(), detail::padded_stride(hidden_), out_.data(), hidden_, shape_, hidden_,
+                         false);
+    return as_matrix(std::span<const float>(out_), shape_.rows(), hidden_);
+  }
+
+  void backward_layers(const_matrix dy, const run_context& ctx) {
+    const std::size_t rows = shape_.rows();
+    require<shape_error>(dy.extent(0) == rows && dy.extent(1) == hidden_ && (rows <= 1 || dy.stride(0) == hidden_),
+                         Cell::name, ": output gradient is [", dy.extent(0), " x ", dy.extent(1), "], expected [", rows,
+                         " x ", hidden_, "]");
+    detail::reorder_rows(dy.data(), hidden_, dy_.data(), hidden_, shape_, hidden_, true);
+    for (std::size_t l = layers_.size(); l-- > 0;)
+      backward_layer(l, l + 1 == layers_.size() ? dy_.data() : layers_[l + 1].dx.data(), ctx);
+  }
+
+  void forward_layer(std::size_t l, const run_context& ctx) {
     layer_state& s = layers_[l];
-    const std::size_t batch = shape_.batch, time = shape_.time, rows = shape_.rows();
-    const std::size_t h = hidden_, g = Cell::gates * h, in = layer_input(l);
-    s.x = x;
+    const std::size_t batch = shape_.batch, time = shape_.time;
+    const std::size_t h = hidden_, g = Cell::gates * h, gs = gate_stride(), in = layer_input(l);
+    const std::size_t ys = detail::padded_stride(h), xs = detail::padded_stride(in), run = detail::steps_per_run(batch);
+    const float* x = layer_x(l);
     // Where this forward starts: a copy, since the state is overwritten at the end.
     if (carry_) {
-      std::copy(s.final_h.data(), s.final_h.data() + batch * h, s.h0.begin());
-      if constexpr (Cell::has_cell_state) std::copy(s.final_c.data(), s.final_c.data() + batch * h, s.c0.begin());
+      std::copy_n(s.final_h.data(), batch * h, s.h0.begin());
+      if constexpr (Cell::has_cell_state) std::copy_n(s.final_c.data(), batch * h, s.c0.begin());
     } else {
       std::fill(s.h0.begin(), s.h0.end(), 0.0f);
       std::fill(s.c0.begin(), s.c0.end(), 0.0f);
     }
     if (has_bias_) kernels::add(s.bias_ih.value(), s.bias_hh.value(), bias_sum_);
     else std::fill(bias_sum_.begin(), bias_sum_.end(), 0.0f);
-    // W_hh^T [H x G H], packed once for the T per-step products.
-    w_hh_packed_.pack(detail::f32_operand(s.weight_hh.value().data(), h, true), h, g);
+    const bool table = from_table(l);
+    if (table)  // the input product of every table row: [rows x G H] = table W_ih^T
+      kernels::gemm({table_rows_, g, in, detail::f32_operand(table_.data(), in),
+                     detail::f32_operand(s.weight_ih.value().data(), in, true), projected_table_.data(), g, false},
+                    *ctx.pool);
+    else
+      packed_input_.pack(detail::f32_operand(s.weight_ih.value().data(), in, true), in, g);  // W_ih^T [I x G H]
+    packed_recurrent_.pack(detail::f32_operand(s.weight_hh.value().data(), h, true), h, g);  // W_hh^T [H x G H]
 
-    kernels::gemm({rows, g, in, detail::f32_operand(x.data(), in), detail::f32_operand(s.weight_ih.value().data(), in, true),
-                   s.gates.data(), g, false},
-                  *ctx.pool);
     const std::size_t grain = detail::cell_rows_per_task(h);
-    for (std::size_t t = 0; t < time; ++t) {
-      // pre[b * T + t] += h_{t-1}[b] W_hh^T, h_{t-1} being row b * T + t - 1 of y (or of h0).
-      const float* h_prev = t == 0 ? s.h0.data() : s.y.data() + (t - 1) * h;
-      const std::size_t h_stride = t == 0 ? h : time * h;
-      if (t > 0 || carry_)
-        kernels::gemm_prepacked(batch, h_prev, h_stride, w_hh_packed_, s.gates.data() + t * g, time * g, true, *ctx.pool);
-      ctx.pool->for_each_chunk(batch, grain, [&](std::size_t begin, std::size_t end) {
-        for (std::size_t b = begin; b < end; ++b) {
-          const std::size_t r = b * time + t;
-          const float* c_prev = nullptr;
-          float* c = nullptr;
-          if constexpr (Cell::has_cell_state) {
-            c_prev = t == 0 ? s.c0.data() + b * h : s.cell.data() + (r - 1) * h;
-            c = s.cell.data() + r * h;
+    for (std::size_t t0 = 0; t0 < time; t0 += run) {
+      const std::size_t t1 = std::min(time, t0 + run);
+      if (table) {
+        for (std::size_t t = t0; t < t1; ++t)
+          for (std::size_t b = 0; b < batch; ++b)
+            std::copy_n(projected_table_.data() + std::size_t{ids_[b * time + t]} * g, g, s.gates.data() + (t * batch + b) * gs);
+      } else {
+        kernels::gemm_prepacked((t1 - t0) * batch, x + t0 * batch * xs, xs, packed_input_, s.gates.data() + t0 * batch * gs,
+                                gs, false, *ctx.pool);
+      }
+      for (std::size_t t = t0; t < t1; ++t) {
+        float* pre = s.gates.data() + t * batch * gs;
+        if (t > 0) kernels::gemm_prepacked(batch, s.y.data() + (t - 1) * batch * ys, ys, packed_recurrent_, pre, gs, true, *ctx.pool);
+        else if (carry_) kernels::gemm_prepacked(batch, s.h0.data(), h, packed_recurrent_, pre, gs, true, *ctx.pool);
+        ctx.pool->for_each_chunk(batch, grain, [&](std::size_t begin, std::size_t end) {
+          for (std::size_t b = begin; b < end; ++b) {
+            const std::size_t r = t * batch + b;
+            const float* c_prev = nullptr;
+            float* c = nullptr;
+            if constexpr (Cell::has_cell_state) {
+              c_prev = t == 0 ? s.c0.data() + b * h : s.cell.data() + (r - batch) * h;
+              c = s.cell.data() + r * h;
+            }
+            Cell::forward(s.gates.subspan(r * gs, g), bias_sum_, c_prev, c, s.y.data() + r * ys, h);
           }
-          Cell::forward(s.gates.subspan(r * g, g), bias_sum_, c_prev, c, s.y.data() + r * h, h);
-        }
-      });
+        });
+      }
     }
-    for (std::size_t b = 0; b < batch; ++b) {
-      const std::size_t last = b * time + time - 1;
-      std::copy_n(s.y.data() + last * h, h, s.final_h.data() + b * h);
-      if constexpr (Cell::has_cell_state) std::copy_n(s.cell.data() + last * h, h, s.final_c.data() + b * h);
-    }
+    const std::size_t last = (time - 1) * batch;
+    for (std::size_t b = 0; b < batch; ++b) std::copy_n(s.y.data() + (last + b) * ys, h, s.final_h.data() + b * h);
+    if constexpr (Cell::has_cell_state) std::copy_n(s.cell.data() + last * h, batch * h, s.final_c.data());
   }
 
-  void backward_layer(std::size_t l, const_matrix dy, const run_context& ctx) {
+  /// dy: the gradient of layer l's output, time-major.
+  void backward_layer(std::size_t l, const float* dy, const run_context& ctx) {
     layer_state& s = layers_[l];
-    const std::size_t batch = shape_.batch, time = shape_.time, rows = shape_.rows();
-    const std::size_t h = hidden_, g = Cell::gates * h, in = layer_input(l);
+    const std::size_t batch = shape_.batch, time = shape_.time;
+    const std::size_t h = hidden_, g = Cell::gates * h, gs = gate_stride(), in = layer_input(l);
+    const std::size_t ys = detail::padded_stride(h), xs = detail::padded_stride(in), run = detail::steps_per_run(batch);
+    const float* x = layer_x(l);
+    const bool table = from_table(l);
     std::fill(dh_.begin(), dh_.end(), 0.0f);
     std::fill(dc_.begin(), dc_.end(), 0.0f);
-    w_hh_packed_.pack(detail::f32_operand(s.weight_hh.value().data(), h), g, h);  // W_hh [G H x H] for dh_{t-1}
+    std::fill(bias_grad_.begin(), bias_grad_.end(), 0.0f);
+    // From a table, the input's gradient is gathered per table row: S [rows x G H], S[v] = the sum
+    // of dpre over the positions of token v (kept in the projected table's place).
+    if (table) std::fill(projected_table_.begin(), projected_table_.end(), 0.0f);
+    else packed_input_.pack(detail::f32_operand(s.weight_ih.value().data(), in), g, in);  // W_ih [G H x I]
+    packed_recurrent_.pack(detail::f32_operand(s.weight_hh.value().data(), h), g, h);      // W_hh [G H x H]
+
     const std::size_t grain = detail::cell_rows_per_task(h);
-    for (std::size_t t = time; t-- > 0;) {
-      ctx.pool->for_each_chunk(batch, grain, [&](std::size_t begin, std::size_t end) {
-        for (std::size_t b = begin; b < end; ++b) {
-          const std::size_t r = b * time + t;
-          const float* c_prev = nullptr;
-          const float* c = nullptr;
-          float* dc = nullptr;
-          if constexpr (Cell::has_cell_state) {
-            c_prev = t == 0 ? s.c0.data() + b * h : s.cell.data() + (r - 1) * h;
-            c = s.cell.data() + r * h;
-            dc = dc_.data() + b * h;
+    for (std::size_t runs = (time + run - 1) / run; runs-- > 0;) {
+      const std::size_t t0 = runs * run, t1 = std::min(time, t0 + run);
+      for (std::size_t t = t1; t-- > t0;) {
+        ctx.pool->for_each_chunk(batch, grain, [&](std::size_t begin, std::size_t end) {
+          for (std::size_t b = begin; b < end; ++b) {
+            const std::size_t r = t * batch + b;
+            const float* c_prev = nullptr;
+            const float* c = nullptr;
+            float* dc = nullptr;
+            if constexpr (Cell::has_cell_state) {
+              c_prev = t == 0 ? s.c0.data() + b * h : s.cell.data() + (r - batch) * h;
+              c = s.cell.data() + r * h;
+              dc = dc_.data() + b * h;
+            }
+            Cell::backward(s.gates.subspan(r * gs, g), c_prev, c, dy + r * h, dh_.data() + b * h, dc, h);
           }
-          Cell::backward(s.gates.subspan(r * g, g), c_prev, c, dy.data() + r * h, dh_.data() + b * h, dc, h);
+        });
+        // Sums over the step's rows, in row order (the same on any thread count), while they are in L1.
+        for (std::size_t b = 0; b < batch; ++b) {
+          const std::span<const float> dpre = s.gates.subspan((t * batch + b) * gs, g);
+          if (has_bias_) kernels::add(dpre, bias_grad_, bias_grad_);
+          if (table) {
+            const std::span<float> sum = projected_table_.subspan(std::size_t{ids_[b * time + t]} * g, g);
+            kernels::add(dpre, sum, sum);
+          }
         }
-      });
-      // dh_{t-1} = dpre[:, t] W_hh (not needed at t = 0: the initial state is a constant).
-      if (t > 0) kernels::gemm_prepacked(batch, s.gates.data() + t * g, time * g, w_hh_packed_, dh_.data(), h, false, *ctx.pool);
+        // dh_{t-1} = dpre[t] W_hh (not needed at t = 0: the initial state is a constant).
+        if (t > 0)
+          kernels::gemm_prepacked(batch, s.gates.data() + t * batch * gs, gs, packed_recurrent_, dh_.data(), h, false, *ctx.pool);
+      }
+      // The run's products, while its rows are in cache.
+      const std::size_t r0 = t0 * batch, rows = (t1 - t0) * batch;
+      const float* dpre = s.gates.data() + r0 * gs;
+      // dW_hh += dpre^T h_prev, h_prev of row r being row r - B of y (of h0 for the first step).
+      float* dw_hh = s.weight_hh.grad().data();
+      if (t0 == 0) {
+        if (carry_) kernels::gemm_tn(g, h, batch, dpre, gs, s.h0.data(), h, dw_hh, h, true, *ctx.pool);
+        kernels::gemm_tn(g, h, rows - batch, dpre + batch * gs, gs, s.y.data(), ys, dw_hh, h, true, *ctx.pool);
+      } else {
+        kernels::gemm_tn(g, h, rows, dpre, gs, s.y.data() + (r0 - batch) * ys, ys, dw_hh, h, true, *ctx.pool);
+      }
+      if (!table) {
+        kernels::gemm_tn(g, in, rows, dpre, gs, x + r0 * xs, xs, s.weight_ih.grad().data(), in, true, *ctx.pool);
+        kernels::gemm_prepacked(rows, dpre, gs, packed_input_, s.dx.data() + r0 * in, in, false, *ctx.pool);
+      }
     }
-    // h_prev [B*T, H]: row b * T + t holds h_{t-1} (h0 at t = 0), for dW_hh in one product.
-    for (std::size_t b = 0; b < batch; ++b) {
-      std::copy_n(s.h0.data() + b * h, h, h_prev_.data() + b * time * h);
-      std::copy_n(s.y.data() + b * time * h, (time - 1) * h, h_prev_.data() + (b * time + 1) * h);
-    }
-    const kernels::matrix_operand dpre_t = detail::f32_operand(s.gates.data(), g, true);
-    kernels::gemm({g, h, rows, dpre_t, detail::f32_operand(h_prev_.data(), h), s.weight_hh.grad().data(), h, true}, *ctx.pool);
-    kernels::gemm({g, in, rows, dpre_t, detail::f32_operand(s.x.data(), in), s.weight_ih.grad().data(), in, true}, *ctx.pool);
-    if (has_bias_) {
-      // Column sums as a product with a row of ones: the same fixed order on any thread count.
-      kernels::gemm({1, g, rows, detail::f32_operand(ones_.data(), rows), detail::f32_operand(s.gates.data(), g), bias_grad_.data(),
-                     g, false},
+    if (table) {
+      // dW_ih += S^T table;  dtable += S W_ih.
+      kernels::gemm_tn(g, in, table_rows_, projected_table_.data(), g, table_.data(), in, s.weight_ih.grad().data(), in,
+                       true, *ctx.pool);
+      kernels::gemm({table_rows_, in, g, detail::f32_operand(projected_table_.data(), g),
+                     detail::f32_operand(s.weight_ih.value().data(), in), table_grad_, in, true},
                     *ctx.pool);
+    }
+    if (has_bias_) {
       kernels::add(bias_grad_, s.bias_ih.grad(), s.bias_ih.grad());
       kernels::add(bias_grad_, s.bias_hh.grad(), s.bias_hh.grad());
     }
-    kernels::gemm({rows, in, g, detail::f32_operand(s.gates.data(), g), detail::f32_operand(s.weight_ih.value().data(), in),
-                   s.dx.data(), in, false},
-                  *ctx.pool);
   }
 
   std::size_t in_, hidden_;
@@ -305,8 +426,15 @@ class recurrent {
   std::vector<layer_state> layers_;
   std::size_t state_batch_ = 0;
   batch_shape shape_{0, 0};
-  kernels::prepacked_matrix w_hh_packed_;  // W_hh^T in the forward, W_hh in the backward
-  std::span<float> bias_sum_, bias_grad_, h_prev_, dh_, dc_, ones_;
+  kernels::prepacked_matrix packed_input_, packed_recurrent_;  // W_ih, W_hh: transposed for the forward
+  // Token input: the table and ids of the last forward; its product with W_ih^T (or, in the
+  // backward, the per-row sums of the first layer's dpre) [table rows x G H]; the table's gradient.
+  const_matrix table_;
+  std::span<const token_id> ids_;
+  std::size_t table_rows_ = 0;
+  float* table_grad_ = nullptr;
+  // x, dy time-major; out, dx batch-major (the layer's interface); per-step scratch.
+  std::span<float> x_, out_, dy_, dx_, projected_table_, bias_sum_, bias_grad_, dh_, dc_;
 };
 
 }  // namespace lmkit::nn
