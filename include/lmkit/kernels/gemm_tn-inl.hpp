@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cstddef>
 
+#include <hwy/cache_control.h>
 #include <hwy/highway.h>
 
 #include "lmkit/core/aligned_buffer.hpp"
@@ -46,12 +47,19 @@ constexpr std::size_t kWidth = kVectors * kLanes;
 constexpr std::size_t kTileRowsPerTask = 8;
 constexpr std::size_t kDepth = 256;
 
-/// Copies n <= kRows consecutive floats, zero-filling the panel row up to kRows.
+// A packed panel row: kRows floats padded to whole vectors (16 on AVX-512), so that packing is
+// aligned full-vector stores.
+constexpr std::size_t kPackedRow = (kRows + kLanes - 1) / kLanes * kLanes;
+// Rows of A fetched ahead while packing: each is in its own page, where the prefetchers do not follow.
+constexpr std::size_t kPrefetchRows = 8;
+
+/// dst[0, kPackedRow) = src[0, n) (n <= kRows), the rest zero; reads past n only while `whole`
+/// (a whole packed row's worth of floats exists at src).
 template <class D>
-HWY_INLINE void copy_panel_row(D d, const float* src, std::size_t n, float* dst) {
-  for (std::size_t i = 0; i < kRows; i += kLanes) {
-    const std::size_t count = std::min(kLanes, kRows - i), valid = i < n ? std::min(count, n - i) : 0;
-    store_tail(load_tail(d, src + i, valid), d, dst + i, count);
+HWY_INLINE void copy_panel_row(D d, const float* src, std::size_t n, bool whole, float* HWY_RESTRICT dst) {
+  for (std::size_t i = 0; i < kPackedRow; i += kLanes) {
+    const auto v = whole ? hn::LoadU(d, src + i) : load_tail(d, src + i, i < n ? std::min(kLanes, n - i) : 0);
+    hn::Store(v, d, dst + i);
   }
 }
 
@@ -79,7 +87,7 @@ HWY_INLINE void tile(D d, std::size_t kc, const float* HWY_RESTRICT a, const flo
     }
 #pragma GCC unroll 16
     for (std::size_t i = 0; i < kRows; ++i) {
-      const V av = hn::Set(d, a[p * kRows + i]);
+      const V av = hn::Set(d, a[p * kPackedRow + i]);
 #pragma GCC unroll 4
       for (std::size_t v = 0; v < kVectors; ++v) acc[i][v] = hn::MulAdd(av, bv[v], acc[i][v]);
     }
@@ -121,25 +129,30 @@ inline void gemm_tn(std::size_t m, std::size_t n, std::size_t k, const float* a,
   // so the result does not depend on the thread count.
   pool.for_each_index(blocks, [&](std::size_t block) HWY_ATTR {
     thread_local aligned_buffer<float> packed;  // one per worker thread, reused across calls
-    if (packed.size() < kTileRowsPerTask * kDepth * kRows)
-      packed = aligned_buffer<float>(kTileRowsPerTask * kDepth * kRows, uninitialized);
+    if (packed.size() < kTileRowsPerTask * kDepth * kPackedRow)
+      packed = aligned_buffer<float>(kTileRowsPerTask * kDepth * kPackedRow, uninitialized);
     const std::size_t t_begin = block * kTileRowsPerTask, t_end = std::min(tile_rows, t_begin + kTileRowsPerTask);
     for (std::size_t p0 = 0; p0 < k; p0 += kDepth) {
       const std::size_t kc = std::min(kDepth, k - p0);
       const bool add = accumulate || p0 > 0;
       // A^T's slice for the block, tile by tile: kc rows of kRows floats.
+      const std::size_t col0 = t_begin * kRows, block_cols = std::min(m, t_end * kRows) - col0;
       for (std::size_t p = 0; p < kc; ++p) {
         const float* a_row = a + (p0 + p) * lda;
-        for (std::size_t t = t_begin; t < t_end; ++t)
-          copy_panel_row(d, a_row + t * kRows, std::min(kRows, m - t * kRows),
-                         packed.data() + ((t - t_begin) * kc + p) * kRows);
+        if (p + kPrefetchRows < kc)
+          for (std::size_t j = 0; j < block_cols; j += 16) hwy::Prefetch(a_row + kPrefetchRows * lda + col0 + j);
+        for (std::size_t t = t_begin; t < t_end; ++t) {
+          const std::size_t col = t * kRows;
+          copy_panel_row(d, a_row + col, std::min(kRows, m - col), col + kPackedRow <= m,
+                         packed.data() + ((t - t_begin) * kc + p) * kPackedRow);
+        }
       }
       for (std::size_t q = 0; q < panels; ++q) {
         const std::size_t col = q * kWidth, cols = std::min(kWidth, n - col);
         const float* bt = b + p0 * ldb + col;
         for (std::size_t t = t_begin; t < t_end; ++t) {
           const std::size_t row = t * kRows, rows = std::min(kRows, m - row);
-          const float* at = packed.data() + (t - t_begin) * kc * kRows;
+          const float* at = packed.data() + (t - t_begin) * kc * kPackedRow;
           float* ct = c + row * ldc + col;
           if (rows == kRows && cols == kWidth) tile<true>(d, kc, at, bt, ldb, rows, cols, ct, ldc, add);
           else tile<false>(d, kc, at, bt, ldb, rows, cols, ct, ldc, add);

@@ -173,7 +173,6 @@ class recurrent {
     }
     x_ = arena.take(rows * detail::padded_stride(in_));
     out_ = arena.take(rows * hidden_);
-    dy_ = arena.take(rows * hidden_);
     dx_ = arena.take(rows * in_);
     table_rows_ = table_rows;
     projected_table_ = arena.take(table_rows * g);
@@ -268,8 +267,6 @@ class recurrent {
 
   const_matrix forward_layers(const run_context& ctx) {
     for (std::size_t l = 0; l < layers_.size(); ++l) forward_layer(l, ctx);
-    detail::reorder_rows(layers_.back().y.data(), detail::padded_stride(hidden_), out_.data(), hidden_, shape_, hidden_,
-                         false);
     return as_matrix(std::span<const float>(out_), shape_.rows(), hidden_);
   }
 
@@ -278,9 +275,8 @@ class recurrent {
     require<shape_error>(dy.extent(0) == rows && dy.extent(1) == hidden_ && (rows <= 1 || dy.stride(0) == hidden_),
                          Cell::name, ": output gradient is [", dy.extent(0), " x ", dy.extent(1), "], expected [", rows,
                          " x ", hidden_, "]");
-    detail::reorder_rows(dy.data(), hidden_, dy_.data(), hidden_, shape_, hidden_, true);
     for (std::size_t l = layers_.size(); l-- > 0;)
-      backward_layer(l, l + 1 == layers_.size() ? dy_.data() : layers_[l + 1].dx.data(), ctx);
+      backward_layer(l, l + 1 == layers_.size() ? dy.data() : layers_[l + 1].dx.data(), ctx);
   }
 
   void forward_layer(std::size_t l, const run_context& ctx) {
@@ -289,6 +285,7 @@ class recurrent {
     const std::size_t h = hidden_, g = Cell::gates * h, gs = gate_stride(), in = layer_input(l);
     const std::size_t ys = detail::padded_stride(h), xs = detail::padded_stride(in), run = detail::steps_per_run(batch);
     const float* x = layer_x(l);
+    const bool top = l + 1 == layers_.size();
     // Where this forward starts: a copy, since the state is overwritten at the end.
     if (carry_) {
       std::copy_n(s.final_h.data(), batch * h, s.h0.begin());
@@ -300,29 +297,33 @@ class recurrent {
     if (has_bias_) kernels::add(s.bias_ih.value(), s.bias_hh.value(), bias_sum_);
     else std::fill(bias_sum_.begin(), bias_sum_.end(), 0.0f);
     const bool table = from_table(l);
-    if (table)  // the input product of every table row: [rows x G H] = table W_ih^T
+    if (table) {
+      // The input product of every table row, with the biases: [rows x G H] = table W_ih^T + b. A
+      // step's rows then start from h W_hh^T alone and take their row of this as the cell's bias.
       kernels::gemm({table_rows_, g, in, detail::f32_operand(table_.data(), in),
                      detail::f32_operand(s.weight_ih.value().data(), in, true), projected_table_.data(), g, false},
                     *ctx.pool);
-    else
+      for (std::size_t v = 0; v < table_rows_; ++v) {
+        const std::span<float> row = projected_table_.subspan(v * g, g);
+        kernels::add(row, bias_sum_, row);
+      }
+    } else {
       packed_input_.pack(detail::f32_operand(s.weight_ih.value().data(), in, true), in, g);  // W_ih^T [I x G H]
+    }
     packed_recurrent_.pack(detail::f32_operand(s.weight_hh.value().data(), h, true), h, g);  // W_hh^T [H x G H]
 
     const std::size_t grain = detail::cell_rows_per_task(h);
     for (std::size_t t0 = 0; t0 < time; t0 += run) {
       const std::size_t t1 = std::min(time, t0 + run);
-      if (table) {
-        for (std::size_t t = t0; t < t1; ++t)
-          for (std::size_t b = 0; b < batch; ++b)
-            std::copy_n(projected_table_.data() + std::size_t{ids_[b * time + t]} * g, g, s.gates.data() + (t * batch + b) * gs);
-      } else {
+      if (!table)
         kernels::gemm_prepacked((t1 - t0) * batch, x + t0 * batch * xs, xs, packed_input_, s.gates.data() + t0 * batch * gs,
                                 gs, false, *ctx.pool);
-      }
       for (std::size_t t = t0; t < t1; ++t) {
         float* pre = s.gates.data() + t * batch * gs;
-        if (t > 0) kernels::gemm_prepacked(batch, s.y.data() + (t - 1) * batch * ys, ys, packed_recurrent_, pre, gs, true, *ctx.pool);
-        else if (carry_) kernels::gemm_prepacked(batch, s.h0.data(), h, packed_recurrent_, pre, gs, true, *ctx.pool);
+        if (t > 0) kernels::gemm_prepacked(batch, s.y.data() + (t - 1) * batch * ys, ys, packed_recurrent_, pre, gs, !table, *ctx.pool);
+        else if (carry_) kernels::gemm_prepacked(batch, s.h0.data(), h, packed_recurrent_, pre, gs, !table, *ctx.pool);
+        else if (table)
+          for (std::size_t b = 0; b < batch; ++b) std::fill_n(pre + b * gs, g, 0.0f);
         ctx.pool->for_each_chunk(batch, grain, [&](std::size_t begin, std::size_t end) {
           for (std::size_t b = begin; b < end; ++b) {
             const std::size_t r = t * batch + b;
@@ -332,7 +333,10 @@ class recurrent {
               c_prev = t == 0 ? s.c0.data() + b * h : s.cell.data() + (r - batch) * h;
               c = s.cell.data() + r * h;
             }
-            Cell::forward(s.gates.subspan(r * gs, g), bias_sum_, c_prev, c, s.y.data() + r * ys, h);
+            const std::span<const float> bias =
+                table ? std::span<const float>(projected_table_).subspan(std::size_t{ids_[b * time + t]} * g, g) : bias_sum_;
+            Cell::forward(s.gates.subspan(r * gs, g), bias, c_prev, c, s.y.data() + r * ys, h);
+            if (top) std::copy_n(s.y.data() + r * ys, h, out_.data() + (b * time + t) * h);  // the layer's output
           }
         });
       }
@@ -342,14 +346,15 @@ class recurrent {
     if constexpr (Cell::has_cell_state) std::copy_n(s.cell.data() + last * h, batch * h, s.final_c.data());
   }
 
-  /// dy: the gradient of layer l's output, time-major.
+  /// dy: the gradient of layer l's output: the layer's own dy (batch-major) for the top layer, the
+  /// gradient of the next layer's input (time-major) below.
   void backward_layer(std::size_t l, const float* dy, const run_context& ctx) {
     layer_state& s = layers_[l];
     const std::size_t batch = shape_.batch, time = shape_.time;
     const std::size_t h = hidden_, g = Cell::gates * h, gs = gate_stride(), in = layer_input(l);
     const std::size_t ys = detail::padded_stride(h), xs = detail::padded_stride(in), run = detail::steps_per_run(batch);
     const float* x = layer_x(l);
-    const bool table = from_table(l);
+    const bool table = from_table(l), top = l + 1 == layers_.size();
     std::fill(dh_.begin(), dh_.end(), 0.0f);
     std::fill(dc_.begin(), dc_.end(), 0.0f);
     std::fill(bias_grad_.begin(), bias_grad_.end(), 0.0f);
@@ -374,7 +379,8 @@ class recurrent {
               c = s.cell.data() + r * h;
               dc = dc_.data() + b * h;
             }
-            Cell::backward(s.gates.subspan(r * gs, g), c_prev, c, dy + r * h, dh_.data() + b * h, dc, h);
+            const float* dy_row = dy + (top ? b * time + t : r) * h;
+            Cell::backward(s.gates.subspan(r * gs, g), c_prev, c, dy_row, dh_.data() + b * h, dc, h);
           }
         });
         // Sums over the step's rows, in row order (the same on any thread count), while they are in L1.
@@ -433,8 +439,8 @@ class recurrent {
   std::span<const token_id> ids_;
   std::size_t table_rows_ = 0;
   float* table_grad_ = nullptr;
-  // x, dy time-major; out, dx batch-major (the layer's interface); per-step scratch.
-  std::span<float> x_, out_, dy_, dx_, projected_table_, bias_sum_, bias_grad_, dh_, dc_;
+  // x time-major; out, dx batch-major (the layer's interface); per-step scratch.
+  std::span<float> x_, out_, dx_, projected_table_, bias_sum_, bias_grad_, dh_, dc_;
 };
 
 }  // namespace lmkit::nn
