@@ -38,7 +38,7 @@ HWY_INLINE V reciprocal(D d, V x) {
 /// leaves it in the low bits of the sum's mantissa: shifted up by 23 they are n's exponent bits.
 template <class D, class V>
 HWY_INLINE V exp_clamped(D d, V x) {
-  const hn::RebindToSigned<D> di;
+  const hn::RebindToUnsigned<D> du;  // unsigned: the shift and the add wrap, as intended
   const V magic = hn::Set(d, 12582912.0f);
   const V shifted = hn::MulAdd(x, hn::Set(d, 1.44269504088896341f), magic);
   const V n = hn::Sub(shifted, magic);
@@ -49,7 +49,7 @@ HWY_INLINE V exp_clamped(D d, V x) {
   p = hn::MulAdd(p, r, hn::Set(d, 1.6666665459e-1f));
   p = hn::MulAdd(p, r, hn::Set(d, 5.0000001201e-1f));
   const V e = hn::MulAdd(p, hn::Mul(r, r), hn::Add(r, hn::Set(d, 1.0f)));
-  return hn::BitCast(d, hn::Add(hn::BitCast(di, e), hn::ShiftLeft<23>(hn::BitCast(di, shifted))));
+  return hn::BitCast(d, hn::Add(hn::BitCast(du, e), hn::ShiftLeft<23>(hn::BitCast(du, shifted))));
 }
 
 /// 1 / (1 + exp(-x)); x is clamped to +-80 first (the result is then below float's smallest
