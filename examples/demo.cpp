@@ -59,7 +59,7 @@ struct result {
   std::string family;
   std::size_t parameters = 0;
   double seconds = 0, perplexity = 0;
-  std::string sample;
+  std::string sample = {};
 };
 
 /// Per-character perplexity of a neural model on consecutive windows of the held-out tokens.

@@ -24,7 +24,7 @@ namespace lmkit::train {
 /// Where a run is, besides its tensors.
 struct run_position {
   std::uint64_t step = 0;       // steps done
-  philox sampler_rng;           // the data sampler's generator, at its position
+  philox sampler_rng = philox{};  // the data sampler's generator, at its position
   std::map<std::string, std::string> metadata = {};  // the caller's own keys (the model's config, ...)
 };
 
