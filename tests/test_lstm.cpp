@@ -112,6 +112,9 @@ TEST_CASE("rnn (Elman, tanh): backward matches finite differences", "[nn][rnn]")
   }
 }
 
+// Both are layers in the sense of layer.hpp: they compose with sequential, repeat and residual.
+static_assert(nn::matrix_layer<nn::lstm<>> && nn::matrix_layer<nn::lstm<4, 8>> && nn::matrix_layer<nn::rnn<>>);
+
 TEST_CASE("lstm and rnn: parameter names, shapes and order are PyTorch's", "[nn][lstm][rnn]") {
   struct named {
     std::string name;

@@ -51,6 +51,11 @@ class prepacked_matrix {
           const float* column = src + (col0 + j) * b.stride;
           for (std::size_t p = 0; p < k; ++p) panel[p * w + j] = column[p];
         }
+      } else if (cols == w) {  // a fixed-length copy per depth step: inline moves, not a call to memmove
+        for (std::size_t p = 0; p < k; ++p) {
+          const float* row = src + p * b.stride + col0;
+          for (std::size_t j = 0; j < w; ++j) panel[p * w + j] = row[j];
+        }
       } else {
         for (std::size_t p = 0; p < k; ++p) std::copy_n(src + p * b.stride + col0, cols, panel + p * w);
       }
