@@ -386,10 +386,11 @@ class recurrent {
         // Sums over the step's rows, in row order (the same on any thread count), while they are in L1.
         for (std::size_t b = 0; b < batch; ++b) {
           const std::span<const float> dpre = s.gates.subspan((t * batch + b) * gs, g);
-          if (has_bias_) kernels::add(dpre, bias_grad_, bias_grad_);
-          if (table) {
+          if (table) {  // the bias sums then come from the per-token sums, after the loop
             const std::span<float> sum = projected_table_.subspan(std::size_t{ids_[b * time + t]} * g, g);
             kernels::add(dpre, sum, sum);
+          } else if (has_bias_) {
+            kernels::add(dpre, bias_grad_, bias_grad_);
           }
         }
         // dh_{t-1} = dpre[t] W_hh (not needed at t = 0: the initial state is a constant).
@@ -413,6 +414,8 @@ class recurrent {
       }
     }
     if (table) {
+      if (has_bias_)
+        for (std::size_t v = 0; v < table_rows_; ++v) kernels::add(projected_table_.subspan(v * g, g), bias_grad_, bias_grad_);
       // dW_ih += S^T table;  dtable += S W_ih.
       kernels::gemm_tn(g, in, table_rows_, projected_table_.data(), g, table_.data(), in, s.weight_ih.grad().data(), in,
                        true, *ctx.pool);
