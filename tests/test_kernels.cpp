@@ -386,10 +386,22 @@ TEST_CASE("recurrent cells (LSTM, Elman) equal the reference; the backward the c
         }
         misaligned dc(dc_in, offset);
         std::vector<float> want_dc = dc_in;
-        kernels::lstm_cell_backward(gates.span(4 * n), c_prev, std::span<const float>(want_c), dy, dh, dc.span(n));
-        ref::lstm_cell_backward(want_gates.data(), c_prev.data(), want_c.data(), dy.data(), dh.data(), want_dc.data(), n);
-        for (std::size_t j = 0; j < 4 * n; ++j) REQUIRE(close(gates.data()[j], want_gates[j], 1e-5, 1e-6));
-        for (std::size_t j = 0; j < n; ++j) REQUIRE(close(dc.data()[j], want_dc[j], 1e-5, 1e-6));
+        // Into a separate buffer, then in place: the same values.
+        misaligned dpre(std::vector<float>(4 * n), offset), dc2 = dc;
+        kernels::lstm_cell_backward(gates.span(4 * n), dpre.span(4 * n), c_prev, std::span<const float>(want_c), dy, dh,
+                                    dc2.span(n));
+        kernels::lstm_cell_backward(gates.span(4 * n), gates.span(4 * n), c_prev, std::span<const float>(want_c), dy, dh,
+                                    dc.span(n));
+        ref::lstm_cell_backward(want_gates.data(), want_gates.data(), c_prev.data(), want_c.data(), dy.data(), dh.data(),
+                                want_dc.data(), n);
+        for (std::size_t j = 0; j < 4 * n; ++j) {
+          REQUIRE(close(gates.data()[j], want_gates[j], 1e-5, 1e-6));
+          REQUIRE(dpre.data()[j] == gates.data()[j]);
+        }
+        for (std::size_t j = 0; j < n; ++j) {
+          REQUIRE(close(dc.data()[j], want_dc[j], 1e-5, 1e-6));
+          REQUIRE(dc2.data()[j] == dc.data()[j]);
+        }
 
         misaligned elman(std::vector<float>(pre.begin(), pre.begin() + n), offset), eh(std::vector<float>(n), offset);
         std::vector<float> want_elman(pre.begin(), pre.begin() + n), want_eh(n);
@@ -399,8 +411,8 @@ TEST_CASE("recurrent cells (LSTM, Elman) equal the reference; the backward the c
           REQUIRE(close(elman.data()[j], want_elman[j], 1e-5, 1e-6));
           REQUIRE(eh.data()[j] == elman.data()[j]);
         }
-        kernels::elman_cell_backward(elman.span(n), dy, dh);
-        ref::elman_cell_backward(want_elman.data(), dy.data(), dh.data(), n);
+        kernels::elman_cell_backward(elman.span(n), elman.span(n), dy, dh);
+        ref::elman_cell_backward(want_elman.data(), want_elman.data(), dy.data(), dh.data(), n);
         for (std::size_t j = 0; j < n; ++j) REQUIRE(close(elman.data()[j], want_elman[j], 1e-5, 1e-6));
       }
   });
@@ -426,7 +438,8 @@ TEST_CASE("recurrent cells (LSTM, Elman) equal the reference; the backward the c
     const auto fd = finite_difference(step, x, weights);
     std::vector<float> gates = pre, c(n), h(n), dc = dc_in;
     ref::lstm_cell(gates.data(), std::vector<float>(4 * n).data(), c_prev.data(), c.data(), h.data(), n);
-    ref::lstm_cell_backward(gates.data(), c_prev.data(), c.data(), dy.data(), std::vector<float>(n).data(), dc.data(), n);
+    ref::lstm_cell_backward(gates.data(), gates.data(), c_prev.data(), c.data(), dy.data(), std::vector<float>(n).data(),
+                            dc.data(), n);
     for (std::size_t j = 0; j < 4 * n; ++j) REQUIRE(close(gates[j], fd[j], 1e-4, 1e-5));
     for (std::size_t j = 0; j < n; ++j) REQUIRE(close(dc[j], fd[4 * n + j], 1e-4, 1e-5));
   }

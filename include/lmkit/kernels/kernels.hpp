@@ -299,18 +299,21 @@ inline void lstm_cell(std::span<float> gates, std::span<const float> bias, std::
   detail::same_size(h.size(), n, "lstm_cell h");
   HWY_DYNAMIC_DISPATCH(lstm_cell)(gates.data(), bias.data(), c_prev.data(), c.data(), h.data(), n);
 }
-/// The step's backward: `gates` holds the activations on entry and the gradients of the
-/// pre-activations on exit. dL/dh = dy + dh (from the layer above and from the next step); `dc`
-/// holds dL/dc on entry and dL/dc_prev on exit.
-inline void lstm_cell_backward(std::span<float> gates, std::span<const float> c_prev, std::span<const float> c,
-                               std::span<const float> dy, std::span<const float> dh, std::span<float> dc) {
+/// The step's backward: from the activations in `gates` [4H] to the gradients of the
+/// pre-activations in `dpre` [4H] (which may be `gates` itself). dL/dh = dy + dh (from the layer
+/// above and from the next step); `dc` holds dL/dc on entry and dL/dc_prev on exit.
+inline void lstm_cell_backward(std::span<const float> gates, std::span<float> dpre, std::span<const float> c_prev,
+                               std::span<const float> c, std::span<const float> dy, std::span<const float> dh,
+                               std::span<float> dc) {
   const std::size_t n = c.size();
   detail::same_size(gates.size(), 4 * n, "lstm_cell_backward gates (4 x hidden)");
+  detail::same_size(dpre.size(), 4 * n, "lstm_cell_backward dpre (4 x hidden)");
   detail::same_size(c_prev.size(), n, "lstm_cell_backward c_prev");
   detail::same_size(dy.size(), n, "lstm_cell_backward dy");
   detail::same_size(dh.size(), n, "lstm_cell_backward dh");
   detail::same_size(dc.size(), n, "lstm_cell_backward dc");
-  HWY_DYNAMIC_DISPATCH(lstm_cell_backward)(gates.data(), c_prev.data(), c.data(), dy.data(), dh.data(), dc.data(), n);
+  HWY_DYNAMIC_DISPATCH(lstm_cell_backward)(gates.data(), dpre.data(), c_prev.data(), c.data(), dy.data(), dh.data(),
+                                           dc.data(), n);
 }
 /// One Elman step: `gates` [H] holds the pre-activations (without the bias) on entry and
 /// h = tanh(pre + bias) on exit; h is also written to `h`.
@@ -319,11 +322,13 @@ inline void elman_cell(std::span<float> gates, std::span<const float> bias, std:
   detail::same_size(bias.size(), h.size(), "elman_cell bias");
   HWY_DYNAMIC_DISPATCH(elman_cell)(gates.data(), bias.data(), h.data(), h.size());
 }
-/// Its backward: `gates` holds h on entry and dL/dpre = (dy + dh) (1 - h^2) on exit.
-inline void elman_cell_backward(std::span<float> gates, std::span<const float> dy, std::span<const float> dh) {
+/// Its backward: from h in `gates` [H] to dL/dpre = (dy + dh) (1 - h^2) in `dpre` (which may be `gates`).
+inline void elman_cell_backward(std::span<const float> gates, std::span<float> dpre, std::span<const float> dy,
+                                std::span<const float> dh) {
+  detail::same_size(dpre.size(), gates.size(), "elman_cell_backward dpre");
   detail::same_size(dy.size(), gates.size(), "elman_cell_backward dy");
   detail::same_size(dh.size(), gates.size(), "elman_cell_backward dh");
-  HWY_DYNAMIC_DISPATCH(elman_cell_backward)(gates.data(), dy.data(), dh.data(), gates.size());
+  HWY_DYNAMIC_DISPATCH(elman_cell_backward)(gates.data(), dpre.data(), dy.data(), dh.data(), gates.size());
 }
 
 // ---- matrix products ----------------------------------------------------------------------

@@ -109,14 +109,16 @@ HWY_INLINE void lstm_cell_units(D d, std::size_t j, std::size_t m, float* gates,
 }
 
 template <bool Whole, class D>
-HWY_INLINE void lstm_cell_backward_units(D d, std::size_t j, std::size_t m, float* gates, const float* c_prev,
-                                         const float* c, const float* dy, const float* dh, float* dc, std::size_t n) {
+HWY_INLINE void lstm_cell_backward_units(D d, std::size_t j, std::size_t m, const float* gates, float* dpre,
+                                         const float* c_prev, const float* c, const float* dy, const float* dh, float* dc,
+                                         std::size_t n) {
   const auto one = hn::Set(d, 1.0f);
-  float* const gi = gates + j;
-  float* const gf = gates + n + j;
-  float* const gg = gates + 2 * n + j;
-  float* const go = gates + 3 * n + j;
-  const auto i = load<Whole>(d, gi, m), f = load<Whole>(d, gf, m), g = load<Whole>(d, gg, m), o = load<Whole>(d, go, m);
+  const auto i = load<Whole>(d, gates + j, m), f = load<Whole>(d, gates + n + j, m),
+             g = load<Whole>(d, gates + 2 * n + j, m), o = load<Whole>(d, gates + 3 * n + j, m);
+  float* const gi = dpre + j;
+  float* const gf = dpre + n + j;
+  float* const gg = dpre + 2 * n + j;
+  float* const go = dpre + 3 * n + j;
   const auto dh_total = hn::Add(load<Whole>(d, dy + j, m), load<Whole>(d, dh + j, m));
   const auto tanh_c = tanh(d, load<Whole>(d, c + j, m));
   // dL/dc_t: from the next step, plus through h = o tanh(c).
@@ -137,11 +139,11 @@ HWY_INLINE void elman_cell_units(D d, std::size_t j, std::size_t m, float* gates
 }
 
 template <bool Whole, class D>
-HWY_INLINE void elman_cell_backward_units(D d, std::size_t j, std::size_t m, float* gates, const float* dy,
-                                          const float* dh) {
+HWY_INLINE void elman_cell_backward_units(D d, std::size_t j, std::size_t m, const float* gates, float* dpre,
+                                          const float* dy, const float* dh) {
   const auto h = load<Whole>(d, gates + j, m);
   const auto dh_total = hn::Add(load<Whole>(d, dy + j, m), load<Whole>(d, dh + j, m));
-  store<Whole>(hn::Mul(dh_total, hn::NegMulAdd(h, h, hn::Set(d, 1.0f))), d, gates + j, m);
+  store<Whole>(hn::Mul(dh_total, hn::NegMulAdd(h, h, hn::Set(d, 1.0f))), d, dpre + j, m);
 }
 
 }  // namespace recurrent_detail
@@ -157,15 +159,16 @@ inline void lstm_cell(float* gates, const float* bias, const float* c_prev, floa
   if (j < n) recurrent_detail::lstm_cell_units<false>(d, j, n - j, gates, bias, c_prev, c, h, n);
 }
 
-// gates [4n] = activations -> gradients of the pre-activations; dL/dh = dy + dh; dc: dL/dc -> dL/dc_prev.
-inline void lstm_cell_backward(float* gates, const float* c_prev, const float* c, const float* dy, const float* dh,
-                               float* dc, std::size_t n) {
+// gates [4n] activations -> dpre [4n] gradients of the pre-activations (may be gates); dL/dh = dy + dh;
+// dc: dL/dc -> dL/dc_prev.
+inline void lstm_cell_backward(const float* gates, float* dpre, const float* c_prev, const float* c, const float* dy,
+                               const float* dh, float* dc, std::size_t n) {
   const hn::ScalableTag<float> d;
   const std::size_t lanes = hn::Lanes(d);
   std::size_t j = 0;
   for (; j + lanes <= n; j += lanes)
-    recurrent_detail::lstm_cell_backward_units<true>(d, j, lanes, gates, c_prev, c, dy, dh, dc, n);
-  if (j < n) recurrent_detail::lstm_cell_backward_units<false>(d, j, n - j, gates, c_prev, c, dy, dh, dc, n);
+    recurrent_detail::lstm_cell_backward_units<true>(d, j, lanes, gates, dpre, c_prev, c, dy, dh, dc, n);
+  if (j < n) recurrent_detail::lstm_cell_backward_units<false>(d, j, n - j, gates, dpre, c_prev, c, dy, dh, dc, n);
 }
 
 // gates [n] = pre-activations without bias -> h = tanh(pre + bias), also written to h.
@@ -177,13 +180,13 @@ inline void elman_cell(float* gates, const float* bias, float* h, std::size_t n)
   if (j < n) recurrent_detail::elman_cell_units<false>(d, j, n - j, gates, bias, h);
 }
 
-// gates [n] = h -> dL/dpre = (dy + dh) (1 - h^2).
-inline void elman_cell_backward(float* gates, const float* dy, const float* dh, std::size_t n) {
+// gates [n] = h -> dpre [n] = dL/dpre = (dy + dh) (1 - h^2) (dpre may be gates).
+inline void elman_cell_backward(const float* gates, float* dpre, const float* dy, const float* dh, std::size_t n) {
   const hn::ScalableTag<float> d;
   const std::size_t lanes = hn::Lanes(d);
   std::size_t j = 0;
-  for (; j + lanes <= n; j += lanes) recurrent_detail::elman_cell_backward_units<true>(d, j, lanes, gates, dy, dh);
-  if (j < n) recurrent_detail::elman_cell_backward_units<false>(d, j, n - j, gates, dy, dh);
+  for (; j + lanes <= n; j += lanes) recurrent_detail::elman_cell_backward_units<true>(d, j, lanes, gates, dpre, dy, dh);
+  if (j < n) recurrent_detail::elman_cell_backward_units<false>(d, j, n - j, gates, dpre, dy, dh);
 }
 
 }  // namespace lmkit::kernels::HWY_NAMESPACE

@@ -182,27 +182,27 @@ inline void lstm_cell(float* gates, const float* bias, const float* c_prev, floa
     h[j] = static_cast<float>(o * std::tanh(cell));
   }
 }
-/// The chain rule through lstm_cell, term by term.
-inline void lstm_cell_backward(float* gates, const float* c_prev, const float* c, const float* dy, const float* dh,
-                               float* dc, std::size_t n) {
+/// The chain rule through lstm_cell, term by term (dpre may be gates).
+inline void lstm_cell_backward(const float* gates, float* dpre, const float* c_prev, const float* c, const float* dy,
+                               const float* dh, float* dc, std::size_t n) {
   for (std::size_t j = 0; j < n; ++j) {
     const double i = gates[j], f = gates[n + j], g = gates[2 * n + j], o = gates[3 * n + j];
     const double dh_total = double{dy[j]} + dh[j], tanh_c = std::tanh(double{c[j]});
     const double dc_total = dc[j] + dh_total * o * (1.0 - tanh_c * tanh_c);
     dc[j] = static_cast<float>(dc_total * f);
-    gates[j] = static_cast<float>(dc_total * g * i * (1.0 - i));
-    gates[n + j] = static_cast<float>(dc_total * c_prev[j] * f * (1.0 - f));
-    gates[2 * n + j] = static_cast<float>(dc_total * i * (1.0 - g * g));
-    gates[3 * n + j] = static_cast<float>(dh_total * tanh_c * o * (1.0 - o));
+    dpre[j] = static_cast<float>(dc_total * g * i * (1.0 - i));
+    dpre[n + j] = static_cast<float>(dc_total * c_prev[j] * f * (1.0 - f));
+    dpre[2 * n + j] = static_cast<float>(dc_total * i * (1.0 - g * g));
+    dpre[3 * n + j] = static_cast<float>(dh_total * tanh_c * o * (1.0 - o));
   }
 }
 inline void elman_cell(float* gates, const float* bias, float* h, std::size_t n) {
   for (std::size_t j = 0; j < n; ++j) h[j] = gates[j] = static_cast<float>(std::tanh(double{gates[j]} + bias[j]));
 }
-inline void elman_cell_backward(float* gates, const float* dy, const float* dh, std::size_t n) {
+inline void elman_cell_backward(const float* gates, float* dpre, const float* dy, const float* dh, std::size_t n) {
   for (std::size_t j = 0; j < n; ++j) {
     const double h = gates[j];
-    gates[j] = static_cast<float>((double{dy[j]} + dh[j]) * (1.0 - h * h));
+    dpre[j] = static_cast<float>((double{dy[j]} + dh[j]) * (1.0 - h * h));
   }
 }
 

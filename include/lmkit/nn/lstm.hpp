@@ -30,11 +30,11 @@ struct lstm_cell {
     kernels::lstm_cell(gates, bias, {c_prev, hidden}, {c, hidden}, {h, hidden});
   }
 
-  /// gates [4H]: (i, f, g, o) in, their pre-activations' gradients out. dL/dh_t = dy + dh;
+  /// gates [4H]: (i, f, g, o) in; dpre [4H]: their pre-activations' gradients out. dL/dh_t = dy + dh;
   /// dc: dL/dc_t from step t+1 in, dL/dc_{t-1} out.
-  static void backward(std::span<float> gates, const float* c_prev, const float* c, const float* dy, const float* dh,
-                       float* dc, std::size_t hidden) {
-    kernels::lstm_cell_backward(gates, {c_prev, hidden}, {c, hidden}, {dy, hidden}, {dh, hidden}, {dc, hidden});
+  static void backward(std::span<const float> gates, std::span<float> dpre, const float* c_prev, const float* c,
+                       const float* dy, const float* dh, float* dc, std::size_t hidden) {
+    kernels::lstm_cell_backward(gates, dpre, {c_prev, hidden}, {c, hidden}, {dy, hidden}, {dh, hidden}, {dc, hidden});
   }
 };
 

@@ -16,8 +16,8 @@
 // A run's products are taken right after its steps, while its 256 rows are still in L2: over all
 // rows at once, the transposed reads of dpre (a few floats from each of hundreds of 4 KiB rows) miss
 // the caches and cost as much as the products. W_ih and W_hh are packed once per layer and pass
-// (kernels::gemm_prepacked). The gate buffer is reused in place: pre-activations, then activations,
-// then their gradients.
+// (kernels::gemm_prepacked). The gate buffer holds the pre-activations, then (in place) the
+// activations; a run's gradients go to a run-sized buffer.
 //
 // Carried state (truncated BPTT): the final (h, c) of each layer is kept after every forward; with
 // carry_state(true) the next forward starts from it instead of from zero. The state is a constant
@@ -180,6 +180,7 @@ class recurrent {
     bias_grad_ = arena.take(g);
     dh_ = arena.take(batch * hidden_);
     dc_ = Cell::has_cell_state ? arena.take(batch * hidden_) : std::span<float>{};
+    dpre_ = arena.take(std::min(rows, detail::steps_per_run(batch) * batch) * gate_stride());
     // Both orientations of both weights, so that packing never allocates.
     for (std::size_t in : {in_, hidden_}) {
       packed_input_.reserve(in, g);
@@ -367,6 +368,9 @@ class recurrent {
     const std::size_t grain = detail::cell_rows_per_task(h);
     for (std::size_t runs = (time + run - 1) / run; runs-- > 0;) {
       const std::size_t t0 = runs * run, t1 = std::min(time, t0 + run);
+      // The run's dpre goes to its own buffer, which stays in cache; the gate buffer is only read,
+      // so its lines are not written back to memory.
+      const std::size_t r0 = t0 * batch, rows = (t1 - t0) * batch;
       for (std::size_t t = t1; t-- > t0;) {
         ctx.pool->for_each_chunk(batch, grain, [&](std::size_t begin, std::size_t end) {
           for (std::size_t b = begin; b < end; ++b) {
@@ -380,12 +384,13 @@ class recurrent {
               dc = dc_.data() + b * h;
             }
             const float* dy_row = dy + (top ? b * time + t : r) * h;
-            Cell::backward(s.gates.subspan(r * gs, g), c_prev, c, dy_row, dh_.data() + b * h, dc, h);
+            Cell::backward(s.gates.subspan(r * gs, g), dpre_.subspan((r - r0) * gs, g), c_prev, c, dy_row,
+                           dh_.data() + b * h, dc, h);
           }
         });
         // Sums over the step's rows, in row order (the same on any thread count), while they are in L1.
         for (std::size_t b = 0; b < batch; ++b) {
-          const std::span<const float> dpre = s.gates.subspan((t * batch + b) * gs, g);
+          const std::span<const float> dpre = dpre_.subspan((t * batch + b - r0) * gs, g);
           if (table) {  // the bias sums then come from the per-token sums, after the loop
             const std::span<float> sum = projected_table_.subspan(std::size_t{ids_[b * time + t]} * g, g);
             kernels::add(dpre, sum, sum);
@@ -395,11 +400,11 @@ class recurrent {
         }
         // dh_{t-1} = dpre[t] W_hh (not needed at t = 0: the initial state is a constant).
         if (t > 0)
-          kernels::gemm_prepacked(batch, s.gates.data() + t * batch * gs, gs, packed_recurrent_, dh_.data(), h, false, *ctx.pool);
+          kernels::gemm_prepacked(batch, dpre_.data() + (t * batch - r0) * gs, gs, packed_recurrent_, dh_.data(), h, false,
+                                  *ctx.pool);
       }
       // The run's products, while its rows are in cache.
-      const std::size_t r0 = t0 * batch, rows = (t1 - t0) * batch;
-      const float* dpre = s.gates.data() + r0 * gs;
+      const float* dpre = dpre_.data();
       // dW_hh += dpre^T h_prev, h_prev of row r being row r - B of y (of h0 for the first step).
       float* dw_hh = s.weight_hh.grad().data();
       if (t0 == 0) {
@@ -443,7 +448,7 @@ class recurrent {
   std::size_t table_rows_ = 0;
   float* table_grad_ = nullptr;
   // x time-major; out, dx batch-major (the layer's interface); per-step scratch.
-  std::span<float> x_, out_, dx_, projected_table_, bias_sum_, bias_grad_, dh_, dc_;
+  std::span<float> x_, out_, dx_, projected_table_, bias_sum_, bias_grad_, dh_, dc_, dpre_;
 };
 
 }  // namespace lmkit::nn

@@ -24,10 +24,10 @@ struct elman_cell {
     kernels::elman_cell(gates, bias, {h, hidden});
   }
 
-  /// gates [H]: h in, dL/dpre = (dy + dh) (1 - h^2) out.
-  static void backward(std::span<float> gates, const float*, const float*, const float* dy, const float* dh, float*,
-                       std::size_t hidden) {
-    kernels::elman_cell_backward(gates, {dy, hidden}, {dh, hidden});
+  /// gates [H]: h in; dpre [H]: dL/dpre = (dy + dh) (1 - h^2) out.
+  static void backward(std::span<const float> gates, std::span<float> dpre, const float*, const float*, const float* dy,
+                       const float* dh, float*, std::size_t hidden) {
+    kernels::elman_cell_backward(gates, dpre, {dy, hidden}, {dh, hidden});
   }
 };
 
