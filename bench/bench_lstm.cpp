@@ -1,9 +1,11 @@
 // A training step of the char-LSTM the PyTorch peer trains (../shared/peers/pytorch/
 // train_lstm_shakespeare.py): vocab 65, embedding 64, 2 LSTM layers of 256, batch 32 x 64 steps with
 // the state carried between windows (truncated BPTT), Adam at 2e-3, gradient norm clipped at 5.
-// At 1 and 2 threads; the counters give ms/step. The peer's figure on the development machine:
-// ~118 ms/step at 1 thread.
+// At 1 and 2 threads; the counters give ms/step and peak memory. bench/run_train.sh runs the peer
+// beside it.
 #include <benchmark/benchmark.h>
+
+#include <sys/resource.h>
 
 #include <vector>
 
@@ -29,7 +31,7 @@ void lstm_lm_step(benchmark::State& state) {
   std::vector<token_id> ids(shape.rows()), targets(shape.rows());
   for (std::size_t i = 0; i < ids.size(); ++i) ids[i] = rng() % config.vocab, targets[i] = rng() % config.vocab;
   auto step = [&] {
-    optimizer.zero_grad();
+    optimizer.zero_grad(pool);
     const float loss = model.forward(ids, targets, shape, ctx);
     model.backward(ctx);
     train::clip_gradient_norm(params, 5.0);
@@ -38,13 +40,17 @@ void lstm_lm_step(benchmark::State& state) {
   };
   step();  // warm-up: buffers faulted in
   for (auto _ : state) benchmark::DoNotOptimize(step());
-  state.counters["ms_per_step"] = benchmark::Counter(1e3 * static_cast<double>(state.iterations()),
+  // (iterations / 1000) per second, inverted: milliseconds per iteration.
+  state.counters["ms_per_step"] = benchmark::Counter(static_cast<double>(state.iterations()) / 1e3,
                                                      benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  state.counters["peak_rss_MiB"] = static_cast<double>(usage.ru_maxrss) / 1024.0;
   state.counters["tokens_per_s"] = benchmark::Counter(static_cast<double>(shape.rows() * state.iterations()),
                                                       benchmark::Counter::kIsRate);
 }
 
-BENCHMARK(lstm_lm_step)->Name("lstm_lm train step")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(lstm_lm_step)->Name("lstm_step/shakespeare")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 }  // namespace
 

@@ -36,7 +36,7 @@ void gpt_step(benchmark::State& state, models::gpt_config config, nn::batch_shap
   std::vector<token_id> ids(shape.rows()), targets(shape.rows());
   for (std::size_t i = 0; i < ids.size(); ++i) ids[i] = rng() % config.vocab, targets[i] = rng() % config.vocab;
   auto step = [&] {
-    optimizer.zero_grad();
+    optimizer.zero_grad(pool);
     const float loss = model.forward(ids, targets, shape, ctx);
     model.backward(ctx);
     if (clip > 0) train::clip_gradient_norm(params, clip);

@@ -15,8 +15,8 @@ peer() {  # THREADS SCRIPT ARGS...: PyTorch as the peers' README says to run it
   env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_WAIT_POLICY=PASSIVE PEER_THREADS=$threads \
     /usr/bin/python3 "$peers/pytorch/$@"
 }
-ours() {  # FILTER: ms per step from Google Benchmark's JSON
-  "$bench" --benchmark_filter="$1" --benchmark_format=json 2>/dev/null |
+ours() {  # FILTER [BINARY]: ms per step from Google Benchmark's JSON
+  "${2:-$bench}" --benchmark_filter="$1" --benchmark_format=json 2>/dev/null |
     grep -o '"ms_per_step": [0-9.e+]*' | head -1 | awk '{print $2}'
 }
 printf '%-28s %8s %14s %12s %8s\n' run threads "PyTorch ms" "lmkit ms" ratio
@@ -24,6 +24,11 @@ for threads in 1 2; do
   theirs=$(peer $threads train_gpt_shakespeare.py 200 | sed -nE 's/.* ([0-9.]+) ms\/iter.*/\1/p')
   mine=$(ours "^gpt_step/shakespeare/$threads/")
   awk -v t=$threads -v p="$theirs" -v o="$mine" 'BEGIN { printf "%-28s %8s %14.2f %12.2f %7.2fx\n", "gpt shakespeare (nanoGPT)", t, p, o, p / o }'
+done
+for threads in 1 2; do
+  theirs=$(peer $threads train_lstm_shakespeare.py 100 | sed -nE 's/.* ([0-9.]+) ms\/iter.*/\1/p')
+  mine=$(ours "^lstm_step/shakespeare/$threads/" "$build/bench/bench_lstm")
+  awk -v t=$threads -v p="$theirs" -v o="$mine" 'BEGIN { printf "%-28s %8s %14.2f %12.2f %7.2fx\n", "char LSTM 2x256", t, p, o, p / o }'
 done
 if [ "${2:-}" = gpt2 ]; then
   for threads in 1 2; do

@@ -165,10 +165,15 @@ class gpt {
   /// Adds the gradient of (dloss * the last forward's loss) to every parameter's gradient.
   void backward(const nn::run_context& ctx, float dloss = 1.0f) {
     const nn::const_matrix dlogits = loss_.backward(ctx, dloss);
-    const nn::matrix dx = nn::as_matrix(dx_, shape_.rows(), config_.dim);
-    std::fill(dx_.begin(), dx_.end(), 0.0f);
-    kernels::matmul_nt_backward(final_, nn::const_matrix(wte_.weight().value_matrix()), dlogits, dx,
-                                wte_.weight().grad_matrix(), *ctx.pool);
+    // The tied output layer: dx = dlogits wte;  dwte += dlogits^T x.
+    const std::size_t rows = shape_.rows(), vocab = config_.vocab, dim = config_.dim;
+    kernels::gemm({rows, dim, vocab, {dlogits.data(), dtype::f32, vocab, false}, {wte_.weight().value().data(), dtype::f32, dim, false},
+                   dx_.data(), dim, false},
+                  *ctx.pool);
+    kernels::gemm({vocab, dim, rows, {dlogits.data(), dtype::f32, vocab, true}, {final_.data(), dtype::f32, dim, false},
+                   wte_.weight().grad().data(), dim, true},
+                  *ctx.pool);
+    const nn::const_matrix dx = nn::as_matrix(std::span<const float>(dx_), rows, dim);
     const nn::const_matrix dh = h_.backward(ln_f_.backward(dx, ctx), ctx);
     wte_.backward(wpe_.backward(dh, ctx), ctx);
   }

@@ -94,22 +94,25 @@ class positional_embedding {
     y_ = arena.take(shape.rows() * width_);
   }
 
-  const_matrix forward(const_matrix x, const run_context&) {
+  const_matrix forward(const_matrix x, const run_context& ctx) {
     require<shape_error>(x.extent(0) == shape_.rows() && x.extent(1) == width_, "positional_embedding: input is [",
                          x.extent(0), " x ", x.extent(1), "], expected [", shape_.rows(), " x ", width_, "]");
     const matrix y = as_matrix(y_, shape_.rows(), width_);
-    for (std::size_t b = 0; b < shape_.batch; ++b)
-      for (std::size_t t = 0; t < shape_.time; ++t)
-        kernels::add(x[b * shape_.time + t].span(), table_.value_matrix()[t].span(), y[b * shape_.time + t].span());
+    const const_matrix table = table_.value_matrix();
+    ctx.pool->for_each_chunk(shape_.rows(), detail::rows_per_task, [&](std::size_t begin, std::size_t end) {
+      for (std::size_t r = begin; r < end; ++r) kernels::add(x[r].span(), table[r % shape_.time].span(), y[r].span());
+    });
     return y;
   }
 
   /// dx = dy (returned as is); dP[t] += sum over the batch of dy[b, t].
-  const_matrix backward(const_matrix dy, const run_context&) {
+  const_matrix backward(const_matrix dy, const run_context& ctx) {
     const matrix grad = table_.grad_matrix();
-    for (std::size_t b = 0; b < shape_.batch; ++b)
-      for (std::size_t t = 0; t < shape_.time; ++t)
-        kernels::add(dy[b * shape_.time + t].span(), grad[t].span(), grad[t].span());
+    // Position t's row sums over the batch in batch order, whichever thread takes it.
+    ctx.pool->for_each_chunk(shape_.time, 8, [&](std::size_t begin, std::size_t end) {
+      for (std::size_t t = begin; t < end; ++t)
+        for (std::size_t b = 0; b < shape_.batch; ++b) kernels::add(dy[b * shape_.time + t].span(), grad[t].span(), grad[t].span());
+    });
     return dy;
   }
 

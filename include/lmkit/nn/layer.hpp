@@ -16,6 +16,7 @@
 #include "lmkit/core/error.hpp"
 #include "lmkit/core/extents.hpp"
 #include "lmkit/core/parallel.hpp"
+#include "lmkit/kernels/kernels.hpp"
 #include "lmkit/nn/arena.hpp"
 #include "lmkit/nn/parameter.hpp"
 
@@ -84,6 +85,14 @@ inline std::size_t checked_width(std::size_t static_width, std::size_t given, co
   require<shape_error>(static_width == dynamic || static_width == given, layer, ": ", what, " is ", static_width,
                        " in the type but ", given, " was given");
   return given;
+}
+
+/// out = a + b over fixed chunks on the context's threads (the residual stream's adds).
+inline void parallel_add(const run_context& ctx, std::span<const float> a, std::span<const float> b, std::span<float> out) {
+  require<shape_error>(a.size() == b.size() && a.size() == out.size(), "parallel_add: sizes differ");
+  ctx.pool->for_each_chunk(a.size(), 1 << 14, [&](std::size_t begin, std::size_t end) {
+    kernels::add(a.subspan(begin, end - begin), b.subspan(begin, end - begin), out.subspan(begin, end - begin));
+  });
 }
 
 /// Rows per parallel task in row-wise layers: enough work per task to pay for the hand-off, and a

@@ -65,10 +65,11 @@ class normalization {
   /// task order, so the sums are the same for any thread count.
   const_matrix backward(const_matrix dy, const run_context& ctx) {
     const matrix dx = as_matrix(dx_, rows_, width_);
-    std::fill(dx_.begin(), dx_.end(), 0.0f);
-    std::fill(partial_grads_.begin(), partial_grads_.end(), 0.0f);
     ctx.pool->for_each_chunk(rows_, detail::rows_per_task, [&](std::size_t begin, std::size_t end) {
+      // The kernels add: each task zeroes its rows and its own slot first.
+      std::fill(dx_.begin() + begin * width_, dx_.begin() + end * width_, 0.0f);
       float* dgain = partial_grads_.data() + begin / detail::rows_per_task * 2 * width_;
+      std::fill(dgain, dgain + 2 * width_, 0.0f);
       std::span<float> dgain_span(dgain, width_), dbias_span(dgain + width_, has_bias() ? width_ : 0);
       for (std::size_t r = begin; r < end; ++r) {
         const kernels::norm_stats s{stats_[2 * r], stats_[2 * r + 1]};

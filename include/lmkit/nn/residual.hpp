@@ -39,13 +39,13 @@ class residual {
 
   const_matrix forward(const_matrix x, const run_context& ctx) {
     const const_matrix f = inner_.forward(x, ctx);
-    kernels::add(x.span(), f.span(), y_);
+    detail::parallel_add(ctx, x.span(), f.span(), y_);
     return as_matrix(std::span<const float>(y_), rows_, in_features());
   }
 
   const_matrix backward(const_matrix dy, const run_context& ctx) {
     const const_matrix df = inner_.backward(dy, ctx);
-    kernels::add(dy.span(), df.span(), dx_);
+    detail::parallel_add(ctx, dy.span(), df.span(), dx_);
     return as_matrix(std::span<const float>(dx_), rows_, in_features());
   }
 

@@ -111,9 +111,9 @@ class self_attention {
     const std::size_t t = shape_.time, stride = qkv_width(), y_stride = heads_ * head_dim_;
     const std::size_t group = heads_ / kv_heads_;
     const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim_));
-    std::fill(dqkv_.begin(), dqkv_.end(), 0.0f);
     // One task per (sequence, key/value head): the query heads sharing that key/value head all add
-    // into its dK and dV, so they run in one task, in order.
+    // into its dK and dV, so they run in one task, in order; the first of them writes instead of
+    // adding, so dqkv needs no zeroing.
     ctx.pool->for_each_index(shape_.batch * kv_heads_, [&](std::size_t task) {
       const std::size_t b = task / kv_heads_, g = task % kv_heads_;
       const float* qkv = qkv_.data() + b * t * stride;
@@ -128,8 +128,9 @@ class self_attention {
         float* dq = dqkv + h * head_dim_;
         const float* dyh = dy.data() + b * t * y_stride + h * head_dim_;
         const float* p = probs_.data() + (b * heads_ + h) * t * t;
+        const bool first = h == g * group;
         // dV += P^T dY;  dP = dY V^T
-        kernels::gemm({t, head_dim_, t, {p, dtype::f32, t, true}, {dyh, dtype::f32, y_stride, false}, dv, stride, true});
+        kernels::gemm({t, head_dim_, t, {p, dtype::f32, t, true}, {dyh, dtype::f32, y_stride, false}, dv, stride, !first});
         kernels::gemm({t, t, head_dim_, {dyh, dtype::f32, y_stride, false}, {v, dtype::f32, stride, true}, ds, t, false});
         // dS = P * (dP - <dP, P>) * scale, row by row (zero where the mask hid the key).
         for (std::size_t i = 0; i < t; ++i) {
@@ -141,9 +142,9 @@ class self_attention {
           for (std::size_t j = 0; j < seen; ++j) drow[j] = prow[j] * (drow[j] - dot) * scale;
           std::fill(drow + seen, drow + t, 0.0f);
         }
-        // dQ += dS K;  dK += dS^T Q
-        kernels::gemm({t, head_dim_, t, {ds, dtype::f32, t, false}, {k, dtype::f32, stride, false}, dq, stride, true});
-        kernels::gemm({t, head_dim_, t, {ds, dtype::f32, t, true}, {q, dtype::f32, stride, false}, dk, stride, true});
+        // dQ = dS K;  dK += dS^T Q
+        kernels::gemm({t, head_dim_, t, {ds, dtype::f32, t, false}, {k, dtype::f32, stride, false}, dq, stride, false});
+        kernels::gemm({t, head_dim_, t, {ds, dtype::f32, t, true}, {q, dtype::f32, stride, false}, dk, stride, !first});
       }
     });
     if (options_.rope) unrotate_gradient(ctx);

@@ -54,19 +54,19 @@ class transformer_block {
 
   const_matrix forward(const_matrix x, const run_context& ctx) {
     const const_matrix a = attn_.forward(ln_1_.forward(x, ctx), ctx);
-    kernels::add(x.span(), a.span(), mid_);
+    detail::parallel_add(ctx, x.span(), a.span(), mid_);
     const const_matrix mid = as_matrix(std::span<const float>(mid_), rows_, in_features());
     const const_matrix m = mlp_.forward(ln_2_.forward(mid, ctx), ctx);
-    kernels::add(mid_, m.span(), out_);
+    detail::parallel_add(ctx, mid_, m.span(), out_);
     return as_matrix(std::span<const float>(out_), rows_, in_features());
   }
 
   const_matrix backward(const_matrix dy, const run_context& ctx) {
     const const_matrix dm = ln_2_.backward(mlp_.backward(dy, ctx), ctx);
-    kernels::add(dy.span(), dm.span(), dmid_);
+    detail::parallel_add(ctx, dy.span(), dm.span(), dmid_);
     const const_matrix dmid = as_matrix(std::span<const float>(dmid_), rows_, in_features());
     const const_matrix da = ln_1_.backward(attn_.backward(dmid, ctx), ctx);
-    kernels::add(dmid_, da.span(), dx_);
+    detail::parallel_add(ctx, dmid_, da.span(), dx_);
     return as_matrix(std::span<const float>(dx_), rows_, in_features());
   }
 

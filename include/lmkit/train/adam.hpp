@@ -45,7 +45,7 @@ class adam {
   std::span<float> first_moment(std::size_t i) { return {m_[i].data(), m_[i].size()}; }
   std::span<float> second_moment(std::size_t i) { return {v_[i].data(), v_[i].size()}; }
 
-  void zero_grad() { params_.zero_grad(); }
+  void zero_grad(const thread_pool& pool = serial_pool()) { params_.zero_grad(pool); }
 
   /// The optimizer's state as named tensors, PyTorch's names per parameter: visit(name, values, parameter).
   template <class Visitor>

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "lmkit/core/error.hpp"
+#include "lmkit/core/parallel.hpp"
 #include "lmkit/kernels/kernels.hpp"
 #include "lmkit/nn/parameter.hpp"
 
@@ -41,8 +42,13 @@ class parameter_list {
     for (const named_parameter& p : items_) n += p.parameter->size();
     return n;
   }
-  void zero_grad() const {
-    for (const named_parameter& p : items_) p.parameter->zero_grad();
+  void zero_grad(const thread_pool& pool = serial_pool()) const {
+    for (const named_parameter& p : items_) {
+      const std::span<float> g = p.parameter->grad();
+      pool.for_each_chunk(g.size(), 1 << 16, [&](std::size_t begin, std::size_t end) {
+        std::fill(g.begin() + begin, g.begin() + end, 0.0f);
+      });
+    }
   }
 
  private:

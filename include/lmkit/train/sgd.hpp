@@ -31,7 +31,7 @@ class sgd {
   std::span<float> momentum_buffer(std::size_t i) { return {velocity_[i].data(), velocity_[i].size()}; }
   bool has_momentum() const { return !velocity_.empty(); }
 
-  void zero_grad() { params_.zero_grad(); }
+  void zero_grad(const thread_pool& pool = serial_pool()) { params_.zero_grad(pool); }
 
   /// The optimizer's state as named tensors: visit(name, values, parameter).
   template <class Visitor>

@@ -31,7 +31,7 @@ step_report train_step(Model& model, Optimizer& optimizer, const parameter_list&
                        Batches& batches, std::uint64_t step, const step_options& options, const nn::run_context& ctx,
                        std::vector<token_id>& ids, std::vector<token_id>& targets) {
   const std::size_t micro = options.accumulation ? options.accumulation : 1;
-  optimizer.zero_grad();
+  optimizer.zero_grad(*ctx.pool);
   double loss_sum = 0.0;
   for (std::size_t k = 0; k < micro; ++k) {
     batches.next(ids, targets);
