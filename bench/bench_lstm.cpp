@@ -5,9 +5,9 @@
 // beside it.
 #include <benchmark/benchmark.h>
 
-#include <sys/resource.h>
-
 #include <vector>
+
+#include "step_counters.hpp"
 
 #include "lmkit/models/lstm_lm.hpp"
 #include "lmkit/train/adam.hpp"
@@ -40,12 +40,7 @@ void lstm_lm_step(benchmark::State& state) {
   };
   step();  // warm-up: buffers faulted in
   for (auto _ : state) benchmark::DoNotOptimize(step());
-  // (iterations / 1000) per second, inverted: milliseconds per iteration.
-  state.counters["ms_per_step"] = benchmark::Counter(static_cast<double>(state.iterations()) / 1e3,
-                                                     benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  state.counters["peak_rss_MiB"] = static_cast<double>(usage.ru_maxrss) / 1024.0;
+  set_step_counters(state, shape.rows());
   state.counters["tokens_per_s"] = benchmark::Counter(static_cast<double>(shape.rows() * state.iterations()),
                                                       benchmark::Counter::kIsRate);
 }

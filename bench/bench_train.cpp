@@ -7,9 +7,9 @@
 // bench/run_train.sh to get PyTorch's figures in the same sitting.
 #include <benchmark/benchmark.h>
 
-#include <sys/resource.h>
-
 #include <vector>
+
+#include "step_counters.hpp"
 
 #include "lmkit/models/gpt.hpp"
 #include "lmkit/train/adam.hpp"
@@ -18,12 +18,6 @@
 namespace {
 
 using namespace lmkit;
-
-double peak_rss_mib() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return static_cast<double>(u.ru_maxrss) / 1024.0;
-}
 
 void gpt_step(benchmark::State& state, models::gpt_config config, nn::batch_shape shape, float clip) {
   const thread_pool pool(static_cast<int>(state.range(0)));
@@ -45,12 +39,7 @@ void gpt_step(benchmark::State& state, models::gpt_config config, nn::batch_shap
   };
   step();  // warm-up: buffers faulted in
   for (auto _ : state) benchmark::DoNotOptimize(step());
-  // (iterations / 1000) per second, inverted: milliseconds per iteration.
-  state.counters["ms_per_step"] = benchmark::Counter(static_cast<double>(state.iterations()) / 1e3,
-                                                     benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
-  state.counters["tokens_per_s"] = benchmark::Counter(static_cast<double>(shape.rows() * state.iterations()),
-                                                      benchmark::Counter::kIsRate);
-  state.counters["peak_rss_MiB"] = peak_rss_mib();
+  set_step_counters(state, shape.rows());
 }
 
 void shakespeare(benchmark::State& state) {

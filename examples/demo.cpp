@@ -157,19 +157,10 @@ int run(int argc, char** argv) {
     for (std::size_t i = held_out_from; i < lines.size(); ++i) score += model.score_sentence(as_char_words(lines[i]));
     r.perplexity = score.perplexity();
     philox rng(seed{seed_value});
-    std::vector<double> p(model.vocab().size());
+    std::vector<double> scratch;
     ngram::ngram_state state = model.begin_sentence();
     for (int k = 0; k < 100; ++k) {
-      model.next_word_probabilities(state, p);
-      double total = 0;
-      for (double x : p) total += x;
-      double u = rng.uniform_double() * total;
-      ngram::word_id next = ngram::eos_id;
-      for (ngram::word_id v = 0; v < p.size(); ++v)
-        if ((u -= p[v]) < 0 && p[v] > 0) {
-          next = v;
-          break;
-        }
+      const ngram::word_id next = model.sample_next_word(state, rng.uniform_double(), scratch);
       model.score(state, next);
       if (next == ngram::eos_id) break;
       const std::string& w = model.vocab().word(next);

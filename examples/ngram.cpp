@@ -126,17 +126,7 @@ int generate(int argc, char** argv) {
   for (std::size_t s = 0; s < sentences; ++s) {
     ngram::ngram_state state = model.begin_sentence();
     for (std::size_t w = 0; w < max_words; ++w) {
-      // p(v | state) for every word but <s> and <unk>, then one draw from it.
-      model.next_word_probabilities(state, p);
-      double total = 0;
-      for (double x : p) total += x;
-      double u = rng.uniform_double() * total;
-      ngram::word_id chosen = ngram::eos_id;
-      for (ngram::word_id v = 0; v < p.size(); ++v)
-        if ((u -= p[v]) < 0 && p[v] > 0) {
-          chosen = v;
-          break;
-        }
+      const ngram::word_id chosen = model.sample_next_word(state, rng.uniform_double(), p);
       model.score(state, chosen);
       if (chosen == ngram::eos_id) break;
       std::printf("%s%s", w ? " " : "", model.vocab().word(chosen).c_str());

@@ -18,6 +18,20 @@
 #include "lmkit/nn/layer.hpp"
 #include "nn_reference.hpp"
 
+/// Random token ids and next-token targets for a model test.
+struct token_batch {
+  std::vector<lmkit::token_id> ids, targets;
+};
+inline token_batch random_batch(std::size_t rows, std::size_t vocab, std::uint64_t seed_value) {
+  lmkit::philox rng(lmkit::seed{seed_value});
+  token_batch b;
+  for (std::size_t i = 0; i < rows; ++i) {
+    b.ids.push_back(static_cast<lmkit::token_id>(rng() % vocab));
+    b.targets.push_back(static_cast<lmkit::token_id>(rng() % vocab));
+  }
+  return b;
+}
+
 /// y = ref(x, params): the layer's output in double, from the input and the parameter values.
 using reference_forward = std::function<ref::vec(const ref::vec& x, const std::vector<ref::vec>& params)>;
 

@@ -273,19 +273,6 @@ double reference_lstm_lm_loss(const std::vector<vec>& p, const std::vector<token
   return ref::cross_entropy(logits, n, c.vocab, std::vector<unsigned>(targets.begin(), targets.end()));
 }
 
-struct token_batch {
-  std::vector<token_id> ids, targets;
-};
-token_batch random_batch(std::size_t rows, std::size_t vocab, std::uint64_t s) {
-  philox rng(seed{s});
-  token_batch b;
-  for (std::size_t i = 0; i < rows; ++i) {
-    b.ids.push_back(rng() % vocab);
-    b.targets.push_back(rng() % vocab);
-  }
-  return b;
-}
-
 }  // namespace
 
 TEST_CASE("lstm_lm: parameter names and shapes are the PyTorch peer's", "[nn][lstm_lm]") {

@@ -240,19 +240,6 @@ double reference_gpt_loss(const std::vector<vec>& p, const std::vector<token_id>
   return ref::cross_entropy(logits, n, c.vocab, std::vector<unsigned>(targets.begin(), targets.end()));
 }
 
-struct gpt_batch {
-  std::vector<token_id> ids, targets;
-};
-gpt_batch random_batch(std::size_t rows, std::size_t vocab, std::uint64_t s) {
-  philox rng(seed{s});
-  gpt_batch b;
-  for (std::size_t i = 0; i < rows; ++i) {
-    b.ids.push_back(rng() % vocab);
-    b.targets.push_back(rng() % vocab);
-  }
-  return b;
-}
-
 }  // namespace
 
 TEST_CASE("gpt: the whole model's loss and gradient match an independent double-precision computation", "[nn][gpt]") {
@@ -262,7 +249,7 @@ TEST_CASE("gpt: the whole model's loss and gradient match an independent double-
   philox rng(seed{12});
   model.visit_parameters([&](std::string_view, nn::parameter& p) { p.init_normal(rng, 0.4f); });
   const nn::batch_shape shape{2, 5};
-  const gpt_batch b = random_batch(shape.rows(), tiny_config.vocab, 13);
+  const token_batch b = random_batch(shape.rows(), tiny_config.vocab, 13);
   std::vector<nn::parameter*> params;
   std::vector<std::string> names;
   model.visit_parameters([&](std::string_view name, nn::parameter& p) {
@@ -296,7 +283,7 @@ TEST_CASE("gpt: the same sizes as run-time values give the same model and number
   models::gpt<> dynamic(tiny_config);
   fixed.init(seed{1});
   dynamic.init(seed{1});
-  const gpt_batch b = random_batch(12, tiny_config.vocab, 2);
+  const token_batch b = random_batch(12, tiny_config.vocab, 2);
   CHECK(fixed.forward(b.ids, b.targets, {2, 6}, {}) == dynamic.forward(b.ids, b.targets, {2, 6}, {}));
   CHECK_THROWS_AS(models::gpt<>(models::gpt_config{.vocab = 7, .context = 6, .layers = 2, .heads = 3, .dim = 8}),
                   argument_error);
@@ -305,7 +292,7 @@ TEST_CASE("gpt: the same sizes as run-time values give the same model and number
 
 TEST_CASE("gpt: loss and gradients are bit-identical on 1 and 2 threads", "[nn][gpt]") {
   const models::gpt_config c{.vocab = 50, .context = 32, .layers = 2, .heads = 4, .dim = 64};
-  const gpt_batch b = random_batch(4 * 32, c.vocab, 3);
+  const token_batch b = random_batch(4 * 32, c.vocab, 3);
   std::vector<std::vector<float>> grads[2];
   float losses[2];
   const thread_pool two(2);

@@ -159,6 +159,19 @@ class ngram_model {
     }
   }
 
+  /// One draw of the next word from p(. | state) (never <s> or <unk>), with a uniform u in [0, 1);
+  /// `scratch` holds the distribution (reused between calls). </s> ends a sentence.
+  word_id sample_next_word(const ngram_state& state, double u, std::vector<double>& scratch) const {
+    scratch.resize(vocab_.size());
+    next_word_probabilities(state, scratch);
+    double total = 0;
+    for (double x : scratch) total += x;
+    u *= total;
+    for (word_id v = 0; v < scratch.size(); ++v)
+      if ((u -= scratch[v]) < 0 && scratch[v] > 0) return v;
+    return eos_id;  // rounding left u above the last sum
+  }
+
   /// Scores one sentence (words separated by whitespace) and </s>; `each_word(word, id, score)`
   /// sees every token.
   template <class EachWord>
