@@ -324,42 +324,46 @@ TEST_CASE("lstm_lm: PyTorch's default initialisation and Zaremba's uniform one",
 
 TEST_CASE("lstm_lm: the whole model's loss and gradient match an independent double-precision computation",
           "[nn][lstm_lm]") {
-  models::lstm_lm<tiny_config> model;  // widths fixed at compile time
-  model.init(seed{11});
-  const nn::batch_shape shape{2, 4};
-  const token_batch warmup = random_batch(shape.rows(), tiny_config.vocab, 12), b = random_batch(shape.rows(), tiny_config.vocab, 13);
-  // A first window leaves a state; the checked window continues from it.
-  model.carry_state(true);
-  model.forward(warmup.ids, warmup.targets, shape, {});
-  std::vector<vec> state;
-  model.visit_state([&](std::string_view, nn::matrix m) { state.push_back(to_double(m.span())); });
-  REQUIRE(state.size() == 4);
+  // 8 positions > 7 entries: the first input product is taken per vocabulary entry; 3 positions:
+  // per position. Both paths against the same reference.
+  for (const nn::batch_shape shape : {nn::batch_shape{2, 4}, nn::batch_shape{1, 3}}) {
+    INFO("batch " << shape.batch << " x " << shape.time);
+    models::lstm_lm<tiny_config> model;  // widths fixed at compile time
+    model.init(seed{11});
+    const token_batch warmup = random_batch(shape.rows(), tiny_config.vocab, 12), b = random_batch(shape.rows(), tiny_config.vocab, 13);
+    // A first window leaves a state; the checked window continues from it.
+    model.carry_state(true);
+    model.forward(warmup.ids, warmup.targets, shape, {});
+    std::vector<vec> state;
+    model.visit_state([&](std::string_view, nn::matrix m) { state.push_back(to_double(m.span())); });
+    REQUIRE(state.size() == 4);
 
-  std::vector<nn::parameter*> params;
-  std::vector<std::string> names;
-  model.visit_parameters([&](std::string_view name, nn::parameter& p) {
-    params.push_back(&p);
-    names.emplace_back(name);
-    p.zero_grad();
-  });
-  const float loss = model.forward(b.ids, b.targets, shape, {});
-  model.backward({});
+    std::vector<nn::parameter*> params;
+    std::vector<std::string> names;
+    model.visit_parameters([&](std::string_view name, nn::parameter& p) {
+      params.push_back(&p);
+      names.emplace_back(name);
+      p.zero_grad();
+    });
+    const float loss = model.forward(b.ids, b.targets, shape, {});
+    model.backward({});
 
-  std::vector<vec> p;
-  for (nn::parameter* q : params) p.push_back(to_double(q->value()));
-  const std::vector<vec> h0 = every_other(state, 0), c0 = every_other(state, 1);
-  auto reference = [&] { return reference_lstm_lm_loss(p, b.ids, b.targets, 2, 4, tiny_config, h0, c0); };
-  CHECK(std::abs(loss - reference()) < 1e-5);
-  for (std::size_t k = 0; k < p.size(); ++k)
-    for (std::size_t i = 0; i < p[k].size(); ++i) {
-      const double keep = p[k][i], h = 1e-6;
-      p[k][i] = keep + h;
-      const double up = reference();
-      p[k][i] = keep - h;
-      const double down = reference();
-      p[k][i] = keep;
-      require_close(params[k]->grad()[i], (up - down) / (2 * h), names[k] + "[" + std::to_string(i) + "]");
-    }
+    std::vector<vec> p;
+    for (nn::parameter* q : params) p.push_back(to_double(q->value()));
+    const std::vector<vec> h0 = every_other(state, 0), c0 = every_other(state, 1);
+    auto reference = [&] { return reference_lstm_lm_loss(p, b.ids, b.targets, shape.batch, shape.time, tiny_config, h0, c0); };
+    CHECK(std::abs(loss - reference()) < 1e-5);
+    for (std::size_t k = 0; k < p.size(); ++k)
+      for (std::size_t i = 0; i < p[k].size(); ++i) {
+        const double keep = p[k][i], h = 1e-6;
+        p[k][i] = keep + h;
+        const double up = reference();
+        p[k][i] = keep - h;
+        const double down = reference();
+        p[k][i] = keep;
+        require_close(params[k]->grad()[i], (up - down) / (2 * h), names[k] + "[" + std::to_string(i) + "]");
+      }
+  }
 }
 
 TEST_CASE("lstm_lm: static and run-time widths give the same numbers; eval mode the same math", "[nn][lstm_lm]") {

@@ -105,18 +105,28 @@ class lstm_lm {
     require<argument_error>(shape.batch >= 1 && shape.time >= 1, "lstm_lm: a batch needs at least one sequence of one step");
     if (shape == shape_) return;
     shape_ = shape;
+    // With fewer vocabulary entries than positions (characters), the first layer's input product
+    // is taken once per entry (table W_ih^T); with more (words), once per position, as usual.
+    read_table_ = config_.vocab < shape.rows();
     arena_.plan([&](nn::activation_arena& a) {
-      rnn_.reserve(a, shape, config_.vocab);  // the embedding is read by the LSTM (see logits)
+      if (read_table_) {
+        rnn_.reserve(a, shape, config_.vocab);
+      } else {
+        emb_.reserve(a, shape);
+        rnn_.reserve(a, shape);
+      }
       out_.reserve(a, shape);
       loss_.reserve(a, shape, config_.vocab);
     });
   }
 
-  /// Logits [batch * time, vocab] for `ids` (rows b * time + t). The embedding lookup is folded
-  /// into the first LSTM layer's input product (taken once per vocabulary entry, not per position).
+  /// Logits [batch * time, vocab] for `ids` (rows b * time + t). For a small vocabulary the
+  /// embedding lookup is folded into the first LSTM layer's input product (see reserve).
   nn::const_matrix logits(std::span<const token_id> ids, nn::batch_shape shape, const nn::run_context& ctx) {
     reserve(shape);
-    return out_.forward(rnn_.forward(emb_.weight().value_matrix(), ids, ctx), ctx);
+    const nn::const_matrix h = read_table_ ? rnn_.forward(emb_.weight().value_matrix(), ids, ctx)
+                                           : rnn_.forward(emb_.forward(ids, ctx), ctx);
+    return out_.forward(h, ctx);
   }
 
   /// Mean cross-entropy of `targets` (the next token of each position).
@@ -128,7 +138,9 @@ class lstm_lm {
   /// Adds the gradient of (dloss * the last forward's loss) to every parameter's gradient. The
   /// gradient stops at the window's start (the carried state is a constant).
   void backward(const nn::run_context& ctx, float dloss = 1.0f) {
-    rnn_.backward(out_.backward(loss_.backward(ctx, dloss), ctx), emb_.weight().grad_matrix(), ctx);
+    const nn::const_matrix dh = out_.backward(loss_.backward(ctx, dloss), ctx);
+    if (read_table_) rnn_.backward(dh, emb_.weight().grad_matrix(), ctx);
+    else emb_.backward(rnn_.backward(dh, ctx), ctx);
   }
 
   template <class Visitor>
@@ -158,6 +170,7 @@ class lstm_lm {
   nn::linear<H, V> out_;
   nn::softmax_cross_entropy loss_;
   nn::activation_arena arena_;
+  bool read_table_ = false;
   nn::batch_shape shape_{0, 0};
 };
 
