@@ -220,36 +220,49 @@ double reference_gpt_loss(const std::vector<vec>& p, const std::vector<token_id>
   vec x(n * C);
   for (std::size_t r = 0; r < n; ++r)
     for (std::size_t i = 0; i < C; ++i) x[r * C + i] = p[0][ids[r] * C + i] + p[1][(r % time) * C + i];
+  // Parameters in visiting order; with biases each weight is followed by its bias (GPT-2).
+  const bool bias = c.bias == nn::bias::yes;
   std::size_t k = 2;
+  auto next = [&]() -> const vec& { return p[k++]; };
+  auto next_bias = [&]() -> const vec* { return bias ? &p[k++] : nullptr; };
   for (std::size_t l = 0; l < c.layers; ++l) {
-    const vec& ln1 = p[k++];
-    const vec& c_attn = p[k++];
-    const vec& attn_proj = p[k++];
-    const vec& ln2 = p[k++];
-    const vec& c_fc = p[k++];
-    const vec& mlp_proj = p[k++];
-    const vec qkv = ref::linear(ref::layer_norm(x, n, C, ln1, nullptr, 1e-5), n, C, c_attn, 3 * C);
+    const vec& ln1 = next();
+    const vec* ln1_b = next_bias();
+    const vec& c_attn = next();
+    const vec* c_attn_b = next_bias();
+    const vec& attn_proj = next();
+    const vec* attn_proj_b = next_bias();
+    const vec& ln2 = next();
+    const vec* ln2_b = next_bias();
+    const vec& c_fc = next();
+    const vec* c_fc_b = next_bias();
+    const vec& mlp_proj = next();
+    const vec* mlp_proj_b = next_bias();
+    const vec qkv = ref::linear(ref::layer_norm(x, n, C, ln1, ln1_b, 1e-5), n, C, c_attn, 3 * C, c_attn_b);
     const vec y = ref::attention(qkv, {batch, time, c.heads, c.heads, C / c.heads, true});
-    x = ref::add(x, ref::linear(y, n, C, attn_proj, C));
-    vec h = ref::linear(ref::layer_norm(x, n, C, ln2, nullptr, 1e-5), n, C, c_fc, 4 * C);
-    for (double& v : h) v = ref::gelu_erf(v);
-    x = ref::add(x, ref::linear(h, n, 4 * C, mlp_proj, C));
+    x = ref::add(x, ref::linear(y, n, C, attn_proj, C, attn_proj_b));
+    vec h = ref::linear(ref::layer_norm(x, n, C, ln2, ln2_b, 1e-5), n, C, c_fc, 4 * C, c_fc_b);
+    for (double& v : h) v = c.activation == nn::activation::gelu_tanh ? ref::gelu_tanh(v) : ref::gelu_erf(v);
+    x = ref::add(x, ref::linear(h, n, 4 * C, mlp_proj, C, mlp_proj_b));
   }
-  x = ref::layer_norm(x, n, C, p[k], nullptr, 1e-5);
+  const vec& ln_f = next();
+  x = ref::layer_norm(x, n, C, ln_f, next_bias(), 1e-5);
   const vec logits = ref::linear(x, n, C, p[0], c.vocab);  // tied to the token embedding
   return ref::cross_entropy(logits, n, c.vocab, std::vector<unsigned>(targets.begin(), targets.end()));
 }
 
 }  // namespace
 
-TEST_CASE("gpt: the whole model's loss and gradient match an independent double-precision computation", "[nn][gpt]") {
-  models::gpt<tiny_config> model;  // widths fixed at compile time
-  model.init(seed{11});
+namespace {
+
+/// The float model's loss and every parameter's gradient against the double reference.
+template <class Model>
+void check_whole_gpt(Model& model, const models::gpt_config& config) {
   // Larger weights than GPT-2's 0.02 so that every path carries a gradient worth checking.
   philox rng(seed{12});
   model.visit_parameters([&](std::string_view, nn::parameter& p) { p.init_normal(rng, 0.4f); });
   const nn::batch_shape shape{2, 5};
-  const token_batch b = random_batch(shape.rows(), tiny_config.vocab, 13);
+  const token_batch b = random_batch(shape.rows(), config.vocab, 13);
   std::vector<nn::parameter*> params;
   std::vector<std::string> names;
   model.visit_parameters([&](std::string_view name, nn::parameter& p) {
@@ -257,25 +270,46 @@ TEST_CASE("gpt: the whole model's loss and gradient match an independent double-
     names.emplace_back(name);
     p.zero_grad();
   });
-  CHECK(names.front() == "transformer.wte.weight");
-  CHECK(names[4] == "transformer.h.0.attn.c_proj.weight");
-  CHECK(names.back() == "transformer.ln_f.weight");
   const float loss = model.forward(b.ids, b.targets, shape, {});
   model.backward({});
 
   std::vector<vec> p;
   for (nn::parameter* q : params) p.push_back(to_double(q->value()));
-  CHECK(std::abs(loss - reference_gpt_loss(p, b.ids, b.targets, 2, 5, tiny_config)) < 1e-5);
+  CHECK(std::abs(loss - reference_gpt_loss(p, b.ids, b.targets, 2, 5, config)) < 1e-5);
   for (std::size_t k = 0; k < p.size(); ++k)
     for (std::size_t i = 0; i < p[k].size(); ++i) {
       const double keep = p[k][i], h = 1e-6;
       p[k][i] = keep + h;
-      const double up = reference_gpt_loss(p, b.ids, b.targets, 2, 5, tiny_config);
+      const double up = reference_gpt_loss(p, b.ids, b.targets, 2, 5, config);
       p[k][i] = keep - h;
-      const double down = reference_gpt_loss(p, b.ids, b.targets, 2, 5, tiny_config);
+      const double down = reference_gpt_loss(p, b.ids, b.targets, 2, 5, config);
       p[k][i] = keep;
       require_close(params[k]->grad()[i], (up - down) / (2 * h), names[k] + "[" + std::to_string(i) + "]");
     }
+}
+
+}  // namespace
+
+TEST_CASE("gpt: the whole model's loss and gradient match an independent double-precision computation", "[nn][gpt]") {
+  models::gpt<tiny_config> model;  // widths fixed at compile time
+  std::vector<std::string> names;
+  model.visit_parameters([&](std::string_view name, nn::parameter&) { names.emplace_back(name); });
+  CHECK(names.front() == "transformer.wte.weight");
+  CHECK(names[4] == "transformer.h.0.attn.c_proj.weight");
+  CHECK(names.back() == "transformer.ln_f.weight");
+  check_whole_gpt(model, tiny_config);
+}
+
+TEST_CASE("gpt: GPT-2's variant (biases everywhere, GELU-tanh) matches the reference too", "[nn][gpt]") {
+  const models::gpt_config gpt2_like{.vocab = 7, .context = 6, .layers = 2, .heads = 2, .dim = 8,
+                                     .bias = nn::bias::yes, .activation = nn::activation::gelu_tanh};
+  models::gpt<> model(gpt2_like);  // widths from a run-time value
+  std::vector<std::string> names;
+  model.visit_parameters([&](std::string_view name, nn::parameter&) { names.emplace_back(name); });
+  CHECK(names[3] == "transformer.h.0.ln_1.bias");
+  CHECK(names[5] == "transformer.h.0.attn.c_attn.bias");
+  CHECK(names.back() == "transformer.ln_f.bias");
+  check_whole_gpt(model, gpt2_like);
 }
 
 TEST_CASE("gpt: the same sizes as run-time values give the same model and numbers", "[nn][gpt]") {
