@@ -43,6 +43,35 @@ inline void require_close(double got, double want, const std::string& what) {
   REQUIRE(std::abs(got - want) <= 2e-4 + 2e-3 * std::abs(want));
 }
 
+/// A whole model's loss and every parameter's gradient on batch `b` against `reference_loss(p)`, the
+/// loss in double from the parameter values p (in visiting order), by central differences.
+template <class Model>
+void check_model_gradient(Model& model, const token_batch& b, lmkit::nn::batch_shape shape,
+                          const std::function<double(const std::vector<ref::vec>&)>& reference_loss) {
+  std::vector<lmkit::nn::parameter*> params;
+  std::vector<std::string> names;
+  model.visit_parameters([&](std::string_view name, lmkit::nn::parameter& p) {
+    params.push_back(&p);
+    names.emplace_back(name);
+    p.zero_grad();
+  });
+  const float loss = model.forward(b.ids, b.targets, shape, {});
+  model.backward({});
+  std::vector<ref::vec> p;
+  for (lmkit::nn::parameter* q : params) p.emplace_back(q->value().begin(), q->value().end());
+  CHECK(std::abs(loss - reference_loss(p)) < 1e-5);
+  for (std::size_t k = 0; k < p.size(); ++k)
+    for (std::size_t i = 0; i < p[k].size(); ++i) {
+      const double keep = p[k][i], h = 1e-6;
+      p[k][i] = keep + h;
+      const double up = reference_loss(p);
+      p[k][i] = keep - h;
+      const double down = reference_loss(p);
+      p[k][i] = keep;
+      require_close(params[k]->grad()[i], (up - down) / (2 * h), names[k] + "[" + std::to_string(i) + "]");
+    }
+}
+
 /// Loss = <w, y> for a fixed random w; checks dL/dx and dL/dparams from the layer's backward
 /// against central differences of the reference in double.
 template <class Layer>

@@ -338,31 +338,10 @@ TEST_CASE("lstm_lm: the whole model's loss and gradient match an independent dou
     model.visit_state([&](std::string_view, nn::matrix m) { state.push_back(to_double(m.span())); });
     REQUIRE(state.size() == 4);
 
-    std::vector<nn::parameter*> params;
-    std::vector<std::string> names;
-    model.visit_parameters([&](std::string_view name, nn::parameter& p) {
-      params.push_back(&p);
-      names.emplace_back(name);
-      p.zero_grad();
-    });
-    const float loss = model.forward(b.ids, b.targets, shape, {});
-    model.backward({});
-
-    std::vector<vec> p;
-    for (nn::parameter* q : params) p.push_back(to_double(q->value()));
     const std::vector<vec> h0 = every_other(state, 0), c0 = every_other(state, 1);
-    auto reference = [&] { return reference_lstm_lm_loss(p, b.ids, b.targets, shape.batch, shape.time, tiny_config, h0, c0); };
-    CHECK(std::abs(loss - reference()) < 1e-5);
-    for (std::size_t k = 0; k < p.size(); ++k)
-      for (std::size_t i = 0; i < p[k].size(); ++i) {
-        const double keep = p[k][i], h = 1e-6;
-        p[k][i] = keep + h;
-        const double up = reference();
-        p[k][i] = keep - h;
-        const double down = reference();
-        p[k][i] = keep;
-        require_close(params[k]->grad()[i], (up - down) / (2 * h), names[k] + "[" + std::to_string(i) + "]");
-      }
+    check_model_gradient(model, b, shape, [&](const std::vector<vec>& p) {
+      return reference_lstm_lm_loss(p, b.ids, b.targets, shape.batch, shape.time, tiny_config, h0, c0);
+    });
   }
 }
 

@@ -263,29 +263,9 @@ void check_whole_gpt(Model& model, const models::gpt_config& config) {
   model.visit_parameters([&](std::string_view, nn::parameter& p) { p.init_normal(rng, 0.4f); });
   const nn::batch_shape shape{2, 5};
   const token_batch b = random_batch(shape.rows(), config.vocab, 13);
-  std::vector<nn::parameter*> params;
-  std::vector<std::string> names;
-  model.visit_parameters([&](std::string_view name, nn::parameter& p) {
-    params.push_back(&p);
-    names.emplace_back(name);
-    p.zero_grad();
+  check_model_gradient(model, b, shape, [&](const std::vector<vec>& p) {
+    return reference_gpt_loss(p, b.ids, b.targets, shape.batch, shape.time, config);
   });
-  const float loss = model.forward(b.ids, b.targets, shape, {});
-  model.backward({});
-
-  std::vector<vec> p;
-  for (nn::parameter* q : params) p.push_back(to_double(q->value()));
-  CHECK(std::abs(loss - reference_gpt_loss(p, b.ids, b.targets, 2, 5, config)) < 1e-5);
-  for (std::size_t k = 0; k < p.size(); ++k)
-    for (std::size_t i = 0; i < p[k].size(); ++i) {
-      const double keep = p[k][i], h = 1e-6;
-      p[k][i] = keep + h;
-      const double up = reference_gpt_loss(p, b.ids, b.targets, 2, 5, config);
-      p[k][i] = keep - h;
-      const double down = reference_gpt_loss(p, b.ids, b.targets, 2, 5, config);
-      p[k][i] = keep;
-      require_close(params[k]->grad()[i], (up - down) / (2 * h), names[k] + "[" + std::to_string(i) + "]");
-    }
 }
 
 }  // namespace

@@ -59,24 +59,19 @@ class linear {
   /// dy [rows, out] -> dx [rows, in] = dy W;  dW += dy^T x;  db += column sums of dy.
   const_matrix backward(const_matrix dy, const run_context& ctx) {
     const matrix dx = as_matrix(dx_, rows_, in_);
-    backward_into(dy, dx, /*accumulate=*/false, ctx);
-    return dx;
-  }
-
-  /// The backward, with dx written (or added, when `accumulate`) into the caller's buffer.
-  void backward_into(const_matrix dy, matrix dx, bool accumulate, const run_context& ctx) {
     require<shape_error>(dy.extent(0) == rows_ && dy.extent(1) == out_, "linear: output gradient is [", dy.extent(0),
                          " x ", dy.extent(1), "], expected [", rows_, " x ", out_, "]");
     const kernels::matrix_operand dy_operand{dy.data(), dtype::f32, dy.stride(0), false};
     const kernels::matrix_operand dy_transposed{dy.data(), dtype::f32, dy.stride(0), true};
     kernels::gemm({rows_, in_, out_, dy_operand, {weight_.value().data(), dtype::f32, in_, false}, dx.data(), dx.stride(0),
-                   accumulate},
+                   false},
                   *ctx.pool);
     kernels::gemm({out_, in_, rows_, dy_transposed, {x_.data(), dtype::f32, x_.stride(0), false}, weight_.grad().data(),
                    in_, true},
                   *ctx.pool);
     if (has_bias())
       for (std::size_t r = 0; r < rows_; ++r) kernels::add(dy[r].span(), bias_.grad(), bias_.grad());
+    return dx;
   }
 
   template <class Visitor>
