@@ -1,7 +1,10 @@
-// generate: text from a checkpoint written by `train`, streamed as it is produced.
+// generate: text from a model, streamed as it is produced.
 //
+//   generate --model FILE [--tokenizer FILE] --prompt TEXT [-n N] [--temp T] [--seed S] [--threads N] [--bench]
 //   generate --checkpoint model.safetensors [--prompt TEXT] [-n 200] [--temp 0.8] [--seed 1] [--threads N]
 //
+// --model runs a pretrained decoder (Llama or GPT-2 family) from a GGUF file, a Hugging Face folder
+// (config.json + safetensors) or a llama2.c checkpoint; --checkpoint a model written by `train`.
 // Temperature 0 is greedy decoding (always the most likely next character): the same text every
 // time. Otherwise each character is drawn from softmax(logits / temperature) with a seeded
 // generator. The model sees at most its context; longer text slides the window.
@@ -11,7 +14,17 @@
 #include <string>
 #include <vector>
 
+#include <chrono>
+#include <filesystem>
+#include <variant>
+
+#include <lmkit/io/gguf_tokenizer.hpp>
+#include <lmkit/io/gpt2_bpe.hpp>
+#include <lmkit/io/hf_tokenizer.hpp>
+#include <lmkit/io/llama2c_tokenizer.hpp>
+#include <lmkit/io/sentencepiece_model.hpp>
 #include <lmkit/kernels/kernels.hpp>
+#include <lmkit/models/load_decoder.hpp>
 #include <lmkit/models/gpt.hpp>
 #include <lmkit/models/lstm_lm.hpp>
 #include <lmkit/text/char_tokenizer.hpp>
@@ -23,9 +36,16 @@ using namespace lmkit;
 
 int usage(int code) {
   std::fputs(
-      "usage: generate --checkpoint FILE [--prompt TEXT] [-n N] [--temp T] [--seed S] [--threads N]\n"
-      "  Continues TEXT (default: a newline) by N characters (default 200) with the model in FILE, a checkpoint\n"
-      "  written by `train`. --temp 0 is greedy; the default 0.8 samples with seed S (default 1).\n",
+      "usage: generate --model FILE [--tokenizer FILE] --prompt TEXT [-n N] [--temp T] [--seed S] [--threads N]\n"
+      "                [--context N] [--ignore-eos] [--bench]\n"
+      "       generate --checkpoint FILE [--prompt TEXT] [-n N] [--temp T] [--seed S] [--threads N]\n"
+      "  --model: a pretrained Llama or GPT-2 (GGUF, Hugging Face folder or safetensors, llama2.c .bin);\n"
+      "    the tokenizer comes from the GGUF file, the folder (tokenizer.json, tokenizer.model, encoder.json +\n"
+      "    vocab.bpe) or tokenizer.bin beside a llama2.c file, unless --tokenizer names one. Continues TEXT by\n"
+      "    N tokens (default 128), stopping at the end-of-text token unless --ignore-eos. --bench prints the\n"
+      "    prompt's and the decoding's tokens/s on stderr.\n"
+      "  --checkpoint: a model written by `train`; N characters (default 200).\n"
+      "  --temp 0 is greedy (the same text every time); the default 0.8 samples with seed S (default 1).\n",
       code == 0 ? stdout : stderr);
   return code;
 }
@@ -49,12 +69,104 @@ token_id pick(std::span<const float> logits, float temperature, philox& rng, std
   return static_cast<token_id>(scratch.size() - 1);  // rounding left u above the last sum
 }
 
-int run(int argc, char** argv) {
-  std::string checkpoint, prompt = "\n";
-  std::size_t count = 200;
+/// The tokenizer that goes with a pretrained model: named, inside the GGUF file, or beside the model.
+text::any_tokenizer find_tokenizer(const std::filesystem::path& model, const std::string& named) {
+  namespace fs = std::filesystem;
+  auto read = [](const fs::path& p) -> text::any_tokenizer {
+    const std::string name = p.filename().string();
+    if (p.extension() == ".json" && name != "encoder.json") return io::read_hf_tokenizer(p);
+    if (name == "encoder.json") return io::read_gpt2_bpe(p, p.parent_path() / "vocab.bpe");
+    if (p.extension() == ".model") return io::read_sentencepiece_model(p);
+    if (p.extension() == ".gguf") return io::tokenizer_from_gguf(io::gguf_file(p));
+    return io::read_llama2c_tokenizer(p);
+  };
+  if (!named.empty()) return read(named);
+  if (models::detect_model_format(model) == models::model_format::gguf) return read(model);
+  const fs::path folder = fs::is_directory(model) ? model : model.parent_path();
+  for (const char* candidate : {"tokenizer.json", "tokenizer.model", "encoder.json", "tokenizer.bin"})
+    if (fs::exists(folder / candidate)) return read(folder / candidate);
+  throw argument_error(detail::concat("generate: no tokenizer found beside ", model.string(), "; name one with --tokenizer"));
+}
+
+struct options {
+  std::string checkpoint, model, tokenizer, prompt;
+  std::size_t count = 0, context = 0;
   float temperature = 0.8f;
-  std::uint64_t seed_value = 1;
+  std::uint64_t seed = 1;
   int threads = 1;
+  bool bench = false, ignore_eos = false;
+};
+
+/// A pretrained decoder: the prompt in one pass, then one token at a time against the KV cache.
+int run_decoder(const options& o) {
+  using clock = std::chrono::steady_clock;
+  const thread_pool pool(o.threads);
+  const models::decoder model = models::load_decoder(o.model);
+  const text::any_tokenizer tokenizer = find_tokenizer(o.model, o.tokenizer);
+  const std::size_t count = o.count ? o.count : 128;
+  // Llama's SentencePiece prompts start with BOS; GPT-2's byte-level BPE prompts do not.
+  std::vector<token_id> prompt = std::visit(
+      [&](const auto& t) {
+        if constexpr (std::is_same_v<std::decay_t<decltype(t)>, text::sentencepiece_tokenizer>)
+          return t.encode(o.prompt, {.add_bos = t.bos_id().has_value()});
+        else
+          return t.encode(o.prompt);
+      },
+      tokenizer);
+  require<argument_error>(!prompt.empty(), "generate: the prompt is empty");
+  const std::optional<token_id> eos = std::visit(
+      [](const auto& t) -> std::optional<token_id> {
+        if constexpr (std::is_same_v<std::decay_t<decltype(t)>, text::sentencepiece_tokenizer>) return t.eos_id();
+        else return t.special_id("<|endoftext|>");
+      },
+      tokenizer);
+  const std::size_t context = o.context ? o.context : std::min(model.config().context, prompt.size() + count);
+  require<argument_error>(prompt.size() <= context, "generate: the prompt's ", prompt.size(),
+                          " tokens do not fit a context of ", context, " (the model's is ", model.config().context, ")");
+  models::decoder_session session(model, context, pool);
+
+  philox rng(seed{o.seed});
+  std::vector<float> scratch;
+  // Text is printed as the difference between decodings of everything so far: a piece's bytes may
+  // complete a character only with the next piece, and SentencePiece drops the first space.
+  std::vector<token_id> shown(prompt.begin(), prompt.end());
+  auto decode = [&] { return std::visit([&](const auto& t) { return t.decode(shown); }, tokenizer); };
+  std::string printed = decode();
+  std::fputs(printed.c_str(), stdout);
+  std::fflush(stdout);
+
+  const auto t0 = clock::now();
+  std::span<const float> logits = session.append(prompt);
+  const auto t1 = clock::now();
+  std::size_t generated = 0;
+  for (; generated < count && session.position() < context; ++generated) {
+    const token_id next = pick(logits, o.temperature, rng, scratch);
+    if (eos && next == *eos && !o.ignore_eos) break;
+    shown.push_back(next);
+    const std::string text = decode();
+    if (text.size() > printed.size() && text.starts_with(printed)) std::fputs(text.c_str() + printed.size(), stdout);
+    printed = text;
+    std::fflush(stdout);
+    if (generated + 1 < count && session.position() < context) logits = session.append(next);
+  }
+  const auto t2 = clock::now();
+  std::fputs("\n", stdout);
+  if (o.bench) {
+    const double prompt_s = std::chrono::duration<double>(t1 - t0).count();
+    const double decode_s = std::chrono::duration<double>(t2 - t1).count();
+    const std::size_t steps = generated > 0 ? generated - 1 : 0;  // tokens run through the model after the prompt
+    std::fprintf(stderr, "generate: %s, %zu threads, %s\n", model.source().c_str(), std::size_t(pool.threads()),
+                 kernels::active_target());
+    std::fprintf(stderr, "prompt: %zu tokens in %.3f s = %.1f tok/s\n", prompt.size(), prompt_s,
+                 prompt.size() / prompt_s);
+    std::fprintf(stderr, "decode: %zu tokens in %.3f s = %.1f tok/s (%.1f GB/s of weights)\n", steps, decode_s,
+                 steps / decode_s, steps * double(model.weights().decode_bytes()) / decode_s / 1e9);
+  }
+  return 0;
+}
+
+int run(int argc, char** argv) {
+  options o;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto value = [&]() -> std::string {
@@ -62,16 +174,28 @@ int run(int argc, char** argv) {
       return argv[++i];
     };
     if (a == "-h" || a == "--help") return usage(0);
-    else if (a == "--checkpoint") checkpoint = value();
-    else if (a == "--prompt") prompt = value();
-    else if (a == "-n") count = std::stoul(value());
-    else if (a == "--temp") temperature = std::stof(value());
-    else if (a == "--seed") seed_value = std::stoull(value());
-    else if (a == "--threads") threads = std::stoi(value());
+    else if (a == "--checkpoint") o.checkpoint = value();
+    else if (a == "--model") o.model = value();
+    else if (a == "--tokenizer") o.tokenizer = value();
+    else if (a == "--prompt") o.prompt = value();
+    else if (a == "-n") o.count = std::stoul(value());
+    else if (a == "--context") o.context = std::stoul(value());
+    else if (a == "--temp") o.temperature = std::stof(value());
+    else if (a == "--seed") o.seed = std::stoull(value());
+    else if (a == "--threads") o.threads = std::stoi(value());
+    else if (a == "--bench") o.bench = true;
+    else if (a == "--ignore-eos") o.ignore_eos = true;
     else return usage(2);
   }
-  if (checkpoint.empty()) return usage(2);
-  require<argument_error>(temperature >= 0.0f, "generate: temperature must be >= 0, got ", temperature);
+  require<argument_error>(o.temperature >= 0.0f, "generate: temperature must be >= 0, got ", o.temperature);
+  if (!o.model.empty()) return run_decoder(o);
+  if (o.checkpoint.empty()) return usage(2);
+  const std::string checkpoint = o.checkpoint;
+  const std::string prompt = o.prompt.empty() ? "\n" : o.prompt;
+  const std::size_t count = o.count ? o.count : 200;
+  const float temperature = o.temperature;
+  const std::uint64_t seed_value = o.seed;
+  const int threads = o.threads;
 
   const auto metadata = train::checkpoint_metadata(checkpoint);
   const auto alphabet = metadata.find("tokenizer.alphabet");

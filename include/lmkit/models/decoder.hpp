@@ -1,0 +1,264 @@
+// A pretrained decoder-only transformer (the Llama and GPT-2 families) run for inference: a prompt
+// goes through as matrix products over all its tokens at once, each later token as matrix-vector
+// products, both against a KV cache. The weights are views into the model file (decoder_weights);
+// one decoder may serve several sessions, each with its own cache.
+//
+//   auto model = lmkit::models::load_decoder("stories110M.gguf");
+//   lmkit::models::decoder_session session(model, /*context=*/512, pool);
+//   auto logits = session.append(prompt_ids);      // logits after the last prompt token
+//   logits = session.append(next_id);              // one more token
+//
+// The layer, read top to bottom (x is the residual stream, [T, dim] for T new tokens):
+//   h = norm(x);  q, k, v = h Wq, h Wk, h Wv (+ biases);  rotate q, k (llama);  append k, v to the cache
+//   x += attention(q, cache) Wo (+ bias)
+//   h = norm(x);  x += silu(h Wgate) * (h Wup) Wdown   (llama)   |   gelu(h Wup + b) Wdown + b   (gpt2)
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <memory>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "lmkit/core/aligned_buffer.hpp"
+#include "lmkit/core/dtype.hpp"
+#include "lmkit/core/error.hpp"
+#include "lmkit/core/parallel.hpp"
+#include "lmkit/core/weight_matrix.hpp"
+#include "lmkit/gen/kv_cache.hpp"
+#include "lmkit/kernels/kernels.hpp"
+#include "lmkit/models/decoder_config.hpp"
+#include "lmkit/models/decoder_weights.hpp"
+
+namespace lmkit::models {
+
+class decoder {
+ public:
+  decoder(decoder_config config, decoder_weights weights, std::string source)
+      : state_(std::make_shared<const shared>(shared{std::move(config), std::move(weights), std::move(source)})) {
+    state_->config.validate(state_->source);
+    require<format_error>(state_->weights.layers.size() == state_->config.layers, state_->source, ": ",
+                          state_->weights.layers.size(), " layers of weights for a config of ", state_->config.layers);
+  }
+
+  const decoder_config& config() const { return state_->config; }
+  const decoder_weights& weights() const { return state_->weights; }
+  /// The file the model came from.
+  const std::string& source() const { return state_->source; }
+
+ private:
+  // Shared, so that a decoder is cheap to copy and sessions may outlive the variable they came from.
+  struct shared {
+    decoder_config config;
+    decoder_weights weights;
+    std::string source;
+  };
+  std::shared_ptr<const shared> state_;
+};
+
+/// One sequence being run through a decoder: its KV cache and the buffers of a forward pass.
+class decoder_session {
+ public:
+  /// `context` positions of cache (0: the model's whole context; more is refused). Prompts are
+  /// processed in chunks of at most `max_chunk` tokens, which bounds the activation buffers.
+  explicit decoder_session(decoder model, std::size_t context = 0, const thread_pool& pool = serial_pool(),
+                           std::size_t max_chunk = 512)
+      : model_(std::move(model)), pool_(&pool) {
+    const decoder_config& c = model_.config();
+    if (context == 0) context = c.context;
+    require<argument_error>(context <= c.context, "decoder_session: a context of ", context,
+                            " positions is longer than the model's ", c.context);
+    cache_ = gen::kv_cache(c.layers, context, c.kv_width());
+    chunk_ = std::max<std::size_t>(1, std::min(max_chunk, context));
+    x_ = aligned_buffer<float>(chunk_ * c.dim);
+    h_ = aligned_buffer<float>(chunk_ * c.dim);
+    q_ = aligned_buffer<float>(chunk_ * c.q_width());
+    k_ = aligned_buffer<float>(chunk_ * c.kv_width());
+    v_ = aligned_buffer<float>(chunk_ * c.kv_width());
+    attention_ = aligned_buffer<float>(chunk_ * c.q_width());
+    gate_ = aligned_buffer<float>(chunk_ * c.hidden);
+    up_ = aligned_buffer<float>(chunk_ * c.hidden);
+    logits_ = aligned_buffer<float>(c.vocab);
+    if (c.family == decoder_family::llama) {
+      // cos/sin of every position's angles, once: decoding then rotates with a table lookup.
+      const std::size_t half = c.head_dim / 2;
+      rope_cos_ = aligned_buffer<float>(context * half);
+      rope_sin_ = aligned_buffer<float>(context * half);
+      for (std::size_t p = 0; p < context; ++p)
+        kernels::rope_angles(p, c.head_dim, c.rope_base, {rope_cos_.data() + p * half, half},
+                             {rope_sin_.data() + p * half, half});
+    }
+  }
+
+  const decoder& model() const { return model_; }
+  /// Tokens run so far (the next token's position).
+  std::size_t position() const { return cache_.size(); }
+  std::size_t context() const { return cache_.context(); }
+  const gen::kv_cache& cache() const { return cache_; }
+
+  /// Runs `tokens` at the next positions; returns the logits after the last of them (valid until
+  /// the next call).
+  std::span<const float> append(std::span<const token_id> tokens) {
+    require<argument_error>(!tokens.empty(), "decoder_session: no tokens to append");
+    run(tokens, {});
+    return {logits_.data(), model_.config().vocab};
+  }
+  std::span<const float> append(token_id token) { return append(std::span<const token_id>(&token, 1)); }
+
+  /// Runs `tokens` and writes the logits after every one of them: [tokens.size() x vocab].
+  void append(std::span<const token_id> tokens, std::span<float> all_logits) {
+    kernels::detail::same_size(all_logits.size(), tokens.size() * model_.config().vocab, "decoder_session all_logits");
+    run(tokens, all_logits);
+  }
+
+  /// Forgets every position from `n` on: the next token goes to position n.
+  void truncate(std::size_t n) { cache_.truncate(n); }
+  void reset() { cache_.clear(); }
+
+ private:
+  void run(std::span<const token_id> tokens, std::span<float> all_logits) {
+    const decoder_config& c = model_.config();
+    cache_.check_room(tokens.size());
+    for (std::size_t i = 0; i < tokens.size(); ++i)
+      if (tokens[i] >= c.vocab)
+        throw argument_error(detail::concat("decoder_session: token ", tokens[i], " at index ", i,
+                                            " is outside the vocabulary of ", c.vocab));
+    for (std::size_t begin = 0; begin < tokens.size(); begin += chunk_) {
+      const std::size_t count = std::min(chunk_, tokens.size() - begin);
+      const bool last = begin + count == tokens.size();
+      forward(tokens.subspan(begin, count),
+              all_logits.empty() ? std::span<float>{} : all_logits.subspan(begin * c.vocab, count * c.vocab), last);
+    }
+  }
+
+  /// The forward pass of T = tokens.size() tokens at positions position() .. + T.
+  void forward(std::span<const token_id> tokens, std::span<float> all_logits, bool last_chunk) {
+    const decoder_config& c = model_.config();
+    const decoder_weights& w = model_.weights();
+    const std::size_t T = tokens.size(), pos0 = cache_.size(), dim = c.dim;
+
+    // x = token embedding (+ position embedding)
+    for (std::size_t t = 0; t < T; ++t) {
+      const std::span<float> xt = row(x_, t, dim);
+      kernels::dequantize_row(w.token_embedding, tokens[t], xt);
+      if (w.position_embedding.data) {
+        kernels::dequantize_row(w.position_embedding, pos0 + t, row(h_, t, dim));
+        kernels::add(xt, row(h_, t, dim), xt);
+      }
+    }
+
+    for (std::size_t l = 0; l < c.layers; ++l) {
+      const decoder_layer_weights& lw = w.layers[l];
+      normalize(x_, T, lw.attn_norm, lw.attn_norm_bias, h_);
+      project(h_, T, dim, lw.wq, lw.bq, q_);
+      project(h_, T, dim, lw.wk, lw.bk, k_);
+      project(h_, T, dim, lw.wv, lw.bv, v_);
+      for (std::size_t t = 0; t < T; ++t) {
+        if (c.family == decoder_family::llama) {
+          const std::size_t half = c.head_dim / 2;
+          const std::span<const float> cos{rope_cos_.data() + (pos0 + t) * half, half};
+          const std::span<const float> sin{rope_sin_.data() + (pos0 + t) * half, half};
+          kernels::rope(row(q_, t, c.q_width()), c.head_dim, cos, sin, c.rope);
+          kernels::rope(row(k_, t, c.kv_width()), c.head_dim, cos, sin, c.rope);
+        }
+        std::ranges::copy(row(k_, t, c.kv_width()), cache_.key(l, pos0 + t).begin());
+        std::ranges::copy(row(v_, t, c.kv_width()), cache_.value(l, pos0 + t).begin());
+      }
+      attend(l, T, pos0);
+      project(attention_, T, c.q_width(), lw.wo, lw.bo, h_);
+      kernels::add({x_.data(), T * dim}, {h_.data(), T * dim}, {x_.data(), T * dim});
+
+      normalize(x_, T, lw.ffn_norm, lw.ffn_norm_bias, h_);
+      const std::span<float> up{up_.data(), T * c.hidden};
+      project(h_, T, dim, lw.w_up, lw.b_up, up_);
+      if (c.family == decoder_family::llama) {
+        const std::span<float> gate{gate_.data(), T * c.hidden};
+        project(h_, T, dim, lw.w_gate, {}, gate_);
+        kernels::silu(gate, gate);
+        kernels::mul(gate, up, up);
+      } else {
+        kernels::gelu_tanh(up, up);
+      }
+      project(up_, T, c.hidden, lw.w_down, lw.b_down, h_);
+      kernels::add({x_.data(), T * dim}, {h_.data(), T * dim}, {x_.data(), T * dim});
+    }
+    cache_.advance(T);
+
+    // Logits: for every token when asked, else only for the last token of the last chunk.
+    if (!all_logits.empty()) {
+      normalize(x_, T, w.final_norm, w.final_norm_bias, h_);
+      kernels::matmul_weights(h_.data(), T, dim, w.output, all_logits.data(), c.vocab, *pool_);
+      if (last_chunk) std::ranges::copy(all_logits.subspan((T - 1) * c.vocab, c.vocab), logits_.data());
+    } else if (last_chunk) {
+      const std::span<float> xl = row(x_, T - 1, dim), hl = row(h_, 0, dim);
+      if (c.family == decoder_family::llama) kernels::rms_norm(xl, w.final_norm, hl, c.norm_eps);
+      else kernels::layer_norm(xl, w.final_norm, w.final_norm_bias, hl, c.norm_eps);
+      kernels::matmul_weights(h_.data(), 1, dim, w.output, logits_.data(), c.vocab, *pool_);
+    }
+  }
+
+  /// out[t] = norm(in[t]) for t < T: RMS norm without a bias (llama), layer norm with one (gpt2).
+  void normalize(const aligned_buffer<float>& in, std::size_t T, std::span<const float> weight,
+                 std::span<const float> bias, aligned_buffer<float>& out) const {
+    const std::size_t dim = model_.config().dim;
+    const float eps = model_.config().norm_eps;
+    for (std::size_t t = 0; t < T; ++t) {
+      const std::span<const float> x{in.data() + t * dim, dim};
+      const std::span<float> y{out.data() + t * dim, dim};
+      if (model_.config().family == decoder_family::llama) kernels::rms_norm(x, weight, y, eps);
+      else kernels::layer_norm(x, weight, bias, y, eps);
+    }
+  }
+
+  /// out [T, w.rows] = in [T, cols] w^T (+ bias).
+  void project(const aligned_buffer<float>& in, std::size_t T, std::size_t cols, const weight_matrix& w,
+               std::span<const float> bias, aligned_buffer<float>& out) const {
+    kernels::matmul_weights(in.data(), T, cols, w, out.data(), w.rows, *pool_);
+    if (!bias.empty())
+      for (std::size_t t = 0; t < T; ++t) kernels::add(row(out, t, w.rows), bias, row(out, t, w.rows));
+  }
+
+  /// attention_[t, head] = softmax(q[t, head] . K[0..p] / sqrt(head_dim)) V[0..p], p = pos0 + t,
+  /// with the key/value head that the query head's group shares. One task per (token, head): the
+  /// result does not depend on the number of threads.
+  void attend(std::size_t layer, std::size_t T, std::size_t pos0) {
+    const decoder_config& c = model_.config();
+    const std::size_t hd = c.head_dim, group = c.heads / c.kv_heads, kvw = c.kv_width();
+    const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+    const float* keys = cache_.keys(layer);
+    const float* values = cache_.values(layer);
+    const std::size_t tasks = T * c.heads;
+    // About 64 key positions of work per task, at least.
+    const std::size_t grain = std::max<std::size_t>(1, 64 * c.heads / (pos0 + T) / std::max<std::size_t>(1, T));
+    pool_->for_each_chunk(tasks, grain, [&](std::size_t begin, std::size_t end) {
+      thread_local std::vector<float> scores;
+      for (std::size_t task = begin; task < end; ++task) {
+        const std::size_t t = task / c.heads, head = task % c.heads, kv = head / group;
+        const std::size_t n = pos0 + t + 1;
+        if (scores.size() < n) scores.resize(n);
+        const std::span<const float> q{q_.data() + t * c.q_width() + head * hd, hd};
+        for (std::size_t j = 0; j < n; ++j) scores[j] = kernels::dot(q, {keys + j * kvw + kv * hd, hd}) * scale;
+        const std::span<float> s{scores.data(), n};
+        kernels::softmax(s, s);
+        const std::span<float> out{attention_.data() + t * c.q_width() + head * hd, hd};
+        std::ranges::fill(out, 0.0f);
+        for (std::size_t j = 0; j < n; ++j) kernels::axpy(s[j], {values + j * kvw + kv * hd, hd}, out);
+      }
+    });
+  }
+
+  static std::span<float> row(aligned_buffer<float>& b, std::size_t t, std::size_t width) {
+    return {b.data() + t * width, width};
+  }
+
+  decoder model_;
+  const thread_pool* pool_;
+  gen::kv_cache cache_;
+  std::size_t chunk_ = 1;
+  aligned_buffer<float> x_, h_, q_, k_, v_, attention_, gate_, up_, logits_, rope_cos_, rope_sin_;
+};
+
+}  // namespace lmkit::models

@@ -1,0 +1,286 @@
+// Pretrained decoders (models/llama.hpp, gpt2.hpp, decoder.hpp) against the fixtures in
+// ../shared/data/fixtures: logits within 1e-4 of PyTorch's at every prompt position and greedy
+// tokens identical to PyTorch's (f32, f16) or to llama.cpp's (q8_0), for every file format.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "lmkit/core/parallel.hpp"
+#include "lmkit/io/llama2c_checkpoint.hpp"
+#include "lmkit/io/safetensors_writer.hpp"
+#include "lmkit/io/sentencepiece_model.hpp"
+#include "lmkit/models/load_decoder.hpp"
+#include "test_support.hpp"
+
+namespace fs = std::filesystem;
+using lmkit::token_id;
+using lmkit::test::shared_data;
+using namespace lmkit::models;
+
+namespace {
+
+/// A float32 C-order .npy array (the reference logits): its shape and values.
+struct npy_array {
+  std::vector<std::size_t> shape;
+  std::vector<float> values;
+};
+
+npy_array read_npy(const fs::path& path) {
+  const std::string bytes = lmkit::test::read_file(path);
+  REQUIRE(bytes.size() > 10);
+  REQUIRE(bytes.compare(0, 6, "\x93NUMPY") == 0);
+  const int major = static_cast<unsigned char>(bytes[6]);
+  const std::size_t header_len = major == 1 ? static_cast<unsigned char>(bytes[8]) | static_cast<unsigned char>(bytes[9]) << 8
+                                            : std::size_t(static_cast<unsigned char>(bytes[8])) |
+                                                  std::size_t(static_cast<unsigned char>(bytes[9])) << 8 |
+                                                  std::size_t(static_cast<unsigned char>(bytes[10])) << 16;
+  const std::size_t start = major == 1 ? 10 : 12;
+  const std::string header = bytes.substr(start, header_len);
+  REQUIRE(header.find("'<f4'") != std::string::npos);
+  REQUIRE(header.find("'fortran_order': False") != std::string::npos);
+  npy_array a;
+  const auto open = header.find('(', header.find("'shape'"));
+  const auto close = header.find(')', open);
+  std::string dims = header.substr(open + 1, close - open - 1);
+  std::size_t n = 1;
+  for (std::size_t pos = 0; pos < dims.size();) {
+    const auto comma = dims.find(',', pos);
+    const std::string d = dims.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    if (d.find_first_of("0123456789") != std::string::npos) {
+      a.shape.push_back(std::stoul(d));
+      n *= a.shape.back();
+    }
+    if (comma == std::string::npos) break;
+    pos = comma + 1;
+  }
+  REQUIRE(bytes.size() == start + header_len + n * 4);
+  a.values.resize(n);
+  std::memcpy(a.values.data(), bytes.data() + start + header_len, n * 4);
+  return a;
+}
+
+struct reference {
+  std::vector<token_id> prompt, greedy;
+  npy_array logits;
+};
+
+reference read_reference(const fs::path& refs, const std::string& name) {
+  const auto j = nlohmann::json::parse(lmkit::test::read_file(refs / (name + ".pytorch.json")));
+  reference r;
+  for (const auto& id : j["prompt_ids"]) r.prompt.push_back(id.get<token_id>());
+  for (const auto& id : j["greedy_ids"]) r.greedy.push_back(id.get<token_id>());
+  r.logits = read_npy(refs / (name + ".logits.npy"));
+  return r;
+}
+
+float max_abs_difference(std::span<const float> a, std::span<const float> b) {
+  REQUIRE(a.size() == b.size());
+  float m = 0.0f;
+  for (std::size_t i = 0; i < a.size(); ++i) m = std::max(m, std::abs(a[i] - b[i]));
+  return m;
+}
+
+std::vector<token_id> greedy(decoder_session& session, std::span<const token_id> prompt, std::size_t count) {
+  std::vector<token_id> out;
+  auto logits = session.append(prompt);
+  for (std::size_t i = 0; i < count; ++i) {
+    const auto best = static_cast<token_id>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+    out.push_back(best);
+    if (i + 1 < count) logits = session.append(best);
+  }
+  return out;
+}
+
+/// Logits at every prompt position within `tolerance` of PyTorch's, then 64 greedy tokens as PyTorch's.
+void check_against_pytorch(const decoder& model, const fs::path& refs, float tolerance) {
+  for (const std::string name : {"romeo", "citizen"}) {
+    INFO("prompt " << name << ", model " << model.source());
+    const reference r = read_reference(refs, name);
+    const std::size_t vocab = model.config().vocab;
+    REQUIRE(r.logits.shape == std::vector<std::size_t>{r.prompt.size(), vocab});
+    decoder_session session(model);
+    std::vector<float> logits(r.prompt.size() * vocab);
+    session.append(r.prompt, logits);
+    CHECK(max_abs_difference(logits, r.logits.values) < tolerance);
+
+    decoder_session fresh(model);
+    CHECK(greedy(fresh, r.prompt, r.greedy.size()) == r.greedy);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("llama fixture: every file format gives PyTorch's logits and greedy tokens", "[decoder]") {
+  const fs::path dir = shared_data("fixtures/shakespeare-llama");
+  for (const fs::path file : {dir / "shakespeare-llama.bin", dir / "shakespeare-llama-f32.gguf", dir / "hf"}) {
+    SECTION(file.filename().string()) {
+      const decoder model = load_decoder(file);
+      CHECK(model.config().family == decoder_family::llama);
+      CHECK(model.config().dim == 128);
+      CHECK(model.config().kv_heads == 4);
+      check_against_pytorch(model, dir / "refs", 1e-4f);
+    }
+  }
+}
+
+TEST_CASE("gpt2 fixture: F16 safetensors give PyTorch's logits and greedy tokens", "[decoder]") {
+  const fs::path dir = shared_data("fixtures/shakespeare-gpt2");
+  const decoder model = load_decoder(dir / "hf");
+  CHECK(model.config().family == decoder_family::gpt2);
+  CHECK(model.config().vocab == 50257);
+  CHECK(model.weights().token_embedding.type == lmkit::weight_type::f16);
+  check_against_pytorch(model, dir / "refs", 1e-4f);
+}
+
+TEST_CASE("llama fixture: q8_0 GGUF continues as llama.cpp does", "[decoder]") {
+  const fs::path dir = shared_data("fixtures/shakespeare-llama");
+  const decoder model = load_decoder(dir / "shakespeare-llama-q8_0.gguf");
+  CHECK(model.weights().layers[0].wq.type == lmkit::weight_type::q8_0);
+  const auto tokenizer = lmkit::io::read_sentencepiece_model(dir / "tok512.model");
+  for (const std::string name : {"romeo", "citizen"}) {
+    INFO("prompt " << name);
+    const reference r = read_reference(dir / "refs", name);
+    std::string expected = lmkit::test::read_file(dir / "refs" / (name + ".llama-simple-q8_0.txt"));
+    // llama-simple prints the prompt's pieces from BOS ("<s> ROMEO:") and a final newline.
+    REQUIRE(expected.starts_with("<s> "));
+    expected = expected.substr(4);
+    if (expected.ends_with('\n')) expected.pop_back();
+    decoder_session session(model);
+    std::vector<token_id> all(r.prompt.begin() + 1, r.prompt.end());
+    const auto generated = greedy(session, r.prompt, r.greedy.size());
+    all.insert(all.end(), generated.begin(), generated.end());
+    std::string text = tokenizer.decode(all);
+    CHECK(text == expected);
+  }
+}
+
+TEST_CASE("decoder: 1 and 2 threads give the same bits; a prompt at once or token by token the same logits",
+          "[decoder]") {
+  const fs::path dir = shared_data("fixtures/shakespeare-llama");
+  const decoder model = load_decoder(dir / "shakespeare-llama-f32.gguf");
+  const reference r = read_reference(dir / "refs", "citizen");
+  const std::size_t vocab = model.config().vocab;
+  lmkit::thread_pool two(2);
+  decoder_session one_thread(model, 0, lmkit::serial_pool()), two_threads(model, 0, two);
+  std::vector<float> a(r.prompt.size() * vocab), b(a.size());
+  one_thread.append(r.prompt, a);
+  two_threads.append(r.prompt, b);
+  CHECK(a == b);
+  const auto la = one_thread.append(token_id{5});
+  const std::vector<float> la_copy(la.begin(), la.end());
+  const auto lb = two_threads.append(token_id{5});
+  CHECK(std::equal(la_copy.begin(), la_copy.end(), lb.begin(), lb.end()));
+
+  // Token by token (matrix-vector products, growing cache) against the whole prompt at once.
+  decoder_session stepwise(model);
+  for (std::size_t t = 0; t < r.prompt.size(); ++t) {
+    const auto logits = stepwise.append(r.prompt[t]);
+    CHECK(max_abs_difference(logits, std::span<const float>(a).subspan(t * vocab, vocab)) < 1e-4f);
+  }
+  // A prompt split into chunks smaller than itself.
+  decoder_session chunked(model, 0, lmkit::serial_pool(), /*max_chunk=*/3);
+  std::vector<float> c(a.size());
+  chunked.append(r.prompt, c);
+  CHECK(max_abs_difference(a, c) < 1e-4f);
+  // truncate() rewinds: the same token at the same position gives the same logits.
+  chunked.truncate(r.prompt.size() - 1);
+  const auto again = chunked.append(r.prompt.back());
+  CHECK(max_abs_difference(again, std::span<const float>(a).subspan((r.prompt.size() - 1) * vocab, vocab)) < 1e-4f);
+}
+
+TEST_CASE("decoder: a full context, an unknown token and a too-long context are clear errors", "[decoder]") {
+  const fs::path dir = shared_data("fixtures/shakespeare-llama");
+  const decoder model = load_decoder(dir / "shakespeare-llama.bin");
+  decoder_session session(model, 8);
+  const std::vector<token_id> six{1, 2, 3, 4, 5, 6};
+  session.append(six);
+  CHECK_THROWS_WITH(session.append(six), Catch::Contains("context is full") && Catch::Contains("8"));
+  CHECK(session.position() == 6);  // a refused append changes nothing
+  CHECK_THROWS_WITH(session.append(token_id{512}), Catch::Contains("token 512") && Catch::Contains("vocabulary"));
+  CHECK_THROWS_AS(decoder_session(model, 257), lmkit::argument_error);
+}
+
+namespace {
+
+fs::path temp_dir(const std::string& name) {
+  const fs::path p = lmkit::test::temporary_folder("decoder_" + name);
+  fs::create_directories(p);
+  return p;
+}
+
+void write_bytes(const fs::path& path, std::string_view bytes) {
+  std::ofstream out(path, std::ios::binary);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+}  // namespace
+
+TEST_CASE("llama2.c checkpoints: a damaged file is a format_error naming what and where", "[decoder]") {
+  const fs::path dir = shared_data("fixtures/shakespeare-llama");
+  const std::string bytes = lmkit::test::read_file(dir / "shakespeare-llama.bin");
+  const fs::path tmp = temp_dir("llama2c");
+  write_bytes(tmp / "truncated.bin", std::string_view(bytes).substr(0, bytes.size() - 100));
+  CHECK_THROWS_WITH(load_decoder(tmp / "truncated.bin"), Catch::Contains("truncated") && Catch::Contains("output"));
+  write_bytes(tmp / "header.bin", std::string_view(bytes).substr(0, 20));
+  CHECK_THROWS_WITH(load_decoder(tmp / "header.bin"), Catch::Contains("28-byte header"));
+  std::string absurd = bytes;
+  const std::int32_t layers = 1 << 30;
+  std::memcpy(absurd.data() + 8, &layers, 4);
+  write_bytes(tmp / "absurd.bin", absurd);
+  CHECK_THROWS_WITH(load_decoder(tmp / "absurd.bin"), Catch::Contains("n_layers"));
+  write_bytes(tmp / "extra.bin", bytes + "xxxx");
+  CHECK_THROWS_WITH(load_decoder(tmp / "extra.bin"), Catch::Contains("bytes after the last tensor"));
+}
+
+TEST_CASE("Hugging Face files: missing or mis-shaped tensors and bad config.json are named", "[decoder]") {
+  const fs::path dir = shared_data("fixtures/shakespeare-llama/hf");
+  const auto original = lmkit::io::open_safetensors(dir);
+  const std::string config = lmkit::test::read_file(dir / "config.json");
+  auto rewrite = [&](const std::string& name, const std::string& drop, const std::string& reshape,
+                     const std::string& config_text) {
+    const fs::path out = temp_dir(name);
+    lmkit::io::safetensors_writer writer;
+    for (const auto& n : original.names()) {
+      if (n == drop) continue;
+      const auto& t = original.at(n);
+      std::vector<std::uint64_t> shape = t.shape;
+      std::span<const std::byte> data = t.bytes;
+      if (n == reshape) {  // same bytes, other shape
+        shape = {shape[1], shape[0]};
+      }
+      writer.add(n, t.dtype, shape, data);
+    }
+    writer.write(out / "model.safetensors");
+    write_bytes(out / "config.json", config_text);
+    return out;
+  };
+  CHECK_THROWS_WITH(load_decoder(rewrite("missing", "model.layers.2.mlp.up_proj.weight", "", config)),
+                    Catch::Contains("model.layers.2.mlp.up_proj.weight is missing"));
+  CHECK_THROWS_WITH(load_decoder(rewrite("misshaped", "", "model.layers.1.self_attn.k_proj.weight", config)),
+                    Catch::Contains("model.layers.1.self_attn.k_proj.weight has shape [128, 64]") &&
+                        Catch::Contains("[64, 128]"));
+  std::string bad = config;
+  bad.replace(bad.find("\"num_attention_heads\": 8"), 24, "\"num_attention_heads\": 3");
+  CHECK_THROWS_WITH(load_decoder(rewrite("heads", "", "", bad)), Catch::Contains("not a multiple"));
+  CHECK_THROWS_WITH(load_decoder(rewrite("json", "", "", "{ \"model_type\": ")), Catch::Contains("not JSON"));
+  std::string other = config;
+  other.replace(other.find("\"llama\""), 7, "\"bert\"");
+  CHECK_THROWS_WITH(load_decoder(rewrite("type", "", "", other)), Catch::Contains("bert"));
+}
+
+TEST_CASE("GGUF files: a truncated file and a tensor of an unknown type are named", "[decoder]") {
+  const fs::path dir = shared_data("fixtures/shakespeare-llama");
+  const std::string bytes = lmkit::test::read_file(dir / "shakespeare-llama-f32.gguf");
+  const fs::path tmp = temp_dir("gguf");
+  write_bytes(tmp / "truncated.gguf", std::string_view(bytes).substr(0, bytes.size() / 2));
+  CHECK_THROWS_AS(load_decoder(tmp / "truncated.gguf"), lmkit::format_error);
+  write_bytes(tmp / "short.gguf", std::string_view(bytes).substr(0, 100));
+  CHECK_THROWS_AS(load_decoder(tmp / "short.gguf"), lmkit::format_error);
+}
