@@ -111,7 +111,8 @@ class candidates {
     k = std::max<std::size_t>(k, 1);
     if (dense_) {
       if (k >= vocabulary_) return;
-      select_top_dense(k);
+      if (k == 1) select_best_dense();
+      else select_top_dense(k);
       return;
     }
     if (k >= items_.size()) return;
@@ -292,18 +293,43 @@ class candidates {
   using batch = xsimd::batch<float>;
   static constexpr std::size_t lanes = batch::size;
 
+  /// The largest of p[begin, end), with four independent accumulators: one would wait on the
+  /// latency of each max (4 cycles) instead of the loads.
+  static float range_max(const float* p, std::size_t begin, std::size_t end) {
+    std::size_t i = begin;
+    float m = minus_infinity;
+    if (end - begin >= 4 * lanes) {
+      batch m0(minus_infinity), m1(minus_infinity), m2(minus_infinity), m3(minus_infinity);
+      for (; i + 4 * lanes <= end; i += 4 * lanes) {
+        m0 = xsimd::max(m0, batch::load_unaligned(p + i));
+        m1 = xsimd::max(m1, batch::load_unaligned(p + i + lanes));
+        m2 = xsimd::max(m2, batch::load_unaligned(p + i + 2 * lanes));
+        m3 = xsimd::max(m3, batch::load_unaligned(p + i + 3 * lanes));
+      }
+      alignas(64) float lane[lanes];
+      xsimd::max(xsimd::max(m0, m1), xsimd::max(m2, m3)).store_aligned(lane);
+      for (float v : lane) m = std::max(m, v);
+    }
+    for (; i < end; ++i) m = std::max(m, p[i]);
+    return m;
+  }
+
+  /// Throws, naming the first position, if any logit is NaN or +inf (-inf is allowed). One pass
+  /// with two running maxima (+inf) and two NaN masks (x != x).
   static void check_finite(std::span<const float> x) {
     const float* p = x.data();
     const std::size_t n = x.size();
     std::size_t i = 0;
-    batch high(minus_infinity);
-    auto nan = batch(0.0f) != batch(0.0f);
-    for (; i + lanes <= n; i += lanes) {
-      const batch v = batch::load_unaligned(p + i);
-      high = xsimd::max(high, v);
-      nan = nan | xsimd::isnan(v);
+    batch h0(minus_infinity), h1(minus_infinity);
+    auto nan0 = h0 != h0, nan1 = nan0;
+    for (; i + 2 * lanes <= n; i += 2 * lanes) {
+      const batch a = batch::load_unaligned(p + i), b = batch::load_unaligned(p + i + lanes);
+      h0 = xsimd::max(h0, a);
+      h1 = xsimd::max(h1, b);
+      nan0 = nan0 | (a != a);
+      nan1 = nan1 | (b != b);
     }
-    bool bad = xsimd::any(nan) || xsimd::any(high == batch(-minus_infinity));
+    bool bad = xsimd::any(nan0 | nan1) || xsimd::any(xsimd::max(h0, h1) == batch(-minus_infinity));
     for (; i < n && !bad; ++i) bad = std::isnan(p[i]) || p[i] == -minus_infinity;
     if (!bad) return;
     for (std::size_t j = 0; j < n; ++j) {
@@ -338,20 +364,36 @@ class candidates {
 
   float dense_max() const {
     float m = minus_infinity;
-    for_each_run([&](std::size_t begin, std::size_t end) {
-      const float* p = source_.data();
-      std::size_t i = begin;
-      if (end - begin >= lanes) {
-        batch high(minus_infinity);
-        for (; i + lanes <= end; i += lanes) high = xsimd::max(high, batch::load_unaligned(p + i));
-        alignas(64) float lane[lanes];
-        high.store_aligned(lane);
-        for (float v : lane) m = std::max(m, v);
-      }
-      for (; i < end; ++i) m = std::max(m, p[i]);
-    });
+    for_each_run([&](std::size_t begin, std::size_t end) { m = std::max(m, range_max(source_.data(), begin, end)); });
     for (const auto& e : edits_) m = std::max(m, e.second);
     return m;
+  }
+
+  /// items_ = the best token (greedy): the largest logit, the lowest id among equals. Two passes,
+  /// a max and a search for its first position, both vector-wide; none if all are banned.
+  void select_best_dense() {
+    items_.clear();
+    const float m = dense_max();
+    dense_ = false;
+    sorted_ = normalised_ = false;
+    if (m == minus_infinity) return;
+    std::size_t best = vocabulary_;
+    const float* p = source_.data();
+    for_each_run([&](std::size_t begin, std::size_t end) {
+      if (best != vocabulary_) return;
+      std::size_t i = begin;
+      for (; i + lanes <= end; i += lanes)
+        if (xsimd::any(batch::load_unaligned(p + i) == batch(m))) break;
+      for (; i < end; ++i)
+        if (p[i] == m) {
+          best = i;
+          return;
+        }
+    });
+    for (const auto& [id, logit] : edits_)
+      if (logit == m && id < best) best = id;
+    items_.push_back({static_cast<token_id>(best), m, 1.0f});
+    sorted_ = normalised_ = true;
   }
 
   /// items_ = the tokens whose logit is >= threshold (and > -inf), in id order.
@@ -392,8 +434,10 @@ class candidates {
   /// threshold cost one compare; with k << vocabulary that is almost all of them.
   void select_top_dense(std::size_t k) {
     items_.clear();
-    const std::size_t capacity = std::max<std::size_t>(2 * k, k + 512);
-    items_.reserve(capacity + lanes + edits_.size());
+    // A small buffer keeps the threshold close to the running k-th best (each cut is an
+    // nth_element over ~2k tokens); a large one would admit a long tail under a stale threshold.
+    const std::size_t capacity = std::max<std::size_t>(2 * k, k + 64);
+    items_.reserve(capacity + 4 * lanes + edits_.size());
     float threshold = minus_infinity;  // admit strictly above: ties with higher ids rank after
     auto compact = [&] {
       std::nth_element(items_.begin(), items_.begin() + static_cast<std::ptrdiff_t>(k - 1), items_.end(), ranks_before);
@@ -403,9 +447,12 @@ class candidates {
     const float* p = source_.data();
     for_each_run([&](std::size_t begin, std::size_t end) {
       std::size_t i = begin;
-      for (; i + lanes <= end; i += lanes) {
-        if (!xsimd::any(batch::load_unaligned(p + i) > batch(threshold))) continue;
-        for (std::size_t l = 0; l < lanes; ++l)
+      for (; i + 4 * lanes <= end; i += 4 * lanes) {  // four vectors per branch
+        const batch t(threshold);
+        if (!xsimd::any((batch::load_unaligned(p + i) > t) | (batch::load_unaligned(p + i + lanes) > t) |
+                        (batch::load_unaligned(p + i + 2 * lanes) > t) | (batch::load_unaligned(p + i + 3 * lanes) > t)))
+          continue;
+        for (std::size_t l = 0; l < 4 * lanes; ++l)
           if (p[i + l] > threshold) items_.push_back({static_cast<token_id>(i + l), p[i + l], 0.0f});
         if (items_.size() >= capacity) compact();
       }
