@@ -18,6 +18,7 @@
 #include "lmkit/kernels/norm-inl.hpp"
 #include "lmkit/kernels/optimizer-inl.hpp"
 #include "lmkit/kernels/prepacked-inl.hpp"
+#include "lmkit/kernels/quant-inl.hpp"
 #include "lmkit/kernels/recurrent-inl.hpp"
 #include "lmkit/kernels/rope-inl.hpp"
 #include "lmkit/kernels/softmax-inl.hpp"

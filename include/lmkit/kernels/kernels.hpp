@@ -5,15 +5,18 @@
 // llm.c), so the caller zeroes them once and several paths may contribute.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <span>
 
 #include "lmkit/core/dtype.hpp"
 #include "lmkit/core/error.hpp"
 #include "lmkit/core/parallel.hpp"
 #include "lmkit/core/tensor.hpp"
+#include "lmkit/core/weight_matrix.hpp"
 #include "lmkit/kernels/gemm_problem.hpp"
 #include "lmkit/kernels/optimizer_coefficients.hpp"
 #include "lmkit/kernels/prepacked_matrix.hpp"
@@ -76,6 +79,11 @@ LMKIT_EXPORT(gemm_prepacked);
 LMKIT_EXPORT(gemm_tn);
 LMKIT_EXPORT(dot);
 LMKIT_EXPORT(adam_update);
+LMKIT_EXPORT(quantize_q8_0);
+LMKIT_EXPORT(quantize_q4_0);
+LMKIT_EXPORT(dequantize_q8_0);
+LMKIT_EXPORT(dequantize_q4_0);
+LMKIT_EXPORT(matmul_quant);
 
 #undef LMKIT_EXPORT
 
@@ -449,6 +457,82 @@ void matvec(tensor_view<TW, EW> w, std::span<const float> x, std::span<float> y,
   gemm({1, w.extent(0), w.extent(1), {x.data(), dtype::f32, x.size(), false}, detail::operand(w, true, "w"), y.data(),
         y.size(), false},
        pool);
+}
+
+// ---- quantised weights (GGUF Q8_0 / Q4_0) and weight matrices of any type --------------------
+
+/// x (32 * out.size() floats) to Q8_0 blocks, exactly as ggml's quantize_row_q8_0_ref.
+inline void quantize_q8_0(std::span<const float> x, std::span<block_q8_0> out) {
+  detail::same_size(x.size(), quant_block_size * out.size(), "quantize_q8_0 (32 floats per block)");
+  HWY_DYNAMIC_DISPATCH(quantize_q8_0)(x.data(), out.data(), out.size());
+}
+/// x (32 * out.size() floats) to Q4_0 blocks, exactly as ggml's quantize_row_q4_0_ref.
+inline void quantize_q4_0(std::span<const float> x, std::span<block_q4_0> out) {
+  detail::same_size(x.size(), quant_block_size * out.size(), "quantize_q4_0 (32 floats per block)");
+  HWY_DYNAMIC_DISPATCH(quantize_q4_0)(x.data(), out.data(), out.size());
+}
+/// Blocks widened to floats: out[32 b + i] = d_b * q_bi.
+inline void dequantize(std::span<const block_q8_0> in, std::span<float> out) {
+  detail::same_size(out.size(), quant_block_size * in.size(), "dequantize q8_0 (32 floats per block)");
+  HWY_DYNAMIC_DISPATCH(dequantize_q8_0)(in.data(), out.data(), in.size());
+}
+inline void dequantize(std::span<const block_q4_0> in, std::span<float> out) {
+  detail::same_size(out.size(), quant_block_size * in.size(), "dequantize q4_0 (32 floats per block)");
+  HWY_DYNAMIC_DISPATCH(dequantize_q4_0)(in.data(), out.data(), in.size());
+}
+
+namespace detail {
+inline void check_weight_matrix(const weight_matrix& w, const char* what) {
+  require<argument_error>(w.data != nullptr || w.rows * w.cols == 0, what, ": the ", name_of(w.type), " weight matrix [",
+                          w.rows, " x ", w.cols, "] has no data");
+  require<shape_error>(!is_block_type(w.type) || w.cols % quant_block_size == 0, what, ": ", name_of(w.type),
+                       " rows hold whole blocks of 32 weights, not ", w.cols);
+}
+}  // namespace detail
+
+/// y [m x w.rows] (row stride ldy) = x [m x w.cols] (row stride ldx) * w^T, for every weight_type.
+/// f32 / f16 / bf16 go to gemm (w as the transposed B operand). Q8_0 / Q4_0: each row of x is
+/// quantised to Q8_0 blocks (as llama.cpp does for these weight types), then integer dot products
+/// per block, scaled by d_w * d_x and summed in f32. The result does not depend on the thread count.
+inline void matmul_weights(const float* x, std::size_t m, std::size_t ldx, const weight_matrix& w, float* y,
+                           std::size_t ldy, const thread_pool& pool = serial_pool()) {
+  detail::check_weight_matrix(w, "matmul_weights");
+  require<shape_error>(m <= 1 || ldx >= w.cols, "matmul_weights: x row stride ", ldx, " is smaller than its ", w.cols,
+                       " columns");
+  require<shape_error>(m <= 1 || ldy >= w.rows, "matmul_weights: y row stride ", ldy, " is smaller than its ", w.rows,
+                       " columns");
+  require<argument_error>(x != nullptr || m * w.cols == 0, "matmul_weights: x has no data");
+  require<argument_error>(y != nullptr || m * w.rows == 0, "matmul_weights: y has no data");
+  // A single row has no meaningful stride.
+  if (m <= 1) {
+    ldx = std::max(ldx, w.cols);
+    ldy = std::max(ldy, w.rows);
+  }
+  if (is_block_type(w.type)) {
+    HWY_DYNAMIC_DISPATCH(matmul_quant)(x, m, ldx, w.type, w.data, w.rows, w.cols, y, ldy, pool);
+    return;
+  }
+  const dtype type = w.type == weight_type::f32 ? dtype::f32 : w.type == weight_type::f16 ? dtype::f16 : dtype::bf16;
+  gemm({m, w.rows, w.cols, {x, dtype::f32, ldx, false}, {w.data, type, w.cols, true}, y, ldy, false}, pool);
+}
+
+/// One row of w (any type) widened to f32: the embedding lookup of a quantised token table.
+inline void dequantize_row(const weight_matrix& w, std::size_t row, std::span<float> out) {
+  detail::check_weight_matrix(w, "dequantize_row");
+  require<argument_error>(row < w.rows, "dequantize_row: row ", row, " of a matrix of ", w.rows, " rows");
+  detail::same_size(out.size(), w.cols, "dequantize_row output");
+  const auto* base = static_cast<const unsigned char*>(w.data) + row * row_bytes(w.type, w.cols);
+  switch (w.type) {
+    case weight_type::f32: std::memcpy(out.data(), base, w.cols * sizeof(float)); break;
+    case weight_type::f16:
+      HWY_DYNAMIC_DISPATCH(f16_to_f32)(reinterpret_cast<const std::uint16_t*>(base), out.data(), w.cols);
+      break;
+    case weight_type::bf16:
+      HWY_DYNAMIC_DISPATCH(bf16_to_f32)(reinterpret_cast<const std::uint16_t*>(base), out.data(), w.cols);
+      break;
+    case weight_type::q8_0: HWY_DYNAMIC_DISPATCH(dequantize_q8_0)(base, out.data(), w.cols / quant_block_size); break;
+    case weight_type::q4_0: HWY_DYNAMIC_DISPATCH(dequantize_q4_0)(base, out.data(), w.cols / quant_block_size); break;
+  }
 }
 
 }  // namespace lmkit::kernels

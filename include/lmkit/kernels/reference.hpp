@@ -5,9 +5,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "lmkit/core/dtype.hpp"
+#include "lmkit/core/weight_matrix.hpp"
 #include "lmkit/kernels/gemm_problem.hpp"
 #include "lmkit/kernels/optimizer_coefficients.hpp"
 
@@ -231,6 +234,151 @@ inline void gemm(const gemm_problem& g, std::vector<double>* magnitude = nullptr
       g.c[i * g.ldc + j] = static_cast<float>(sum);
       if (magnitude) (*magnitude)[i * g.n + j] = size;
     }
+}
+
+// ---- quantised weights (ggml's block formats) ------------------------------------------------
+
+/// ggml's quantize_row_q8_0_ref, from its definition: per block of 32, amax = max |x|,
+/// d = amax / 127, id = d ? 1 / d : 0, q = roundf(x * id) (halves away from zero), d stored as f16.
+inline void quantize_q8_0(const float* x, block_q8_0* y, std::size_t blocks) {
+  for (std::size_t b = 0; b < blocks; ++b) {
+    const float* v = x + b * 32;
+    float amax = 0.0f;
+    for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(v[i]));
+    const float d = amax / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    y[b].d = f16::from_float(d);
+    for (int i = 0; i < 32; ++i) y[b].qs[i] = static_cast<std::int8_t>(std::roundf(v[i] * id));
+  }
+}
+
+/// ggml's quantize_row_q4_0_ref, from its definition: per block, `max` is the first value of
+/// largest magnitude (with its sign), d = max / -8, id = d ? 1 / d : 0,
+/// q = min(15, (int8)(x * id + 8.5)) (truncation), element i < 16 in the low nibble of qs[i],
+/// element i + 16 in the high nibble.
+inline void quantize_q4_0(const float* x, block_q4_0* y, std::size_t blocks) {
+  for (std::size_t b = 0; b < blocks; ++b) {
+    const float* v = x + b * 32;
+    float amax = 0.0f, max = 0.0f;
+    for (int i = 0; i < 32; ++i)
+      if (amax < std::fabs(v[i])) {
+        amax = std::fabs(v[i]);
+        max = v[i];
+      }
+    const float d = max / -8.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    y[b].d = f16::from_float(d);
+    for (int i = 0; i < 16; ++i) {
+      const int lo = std::min(15, static_cast<int>(static_cast<std::int8_t>(v[i] * id + 8.5f)));
+      const int hi = std::min(15, static_cast<int>(static_cast<std::int8_t>(v[i + 16] * id + 8.5f)));
+      y[b].qs[i] = static_cast<std::uint8_t>(lo | (hi << 4));
+    }
+  }
+}
+
+/// The 32 integer weights of a block.
+inline void block_integers(const block_q8_0& b, int* q) {
+  for (int i = 0; i < 32; ++i) q[i] = b.qs[i];
+}
+inline void block_integers(const block_q4_0& b, int* q) {
+  for (int i = 0; i < 16; ++i) {
+    q[i] = (b.qs[i] & 15) - 8;
+    q[i + 16] = (b.qs[i] >> 4) - 8;
+  }
+}
+
+template <class Block>
+void dequantize(const Block* in, float* out, std::size_t blocks) {
+  int q[32];
+  for (std::size_t b = 0; b < blocks; ++b) {
+    block_integers(in[b], q);
+    const float d = in[b].d.to_float();
+    for (int i = 0; i < 32; ++i) out[b * 32 + i] = static_cast<float>(q[i]) * d;
+  }
+}
+
+/// Weight (r, c) of a weight matrix of any type, as a float (d * q for the block types); reads
+/// with memcpy, since the data need not be aligned.
+inline float weight_element(const weight_matrix& w, std::size_t r, std::size_t c) {
+  const auto* row = static_cast<const unsigned char*>(w.data) + r * row_bytes(w.type, w.cols);
+  auto read = [](const unsigned char* p, auto value) {
+    std::memcpy(&value, p, sizeof(value));
+    return value;
+  };
+  int q[32];
+  switch (w.type) {
+    case weight_type::f32: return read(row + 4 * c, 0.0f);
+    case weight_type::f16: return read(row + 2 * c, f16{}).to_float();
+    case weight_type::bf16: return read(row + 2 * c, bf16{}).to_float();
+    case weight_type::q8_0: {
+      const auto block = read(row + c / 32 * sizeof(block_q8_0), block_q8_0{});
+      block_integers(block, q);
+      return static_cast<float>(q[c % 32]) * block.d.to_float();
+    }
+    case weight_type::q4_0: {
+      const auto block = read(row + c / 32 * sizeof(block_q4_0), block_q4_0{});
+      block_integers(block, q);
+      return static_cast<float>(q[c % 32]) * block.d.to_float();
+    }
+  }
+  return 0;
+}
+
+/// y [m x w.rows] = x [m x w.cols] * w^T. Plain types: the double triple loop. Block types: each row
+/// of x quantised to Q8_0 (quantize_q8_0), then per block the int32 sum of products, times
+/// f32(d_w) * f32(d_x), summed in double. Also returns, per element of y, the sum of the blocks'
+/// |scale * sum of |products||, the size the rounding of a float sum is measured against.
+inline void matmul_weights(const float* x, std::size_t m, std::size_t ldx, const weight_matrix& w, float* y,
+                           std::size_t ldy, std::vector<double>* magnitude = nullptr) {
+  if (magnitude) magnitude->assign(m * w.rows, 0.0);
+  if (!is_block_type(w.type)) {
+    for (std::size_t i = 0; i < m; ++i)
+      for (std::size_t r = 0; r < w.rows; ++r) {
+        double sum = 0, size = 0;
+        for (std::size_t c = 0; c < w.cols; ++c) {
+          const double term = double{x[i * ldx + c]} * weight_element(w, r, c);
+          sum += term;
+          size += std::abs(term);
+        }
+        y[i * ldy + r] = static_cast<float>(sum);
+        if (magnitude) (*magnitude)[i * w.rows + r] = size;
+      }
+    return;
+  }
+  const std::size_t blocks = w.cols / 32, stride = row_bytes(w.type, w.cols);
+  std::vector<block_q8_0> xq(blocks);
+  int qw[32];
+  for (std::size_t i = 0; i < m; ++i) {
+    quantize_q8_0(x + i * ldx, xq.data(), blocks);
+    for (std::size_t r = 0; r < w.rows; ++r) {
+      const auto* row = static_cast<const unsigned char*>(w.data) + r * stride;
+      double sum = 0, size = 0;
+      for (std::size_t b = 0; b < blocks; ++b) {
+        float dw;
+        if (w.type == weight_type::q8_0) {
+          block_q8_0 block;
+          std::memcpy(&block, row + b * sizeof(block), sizeof(block));  // no alignment assumed
+          block_integers(block, qw);
+          dw = block.d.to_float();
+        } else {
+          block_q4_0 block;
+          std::memcpy(&block, row + b * sizeof(block), sizeof(block));
+          block_integers(block, qw);
+          dw = block.d.to_float();
+        }
+        std::int32_t dot = 0, absolute = 0;
+        for (int k = 0; k < 32; ++k) {
+          dot += qw[k] * xq[b].qs[k];
+          absolute += std::abs(qw[k] * xq[b].qs[k]);
+        }
+        const double scale = double{dw} * double{xq[b].d.to_float()};
+        sum += scale * dot;
+        size += std::abs(scale) * absolute;
+      }
+      y[i * ldy + r] = static_cast<float>(sum);
+      if (magnitude) (*magnitude)[i * w.rows + r] = size;
+    }
+  }
 }
 
 }  // namespace lmkit::kernels::reference
