@@ -303,6 +303,20 @@ TEST_CASE("each sampler draws from the distribution its definition gives", "[sam
                                                                   {0}};
     check_distribution(chain, logits, none, softmax(expected));
   }
+  SECTION("the whole vocabulary (no cut): blocks of weights, edits between them, a temperature") {
+    const auto wide = test_logits(5000, 9, 2.5);
+    auto expected = to_double(wide);
+    for (token_id id : {7u, 1500u, 1024u, 4999u}) expected[id] += 6.0;
+    expected[1023] = -inf;
+    for (double& x : expected) x /= 1.3;
+    gen::sampler_chain<gen::logit_bias, gen::banned_tokens, gen::temperature> chain{
+        {{7, 6.0f}, {1500, 6.0f}, {1024, 6.0f}, {4999, 6.0f}}, {1023}, {1.3f}};
+    check_distribution(chain, wide, none, softmax(expected));
+    gen::sampler_chain<gen::logit_bias> untempered{{{7, 6.0f}, {1500, 6.0f}, {1024, 6.0f}, {4999, 6.0f}}};
+    expected = to_double(wide);
+    for (token_id id : {7u, 1500u, 1024u, 4999u}) expected[id] += 6.0;
+    check_distribution(untempered, wide, none, softmax(expected));
+  }
   SECTION("a user's xsimd transform: soft-capping by tanh") {
     std::vector<double> expected = l;
     for (double& x : expected) x = 2.0 * std::tanh(x / 2.0);
@@ -521,6 +535,11 @@ TEST_CASE("the dense scans equal sorting the whole vocabulary", "[samplers]") {
         philox rng(seed{1});
         chain.sample(logits, history, rng);
         std::vector<std::size_t> ids;
+        if (chain.last_candidates().is_dense()) {  // k >= vocabulary: nothing was cut
+          REQUIRE(k >= n);
+          for (std::size_t i = 0; i < n; ++i)
+            if (edited[i] > -inf) ids.push_back(i);
+        }
         for (const auto& x : chain.last_candidates().sparse_items()) ids.push_back(x.id);
         std::sort(ids.begin(), ids.end());
         std::vector<std::size_t> want;

@@ -54,7 +54,7 @@ class candidates {
     require<argument_error>(!logits.empty(), "sample: the logits are empty (a vocabulary of 0 tokens)");
     require<argument_error>(logits.size() <= std::numeric_limits<token_id>::max(), "sample: ", logits.size(),
                             " logits are more than token_id can number");
-    check_finite(logits);
+    check_finite(logits, "sample: the logit at position ");
     source_ = logits;
     vocabulary_ = logits.size();
     edits_.clear();
@@ -226,9 +226,12 @@ class candidates {
     normalised_ = true;
   }
 
-  /// logit /= t for every token in play (t > 0 keeps the order).
+  /// logit /= t for every token in play (t > 0 keeps the order). While dense, into a copy.
   void divide_logits(float t) {
-    make_sparse();
+    if (dense_) {
+      transform([t](auto x) { return x / decltype(x)(t); });
+      return;
+    }
     for (candidate& c : items_) c.logit /= t;
     normalised_ = false;
   }
@@ -238,14 +241,13 @@ class candidates {
   template <simd::elementwise_functor F>
   void transform(const F& f) {
     if (dense_) {
-      owned_.resize(vocabulary_);
-      std::copy(source_.begin(), source_.end(), owned_.begin());
+      if (source_.data() != owned_.data()) {  // not already our copy (a second transform)
+        owned_.resize(vocabulary_);
+        std::copy(source_.begin(), source_.end(), owned_.begin());
+      }
       for (const auto& [id, logit] : edits_) owned_[id] = logit;
       simd::transform(owned_, owned_, f);
-      for (std::size_t i = 0; i < owned_.size(); ++i) {
-        require<argument_error>(!std::isnan(owned_[i]) && owned_[i] != -minus_infinity, "sample: the logit transform made ",
-                                owned_[i], " of token ", i);
-      }
+      check_finite(owned_, "sample: after a logit transform, the logit of token ");
       source_ = owned_;
       edits_.clear();
       return;
@@ -254,8 +256,8 @@ class candidates {
     for (std::size_t i = 0; i < items_.size(); ++i) values_[i] = items_[i].logit;
     simd::transform(values_, values_, f);
     for (std::size_t i = 0; i < items_.size(); ++i) {
-      require<argument_error>(!std::isnan(values_[i]) && values_[i] != -minus_infinity, "sample: the logit transform made ",
-                              values_[i], " of token ", items_[i].id);
+      require<argument_error>(!std::isnan(values_[i]) && values_[i] != -minus_infinity,
+                              "sample: after a logit transform, the logit of token ", items_[i].id, " is ", values_[i]);
       items_[i].logit = values_[i];
     }
     std::erase_if(items_, [](const candidate& c) { return c.logit == minus_infinity; });
@@ -267,7 +269,7 @@ class candidates {
   /// n tokens is the same whatever the chain. Throws argument_error when no token is left.
   token_id draw(philox& rng) {
     const double u = rng.uniform_double();
-    make_sparse();
+    if (dense_) return draw_dense(u);
     require<argument_error>(!items_.empty(), "sample: all ", vocabulary_,
                             " tokens are banned or have a logit of -inf: there is nothing to sample");
     if (items_.size() == 1) return items_.front().id;
@@ -316,7 +318,7 @@ class candidates {
 
   /// Throws, naming the first position, if any logit is NaN or +inf (-inf is allowed). One pass
   /// with two running maxima (+inf) and two NaN masks (x != x).
-  static void check_finite(std::span<const float> x) {
+  static void check_finite(std::span<const float> x, const char* what) {
     const float* p = x.data();
     const std::size_t n = x.size();
     std::size_t i = 0;
@@ -333,8 +335,8 @@ class candidates {
     for (; i < n && !bad; ++i) bad = std::isnan(p[i]) || p[i] == -minus_infinity;
     if (!bad) return;
     for (std::size_t j = 0; j < n; ++j) {
-      require<argument_error>(!std::isnan(p[j]), "sample: the logit at position ", j, " is NaN");
-      require<argument_error>(p[j] != -minus_infinity, "sample: the logit at position ", j, " is +inf");
+      require<argument_error>(!std::isnan(p[j]), what, j, " is NaN");
+      require<argument_error>(p[j] != -minus_infinity, what, j, " is +inf");
     }
   }
 
@@ -470,6 +472,81 @@ class candidates {
     sorted_ = normalised_ = false;
   }
 
+  /// The draw over the whole vocabulary without making the sparse list: weights exp(logit - max)
+  /// summed per block of 1024 tokens (vectors), the block found from the sums, and the token
+  /// inside it from the same weights recomputed. Edits count as blocks of one token.
+  token_id draw_dense(double u) {
+    const float m = dense_max();
+    require<argument_error>(m > minus_infinity, "sample: all ", vocabulary_,
+                            " tokens are banned or have a logit of -inf: there is nothing to sample");
+    constexpr std::size_t block = 1024;
+    blocks_.clear();
+    std::size_t next_edit = 0;
+    auto add_edits_before = [&](std::size_t id) {
+      for (; next_edit < edits_.size() && edits_[next_edit].first < id; ++next_edit) {
+        const auto& [e, logit] = edits_[next_edit];
+        blocks_.push_back({e, e + 1, static_cast<double>(std::exp(logit - m))});
+      }
+    };
+    for_each_run([&](std::size_t begin, std::size_t end) {
+      add_edits_before(begin);
+      for (std::size_t b = begin; b < end; b += block) {
+        const std::size_t e = std::min(end, b + block);
+        blocks_.push_back({b, e, block_weights(b, e, m, nullptr)});
+      }
+    });
+    add_edits_before(vocabulary_);
+    double total = 0.0;
+    for (const auto& b : blocks_) total += b.sum;
+    const double target = u * total;
+    double cumulative = 0.0;
+    std::size_t chosen = blocks_.size() - 1;
+    for (std::size_t i = 0; i < blocks_.size(); ++i) {
+      if (target < cumulative + blocks_[i].sum) {
+        chosen = i;
+        break;
+      }
+      cumulative += blocks_[i].sum;
+    }
+    while (blocks_[chosen].sum == 0.0 && chosen > 0) --chosen;  // rounding ran past the end
+    const auto [begin, end, sum] = blocks_[chosen];
+    if (end - begin == 1) return static_cast<token_id>(begin);
+    weights_.resize(end - begin);
+    block_weights(begin, end, m, weights_.data());
+    std::size_t last_positive = begin;
+    for (std::size_t i = begin; i < end; ++i) {
+      const double w = weights_[i - begin];
+      if (w > 0.0) last_positive = i;
+      cumulative += w;
+      if (target < cumulative) return static_cast<token_id>(i);
+    }
+    return static_cast<token_id>(last_positive);
+  }
+
+  /// exp(logit - m) over source_[begin, end) (an unedited run): their sum, and each into `out`
+  /// when it is not null. The same vectors and tail either way, so the weights agree.
+  double block_weights(std::size_t begin, std::size_t end, float m, float* out) const {
+    const float* p = source_.data();
+    const batch shift(m);
+    batch sum(0.0f);
+    std::size_t i = begin;
+    for (; i + lanes <= end; i += lanes) {
+      const batch w = xsimd::exp(batch::load_unaligned(p + i) - shift);
+      sum = sum + w;
+      if (out) w.store_unaligned(out + (i - begin));
+    }
+    alignas(64) float lane[lanes];
+    sum.store_aligned(lane);
+    double total = 0.0;
+    for (float v : lane) total += v;
+    for (; i < end; ++i) {
+      const float w = std::exp(p[i] - m);
+      total += w;
+      if (out) out[i - begin] = w;
+    }
+    return total;
+  }
+
   void make_sparse() {
     if (dense_) gather_dense(minus_infinity);
   }
@@ -487,6 +564,12 @@ class candidates {
   std::vector<candidate> items_;
   std::vector<float> owned_, values_;
   std::vector<std::pair<double, candidate>> keyed_;
+  struct weighted_block {
+    std::size_t begin, end;
+    double sum;
+  };
+  std::vector<weighted_block> blocks_;
+  std::vector<float> weights_;
   std::vector<token_id> scratch_ids_;
   std::vector<std::uint32_t> scratch_counts_;
   bool dense_ = true, sorted_ = false, normalised_ = false;
