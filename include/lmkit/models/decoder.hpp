@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <limits>
 #include <memory>
 #include <span>
 #include <string>
@@ -59,14 +60,25 @@ class decoder {
   std::shared_ptr<const shared> state_;
 };
 
+/// The arithmetic of attention.
+enum class attention_precision {
+  /// Keys, values, queries and weights in f32: logits as PyTorch computes them (the default).
+  f32,
+  /// As llama.cpp computes it by default: keys and values held in f16 (its KV cache type), the query
+  /// rounded to f16 for the dot products, and the weighted sum of values kept in an f16 accumulator
+  /// with an online softmax (its flash-attention CPU kernel). Reproduces llama.cpp's greedy tokens
+  /// where f32 and f16 arithmetic choose differently between near ties (quantised models).
+  llama_cpp_f16,
+};
+
 /// One sequence being run through a decoder: its KV cache and the buffers of a forward pass.
 class decoder_session {
  public:
   /// `context` positions of cache (0: the model's whole context; more is refused). Prompts are
   /// processed in chunks of at most `max_chunk` tokens, which bounds the activation buffers.
   explicit decoder_session(decoder model, std::size_t context = 0, const thread_pool& pool = serial_pool(),
-                           std::size_t max_chunk = 512)
-      : model_(std::move(model)), pool_(&pool) {
+                           std::size_t max_chunk = 512, attention_precision precision = attention_precision::f32)
+      : model_(std::move(model)), pool_(&pool), precision_(precision) {
     const decoder_config& c = model_.config();
     if (context == 0) context = c.context;
     require<argument_error>(context <= c.context, "decoder_session: a context of ", context,
@@ -164,6 +176,11 @@ class decoder_session {
           kernels::rope(row(q_, t, c.q_width()), c.head_dim, cos, sin, c.rope);
           kernels::rope(row(k_, t, c.kv_width()), c.head_dim, cos, sin, c.rope);
         }
+        if (precision_ == attention_precision::llama_cpp_f16) {
+          round_to_f16(row(q_, t, c.q_width()));
+          round_to_f16(row(k_, t, c.kv_width()));
+          round_to_f16(row(v_, t, c.kv_width()));
+        }
         std::ranges::copy(row(k_, t, c.kv_width()), cache_.key(l, pos0 + t).begin());
         std::ranges::copy(row(v_, t, c.kv_width()), cache_.value(l, pos0 + t).begin());
       }
@@ -240,14 +257,47 @@ class decoder_session {
         const std::size_t n = pos0 + t + 1;
         if (scores.size() < n) scores.resize(n);
         const std::span<const float> q{q_.data() + t * c.q_width() + head * hd, hd};
+        const std::span<float> out{attention_.data() + t * c.q_width() + head * hd, hd};
+        if (precision_ == attention_precision::llama_cpp_f16) {
+          attend_f16_online(q, keys + kv * hd, values + kv * hd, kvw, n, scale, out);
+          continue;
+        }
         for (std::size_t j = 0; j < n; ++j) scores[j] = kernels::dot(q, {keys + j * kvw + kv * hd, hd}) * scale;
         const std::span<float> s{scores.data(), n};
         kernels::softmax(s, s);
-        const std::span<float> out{attention_.data() + t * c.q_width() + head * hd, hd};
         std::ranges::fill(out, 0.0f);
         for (std::size_t j = 0; j < n; ++j) kernels::axpy(s[j], {values + j * kvw + kv * hd, hd}, out);
       }
     });
+  }
+
+  /// llama.cpp's CPU flash attention for one query: keys in order, a running maximum M and sum S of
+  /// exp(s - M), and the weighted values accumulated in f16 (rounded after every update, as its f16
+  /// accumulator is), divided by S at the end. Scalar: it is a compatibility mode, not the fast path.
+  static void attend_f16_online(std::span<const float> q, const float* keys, const float* values, std::size_t stride,
+                                std::size_t n, float scale, std::span<float> out) {
+    std::ranges::fill(out, 0.0f);
+    float max = -std::numeric_limits<float>::infinity(), sum = 0.0f;
+    for (std::size_t j = 0; j < n; ++j) {
+      const float s = kernels::dot(q, {keys + j * stride, q.size()}) * scale;
+      float rescale = 1.0f, weight = 1.0f;
+      if (s > max) {
+        rescale = std::exp(max - s);
+        max = s;
+        for (float& o : out) o = to_f16_precision(o * rescale);
+      } else {
+        weight = std::exp(s - max);
+      }
+      const float* v = values + j * stride;
+      for (std::size_t i = 0; i < out.size(); ++i) out[i] = to_f16_precision(out[i] + v[i] * weight);
+      sum = sum * rescale + weight;
+    }
+    for (float& o : out) o /= sum;
+  }
+
+  static float to_f16_precision(float x) { return f16::from_float(x).to_float(); }
+  static void round_to_f16(std::span<float> x) {
+    for (float& e : x) e = to_f16_precision(e);
   }
 
   static std::span<float> row(aligned_buffer<float>& b, std::size_t t, std::size_t width) {
@@ -256,6 +306,7 @@ class decoder_session {
 
   decoder model_;
   const thread_pool* pool_;
+  attention_precision precision_;
   gen::kv_cache cache_;
   std::size_t chunk_ = 1;
   aligned_buffer<float> x_, h_, q_, k_, v_, attention_, gate_, up_, logits_, rope_cos_, rope_sin_;
