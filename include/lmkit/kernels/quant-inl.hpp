@@ -255,19 +255,24 @@ HWY_INLINE float f16_scale(const unsigned char* p) {
   return _cvtsh_ss(bits);
 }
 
-/// A stored block as the unsigned 32-byte operand, elements in order.
+/// A stored block as the unsigned 32-byte operand, elements in order: two ALU operations each.
 template <weight_type T>
 HWY_INLINE __m256i weight_operand(const unsigned char* block) {
   if constexpr (T == weight_type::q8_0) {
     return _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 2)), _mm256_set1_epi8(char(0x80)));
   } else {
-    const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 2));
-    const __m256i both = _mm256_inserti128_si256(_mm256_castsi128_si256(q), _mm_srli_epi16(q, 4), 1);
-    return _mm256_and_si256(both, _mm256_set1_epi8(0x0F));
+    // The 16 bytes in both halves (a load), the high half shifted by a nibble, then masked.
+    const __m256i both = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 2)));
+    const __m256i shifts = _mm256_setr_epi16(0, 0, 0, 0, 0, 0, 0, 0, 4, 4, 4, 4, 4, 4, 4, 4);
+    return _mm256_and_si256(_mm256_srlv_epi16(both, shifts), _mm256_set1_epi8(0x0F));
   }
 }
 
 /// Decoding: y[x0 + i][r] for i < XR and r in [begin, end), W read in place four rows at a time.
+/// Per block and row: two operations for the weight operand, vpdpbusd, a conversion and an FMA;
+/// the scale d_w d_x is a scalar product broadcast. (Gathering 16 scales at a time and converting
+/// them in a vector was slower here: gathers are slow where microcode mitigates Gather Data
+/// Sampling, and staging the 16-bit words through memory costs as much as it saves.)
 template <class Dot, weight_type T, std::size_t XR>
 HWY_INLINE void direct_rows(const unsigned char* w, std::size_t stride, std::size_t blocks, std::size_t begin,
                             std::size_t end, std::size_t rows, const std::int8_t* xq, const std::int32_t* starts,
@@ -278,15 +283,18 @@ HWY_INLINE void direct_rows(const unsigned char* w, std::size_t stride, std::siz
     // A last group of fewer rows repeats its last row (the repeats are not stored).
     const unsigned char* row[WR];
     for (std::size_t j = 0; j < WR; ++j) row[j] = w + std::min(r + j, end - 1) * stride;
-    // The next group's rows are fetched while this one is computed, a slice per block.
+    // The next group's rows (contiguous) are fetched while this one is computed, a slice per block.
     const unsigned char* next = w + std::min(r + WR, rows - 1) * stride;
-    const std::size_t next_bytes = std::min(WR, rows - std::min(r + WR, rows - 1)) * stride;
-    const std::size_t per_block = (next_bytes + blocks - 1) / blocks;
+    const std::size_t slice = (WR * stride + blocks - 1) / blocks;
     __m256 acc[WR][XR];
+#pragma GCC unroll 4
     for (std::size_t j = 0; j < WR; ++j)
+#pragma GCC unroll 4
       for (std::size_t i = 0; i < XR; ++i) acc[j][i] = _mm256_setzero_ps();
     for (std::size_t b = 0; b < blocks; ++b) {
-      for (std::size_t off = 0; off < per_block; off += 64) hwy::Prefetch(next + b * per_block + off);
+      hwy::Prefetch(next + b * slice);
+      hwy::Prefetch(next + b * slice + 64);
+      if (slice > 128) hwy::Prefetch(next + b * slice + 128);
       __m256i a[WR];
       float dw[WR];
 #pragma GCC unroll 4
@@ -304,8 +312,14 @@ HWY_INLINE void direct_rows(const unsigned char* w, std::size_t stride, std::siz
           acc[j][i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(Dot::dot(start, a[j], xv)), _mm256_set1_ps(dw[j] * dx), acc[j][i]);
       }
     }
+    // Sums of every accumulator first (fixed indices keep them in registers), then the rows that exist.
+    float sums[WR][XR];
+#pragma GCC unroll 4
+    for (std::size_t j = 0; j < WR; ++j)
+#pragma GCC unroll 4
+      for (std::size_t i = 0; i < XR; ++i) sums[j][i] = hsum(acc[j][i]);
     for (std::size_t j = 0; j < WR && r + j < end; ++j)
-      for (std::size_t i = 0; i < XR; ++i) y[i * ldy + r + j] = hsum(acc[j][i]);
+      for (std::size_t i = 0; i < XR; ++i) y[i * ldy + r + j] = sums[j][i];
   }
 }
 
