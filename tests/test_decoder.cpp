@@ -288,3 +288,25 @@ TEST_CASE("GGUF files: a truncated file and a tensor of an unknown type are name
   write_bytes(tmp / "short.gguf", std::string_view(bytes).substr(0, 100));
   CHECK_THROWS_AS(load_decoder(tmp / "short.gguf"), lmkit::format_error);
 }
+
+TEST_CASE("quantising the f32 GGUF gives llama-quantize's Q8_0 bytes for every matrix", "[decoder]") {
+  const fs::path dir = shared_data("fixtures/shakespeare-llama");
+  const lmkit::io::gguf_file f32(dir / "shakespeare-llama-f32.gguf"), q8(dir / "shakespeare-llama-q8_0.gguf");
+  std::size_t compared = 0;
+  for (const auto& t : f32.tensors()) {
+    const auto* ref = q8.find_tensor(t.name);
+    REQUIRE(ref);
+    if (ref->type != lmkit::io::ggml_type::q8_0) continue;
+    INFO("tensor " << t.name);
+    const auto bytes = f32.tensor_bytes(t);
+    std::vector<float> values(t.elements());
+    std::memcpy(values.data(), bytes.data(), bytes.size());
+    std::vector<lmkit::block_q8_0> blocks(values.size() / 32);
+    lmkit::kernels::quantize_q8_0(values, blocks);
+    const auto expected = q8.tensor_bytes(*ref);
+    REQUIRE(expected.size() == blocks.size() * sizeof(lmkit::block_q8_0));
+    CHECK(std::memcmp(expected.data(), blocks.data(), expected.size()) == 0);
+    ++compared;
+  }
+  CHECK(compared == 30);  // every matrix: 7 per layer, the embedding and the output
+}

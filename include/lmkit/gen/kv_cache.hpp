@@ -30,7 +30,7 @@ class kv_cache {
   /// Refuses `count` more positions when they do not fit.
   void check_room(std::size_t count) const {
     if (size_ + count > context_)
-      throw argument_error(detail::concat("kv_cache: the context is full: ", size_, " positions held + ", count,
+      throw argument_error(lmkit::detail::concat("kv_cache: the context is full: ", size_, " positions held + ", count,
                                           " new > ", context_, " (ask for a longer context, up to the model's)"));
   }
 

@@ -136,7 +136,7 @@ class decoder_session {
     cache_.check_room(tokens.size());
     for (std::size_t i = 0; i < tokens.size(); ++i)
       if (tokens[i] >= c.vocab)
-        throw argument_error(detail::concat("decoder_session: token ", tokens[i], " at index ", i,
+        throw argument_error(lmkit::detail::concat("decoder_session: token ", tokens[i], " at index ", i,
                                             " is outside the vocabulary of ", c.vocab));
     for (std::size_t begin = 0; begin < tokens.size(); begin += chunk_) {
       const std::size_t count = std::min(chunk_, tokens.size() - begin);

@@ -40,7 +40,7 @@ struct decoder_config {
 
   /// Refuses a shape that cannot be run; `source` names the file in the message.
   void validate(std::string_view source) const {
-    auto fail = [&](auto... parts) { throw format_error(detail::concat(source, ": ", parts...)); };
+    auto fail = [&](auto... parts) { throw format_error(lmkit::detail::concat(source, ": ", parts...)); };
     if (!vocab || !dim || !layers || !heads || !kv_heads || !head_dim || !hidden || !context)
       fail("a model size is zero (vocab ", vocab, ", dim ", dim, ", layers ", layers, ", heads ", heads,
            ", kv_heads ", kv_heads, ", head_dim ", head_dim, ", hidden ", hidden, ", context ", context, ")");

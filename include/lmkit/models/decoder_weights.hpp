@@ -82,7 +82,7 @@ class weight_loader {
 
   tensor_ref require(std::string_view name) const {
     auto t = lookup_(name);
-    if (!t) throw format_error(detail::concat(source_, ": tensor ", name, " is missing"));
+    if (!t) throw format_error(lmkit::detail::concat(source_, ": tensor ", name, " is missing"));
     return *t;
   }
 
@@ -134,24 +134,24 @@ class weight_loader {
       std::string got, wanted;
       for (auto d : t.shape) got += (got.empty() ? "" : ", ") + std::to_string(d);
       for (auto d : want) wanted += (wanted.empty() ? "" : ", ") + std::to_string(d);
-      throw format_error(detail::concat(source_, ": tensor ", t.name, " has shape [", got, "] but the config wants [",
+      throw format_error(lmkit::detail::concat(source_, ": tensor ", t.name, " has shape [", got, "] but the config wants [",
                                         wanted, "]"));
     }
   }
 
   void require_float_type(const tensor_ref& t) const {
     if (t.type != weight_type::f32 && t.type != weight_type::f16 && t.type != weight_type::bf16)
-      throw format_error(detail::concat(source_, ": tensor ", t.name, " is ", name_of(t.type),
+      throw format_error(lmkit::detail::concat(source_, ": tensor ", t.name, " is ", name_of(t.type),
                                         "; this layout needs f32, f16 or bf16"));
   }
 
   weight_matrix view(const tensor_ref& t, std::size_t rows, std::size_t cols) const {
     check_shape(t, {rows, cols});
     if ((t.type == weight_type::q8_0 || t.type == weight_type::q4_0) && cols % 32 != 0)
-      throw format_error(detail::concat(source_, ": tensor ", t.name, " is ", name_of(t.type), " with rows of ", cols,
+      throw format_error(lmkit::detail::concat(source_, ": tensor ", t.name, " is ", name_of(t.type), " with rows of ", cols,
                                         " (not whole blocks of 32)"));
     if (t.bytes.size() != rows * row_bytes(t.type, cols))
-      throw format_error(detail::concat(source_, ": tensor ", t.name, " holds ", t.bytes.size(), " bytes, ", rows, "x",
+      throw format_error(lmkit::detail::concat(source_, ": tensor ", t.name, " holds ", t.bytes.size(), " bytes, ", rows, "x",
                                         cols, " ", name_of(t.type), " needs ", rows * row_bytes(t.type, cols)));
     return {t.type, t.bytes.data(), rows, cols};
   }
@@ -161,11 +161,11 @@ class weight_loader {
     std::size_t elements = 1;
     for (auto d : t.shape) elements *= d;
     if (elements != n || t.shape.empty() || t.shape.back() != n)
-      throw format_error(detail::concat(source_, ": tensor ", t.name, " should hold ", n, " values"));
+      throw format_error(lmkit::detail::concat(source_, ": tensor ", t.name, " should hold ", n, " values"));
     require_float_type(t);
     auto& out = weights_.owned_floats.emplace_back(n);
     if (t.bytes.size() != n * (t.type == weight_type::f32 ? 4 : 2))
-      throw format_error(detail::concat(source_, ": tensor ", t.name, " has ", t.bytes.size(), " bytes for ", n,
+      throw format_error(lmkit::detail::concat(source_, ": tensor ", t.name, " has ", t.bytes.size(), " bytes for ", n,
                                         " values"));
     for (std::size_t i = 0; i < n; ++i) {
       const std::byte* p = t.bytes.data() + i * (t.type == weight_type::f32 ? 4 : 2);

@@ -22,7 +22,7 @@ enum class model_format { gguf, hugging_face, llama2c };
 /// What `path` holds, judged by its first bytes and its folder.
 inline model_format detect_model_format(const std::filesystem::path& path) {
   namespace fs = std::filesystem;
-  if (!fs::exists(path)) throw io_error(detail::concat(path.string(), ": no such file or folder"));
+  if (!fs::exists(path)) throw io_error(lmkit::detail::concat(path.string(), ": no such file or folder"));
   if (fs::is_directory(path) || path.filename() == "config.json" || path.extension() == ".safetensors" ||
       path.filename() == "model.safetensors.index.json")
     return model_format::hugging_face;
@@ -40,7 +40,7 @@ inline decoder load_decoder(const std::filesystem::path& path) {
       const std::string arch = file->contains("general.architecture") ? file->get_string("general.architecture") : "";
       if (arch == "gpt2") return gpt2::from_gguf(file);
       if (arch == "llama") return llama::from_gguf(file);
-      throw format_error(detail::concat(path.string(), ": general.architecture '", arch,
+      throw format_error(lmkit::detail::concat(path.string(), ": general.architecture '", arch,
                                         "' is not one lmkit runs (llama, gpt2)"));
     }
     case model_format::hugging_face: {

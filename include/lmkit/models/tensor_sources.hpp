@@ -28,7 +28,7 @@ inline tensor_lookup gguf_lookup(std::shared_ptr<const io::gguf_file> file) {
       case io::ggml_type::q8_0: type = weight_type::q8_0; break;
       case io::ggml_type::q4_0: type = weight_type::q4_0; break;
       default:
-        throw format_error(detail::concat(file->source(), ": tensor ", name, " has ggml type ",
+        throw format_error(lmkit::detail::concat(file->source(), ": tensor ", name, " has ggml type ",
                                           static_cast<std::uint32_t>(t->type),
                                           ", which lmkit does not run (f32, f16, bf16, q8_0, q4_0)"));
     }
@@ -48,7 +48,7 @@ inline tensor_lookup safetensors_lookup(std::shared_ptr<const io::sharded_safete
       case io::safetensors_dtype::f16: type = weight_type::f16; break;
       case io::safetensors_dtype::bf16: type = weight_type::bf16; break;
       default:
-        throw format_error(detail::concat(file->source(), ": tensor ", name, " is ", io::name_of(t->dtype),
+        throw format_error(lmkit::detail::concat(file->source(), ": tensor ", name, " is ", io::name_of(t->dtype),
                                           "; a model's weights must be F32, F16 or BF16"));
     }
     return tensor_ref{std::string(name), type, {t->shape.begin(), t->shape.end()}, t->bytes};

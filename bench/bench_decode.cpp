@@ -1,0 +1,168 @@
+// Inference speed of a Llama of the "stories110M" shape (dim 768, 12 layers, 12 heads, hidden 2048,
+// vocab 32000, untied output) with random weights made here, in f32, f16, q8_0 and q4_0, on 1 and 2
+// threads — the rows llama.cpp's llama-bench reports in ../shared/BASELINES.md:
+//   prompt: 128 tokens from an empty cache (logits of the last one), tokens/s;
+//   decode: 64 tokens one at a time from an empty cache, tokens/s and GB/s of weights read,
+// next to a STREAM-style triad in the same run (the decode roofline: tokens/s <= GB/s / weight bytes).
+#include <benchmark/benchmark.h>
+
+#include <cstring>
+#include <map>
+#include <memory>
+#include <vector>
+
+#include <lmkit/lmkit.hpp>
+#include <lmkit/models/decoder.hpp>
+
+namespace {
+
+using namespace lmkit;
+using lmkit::models::decoder;
+using lmkit::models::decoder_config;
+
+decoder_config stories110m() {
+  decoder_config c;
+  c.family = models::decoder_family::llama;
+  c.vocab = 32000;
+  c.dim = 768;
+  c.layers = 12;
+  c.heads = c.kv_heads = 12;
+  c.head_dim = 64;
+  c.hidden = 2048;
+  c.context = 1024;
+  c.rope_dims = 64;
+  return c;
+}
+
+/// Uniform values in [-scale, scale) from a counter hash: fast and the same on every run.
+void fill_random(std::span<float> out, std::uint64_t stream, float scale) {
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    std::uint64_t z = (stream << 40) + i + 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    out[i] = (static_cast<float>(z >> 40) * (1.0f / 16777216.0f) * 2.0f - 1.0f) * scale;
+  }
+}
+
+/// A random matrix [rows, cols] stored as `type` in the weights' own storage.
+weight_matrix random_matrix(models::decoder_weights& w, weight_type type, std::size_t rows, std::size_t cols,
+                            std::uint64_t stream) {
+  std::vector<float> values(rows * cols);
+  fill_random(values, stream, 0.05f);
+  auto& bytes = w.owned_bytes.emplace_back(rows * row_bytes(type, cols));
+  switch (type) {
+    case weight_type::f32: std::memcpy(bytes.data(), values.data(), bytes.size()); break;
+    case weight_type::f16:
+      kernels::convert(values, std::span<f16>(reinterpret_cast<f16*>(bytes.data()), values.size()));
+      break;
+    case weight_type::bf16:
+      kernels::convert(values, std::span<bf16>(reinterpret_cast<bf16*>(bytes.data()), values.size()));
+      break;
+    case weight_type::q8_0:
+      kernels::quantize_q8_0(values, {reinterpret_cast<block_q8_0*>(bytes.data()), values.size() / 32});
+      break;
+    case weight_type::q4_0:
+      kernels::quantize_q4_0(values, {reinterpret_cast<block_q4_0*>(bytes.data()), values.size() / 32});
+      break;
+  }
+  return {type, bytes.data(), rows, cols};
+}
+
+decoder make_model(weight_type type) {
+  const decoder_config c = stories110m();
+  models::decoder_weights w;
+  std::uint64_t stream = 1;
+  auto ones = [&](std::size_t n) -> std::span<const float> { return w.owned_floats.emplace_back(n, 1.0f); };
+  w.token_embedding = random_matrix(w, type, c.vocab, c.dim, stream++);
+  for (std::size_t l = 0; l < c.layers; ++l) {
+    auto& lw = w.layers.emplace_back();
+    lw.attn_norm = ones(c.dim);
+    lw.ffn_norm = ones(c.dim);
+    lw.wq = random_matrix(w, type, c.q_width(), c.dim, stream++);
+    lw.wk = random_matrix(w, type, c.kv_width(), c.dim, stream++);
+    lw.wv = random_matrix(w, type, c.kv_width(), c.dim, stream++);
+    lw.wo = random_matrix(w, type, c.dim, c.q_width(), stream++);
+    lw.w_gate = random_matrix(w, type, c.hidden, c.dim, stream++);
+    lw.w_up = random_matrix(w, type, c.hidden, c.dim, stream++);
+    lw.w_down = random_matrix(w, type, c.dim, c.hidden, stream++);
+  }
+  w.final_norm = ones(c.dim);
+  w.output = random_matrix(w, type, c.vocab, c.dim, stream++);
+  return decoder(c, std::move(w), std::string("random stories110M ") + std::string(name_of(type)));
+}
+
+/// One model per weight type, made on first use and kept: making the f32 one takes seconds.
+const decoder& model(weight_type type) {
+  static std::map<weight_type, std::unique_ptr<decoder>> models;
+  auto& m = models[type];
+  if (!m) m = std::make_unique<decoder>(make_model(type));
+  return *m;
+}
+
+weight_type type_of(std::int64_t arg) { return static_cast<weight_type>(arg); }
+
+void prompt(benchmark::State& state) {
+  const decoder& m = model(type_of(state.range(0)));
+  const thread_pool pool(static_cast<int>(state.range(1)));
+  models::decoder_session session(m, 256, pool);
+  std::vector<token_id> tokens(128);
+  for (std::size_t i = 0; i < tokens.size(); ++i) tokens[i] = static_cast<token_id>((i * 7919) % 32000);
+  session.append(tokens);  // warm: pages of the weights faulted in, buffers touched
+  for (auto _ : state) {
+    session.reset();
+    benchmark::DoNotOptimize(session.append(tokens).data());
+  }
+  state.SetLabel(std::string(name_of(m.weights().output.type)));
+  state.counters["tok/s"] = benchmark::Counter(double(tokens.size()), benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void decode(benchmark::State& state) {
+  const decoder& m = model(type_of(state.range(0)));
+  const thread_pool pool(static_cast<int>(state.range(1)));
+  models::decoder_session session(m, 256, pool);
+  constexpr std::size_t steps = 64;
+  for (std::size_t i = 0; i < steps; ++i) session.append(static_cast<token_id>(i));  // warm
+  for (auto _ : state) {
+    session.reset();
+    for (std::size_t i = 0; i < steps; ++i) benchmark::DoNotOptimize(session.append(static_cast<token_id>(i * 31)).data());
+  }
+  state.SetLabel(std::string(name_of(m.weights().output.type)));
+  state.counters["tok/s"] = benchmark::Counter(double(steps), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["GB/s"] = benchmark::Counter(double(steps) * double(m.weights().decode_bytes()) * 1e-9,
+                                              benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void triad(benchmark::State& state) {
+  const std::size_t n = std::size_t{64} << 20;  // 256 MiB per array
+  const thread_pool pool(static_cast<int>(state.range(0)));
+  aligned_buffer<float> a(n), b(n), c(n);
+  auto pass = [&] {
+    pool.for_each_chunk(n, 1 << 20, [&](std::size_t begin, std::size_t end) {
+      float* __restrict pa = a.data();
+      const float* __restrict pb = b.data();
+      const float* __restrict pc = c.data();
+      for (std::size_t i = begin; i < end; ++i) pa[i] = pb[i] + 3.0f * pc[i];
+    });
+  };
+  pass();
+  for (auto _ : state) {
+    pass();
+    benchmark::ClobberMemory();
+  }
+  state.counters["GB/s"] = benchmark::Counter(3.0 * n * sizeof(float) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void all_types(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"type", "threads"});
+  for (auto t : {weight_type::f32, weight_type::f16, weight_type::q8_0, weight_type::q4_0})
+    for (int threads : {1, 2}) b->Args({static_cast<std::int64_t>(t), threads});
+}
+
+}  // namespace
+
+BENCHMARK(triad)->Arg(1)->Arg(2)->ArgName("threads")->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(prompt)->Apply(all_types)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(decode)->Apply(all_types)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+BENCHMARK_MAIN();
