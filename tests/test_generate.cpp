@@ -1,0 +1,424 @@
+// Generation (gen/language_model.hpp, generate.hpp, text_stream.hpp, logprobs.hpp, speculative.hpp,
+// beam_search.hpp, prompt_template.hpp, chat_template.hpp, lm_classifier.hpp): every model family
+// through the one interface, the loop's options, speculative decoding's exactness, beam search,
+// prompting and LM-scored classification.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "lmkit/gen/generate.hpp"
+#include "lmkit/gen/language_model.hpp"
+#include "lmkit/gen/logprobs.hpp"
+#include "lmkit/gen/sampler_config.hpp"
+#include "lmkit/gen/text_stream.hpp"
+#include "lmkit/io/sentencepiece_model.hpp"
+#include "lmkit/models/load_decoder.hpp"
+#include "test_support.hpp"
+
+namespace fs = std::filesystem;
+using lmkit::token_id;
+using lmkit::test::shared_data;
+namespace gen = lmkit::gen;
+namespace models = lmkit::models;
+namespace ngram = lmkit::ngram;
+
+namespace {
+
+/// A synthetic model whose next-token scores depend only on the last token: table[last][next].
+/// No batched append (so the token-by-token fallbacks are exercised). Counts the tokens it runs.
+class table_lm {
+ public:
+  table_lm(std::vector<std::vector<float>> table, std::size_t context = 0) : table_(std::move(table)), context_(context) {}
+  std::size_t vocab_size() const { return table_.size(); }
+  std::size_t context_length() const { return context_; }
+  std::size_t position() const { return history_.size(); }
+  std::span<const float> append(std::span<const token_id> tokens) {
+    REQUIRE(!tokens.empty());
+    if (context_) REQUIRE(history_.size() + tokens.size() <= context_);
+    for (const token_id t : tokens) REQUIRE(t < table_.size());
+    history_.insert(history_.end(), tokens.begin(), tokens.end());
+    run += tokens.size();
+    return table_[history_.back()];
+  }
+  void truncate(std::size_t n) {
+    REQUIRE(n <= history_.size());
+    history_.resize(n);
+  }
+  std::size_t run = 0;
+
+ private:
+  std::vector<std::vector<float>> table_;
+  std::size_t context_;
+  std::vector<token_id> history_;
+};
+
+std::vector<std::vector<float>> random_table(std::size_t vocab, std::uint64_t stream, float spread = 3.0f) {
+  std::vector<std::vector<float>> t(vocab);
+  for (std::size_t i = 0; i < vocab; ++i) t[i] = lmkit::test::random_floats(vocab, stream * 1000 + i, -spread, spread);
+  return t;
+}
+
+std::vector<float> copy(std::span<const float> s) { return {s.begin(), s.end()}; }
+
+float max_abs_difference(std::span<const float> a, std::span<const float> b) {
+  REQUIRE(a.size() == b.size());
+  float m = 0.0f;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (std::isinf(a[i]) || std::isinf(b[i])) {
+      if (a[i] != b[i]) return std::numeric_limits<float>::infinity();
+      continue;
+    }
+    m = std::max(m, std::abs(a[i] - b[i]));
+  }
+  return m;
+}
+
+/// Feeding tokens one by one, all at once (batched), and after a truncate gives the same scores.
+template <class M>
+void check_model_interface(M& m, const std::vector<token_id>& tokens, float tolerance) {
+  const std::size_t vocab = m.vocab_size();
+  m.truncate(0);
+  std::vector<std::vector<float>> one_by_one;
+  for (const token_id t : tokens) one_by_one.push_back(copy(m.append(std::span<const token_id>(&t, 1))));
+  CHECK(m.position() == tokens.size());
+
+  m.truncate(0);
+  std::vector<float> all(tokens.size() * vocab);
+  gen::append_all(m, tokens, all);
+  for (std::size_t i = 0; i < tokens.size(); ++i) {
+    INFO("position " << i);
+    CHECK(max_abs_difference(one_by_one[i], std::span<const float>(all).subspan(i * vocab, vocab)) <= tolerance);
+  }
+  // Rewind to the middle and run the second half again: the same scores as the first time.
+  const std::size_t half = tokens.size() / 2;
+  m.truncate(half);
+  CHECK(m.position() == half);
+  const auto again = copy(m.append(std::span<const token_id>(tokens).subspan(half)));
+  CHECK(max_abs_difference(again, one_by_one.back()) <= tolerance);
+  CHECK_THROWS_AS(m.truncate(tokens.size() + 1), lmkit::argument_error);
+  CHECK_THROWS_AS(m.append(std::vector<token_id>{static_cast<token_id>(vocab)}), lmkit::argument_error);
+}
+
+ngram::ngram_model word_ngram(const std::string& text, std::size_t order) {
+  ngram::kneser_ney_counter counter(order);
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) counter.add_line(line);
+  return ngram::estimate_kneser_ney(std::move(counter), {.discount_fallback = std::array<float, 3>{0.5f, 1.0f, 1.5f}});
+}
+
+const char* tiny_corpus =
+    "the cat sat on the mat\n"
+    "the dog sat on the log\n"
+    "a cat saw the dog on the mat\n"
+    "the dog saw a cat\n"
+    "on the mat the cat sat\n";
+
+struct llama_fixture {
+  fs::path dir = shared_data("fixtures/shakespeare-llama");
+  models::decoder model = models::load_decoder(dir / "shakespeare-llama-f32.gguf");
+  lmkit::text::sentencepiece_tokenizer tokenizer = lmkit::io::read_sentencepiece_model(dir / "tok512.model");
+  nlohmann::json romeo = nlohmann::json::parse(lmkit::test::read_file(dir / "refs" / "romeo.pytorch.json"));
+  std::vector<token_id> prompt() const { return romeo["prompt_ids"].get<std::vector<token_id>>(); }
+  std::vector<token_id> greedy() const { return romeo["greedy_ids"].get<std::vector<token_id>>(); }
+};
+
+}  // namespace
+
+// ------------------------------------------------------------------------------------------------
+// 1. every family is a gen::language_model
+
+TEST_CASE("language_model: a pretrained decoder (llama fixture)", "[generate][model]") {
+  llama_fixture f;
+  gen::decoder_lm lm(f.model, 64);
+  CHECK(lm.vocab_size() == 512);
+  CHECK(lm.context_length() == 64);
+  check_model_interface(lm, f.prompt(), 1e-4f);
+  // the first prompt's scores are PyTorch's (the adapter adds nothing wrong)
+  lm.truncate(0);
+  const auto s = lm.append(f.prompt());
+  CHECK(std::max_element(s.begin(), s.end()) - s.begin() == f.greedy()[0]);
+  // a full context is an error, never an overwrite
+  gen::decoder_lm small(f.model, 4);
+  small.append(std::vector<token_id>{1, 2, 3, 4});
+  CHECK_THROWS_WITH(small.append(std::vector<token_id>{5}), Catch::Contains("context is full"));
+}
+
+TEST_CASE("language_model: a GPT trained here (no KV cache)", "[generate][model]") {
+  models::gpt<> model({.vocab = 13, .context = 12, .layers = 1, .heads = 2, .dim = 8});
+  model.init(lmkit::seed{7});
+  gen::gpt_lm lm(model);
+  CHECK(lm.context_length() == 12);
+  check_model_interface(lm, {1, 5, 2, 9, 12, 0, 3, 3}, 1e-5f);
+  lm.truncate(0);
+  lm.append(std::vector<token_id>(12, 1));
+  CHECK_THROWS_WITH(lm.append(std::vector<token_id>{1}), Catch::Contains("context is full"));
+}
+
+TEST_CASE("language_model: an LSTM LM (carried state, truncate re-feeds)", "[generate][model]") {
+  models::lstm_lm<> model({.vocab = 13, .embedding = 8, .hidden = 16, .layers = 2});
+  model.init(lmkit::seed{3});
+  gen::lstm_lm_adapter lm(model);
+  CHECK(lm.context_length() == 0);
+  check_model_interface(lm, {1, 5, 2, 9, 12, 0, 3, 3, 7, 7}, 1e-5f);
+}
+
+TEST_CASE("language_model: a Kneser-Ney n-gram over its words", "[generate][model]") {
+  const auto kn = word_ngram(tiny_corpus, 3);
+  gen::ngram_lm lm(kn);
+  CHECK(lm.vocab_size() == kn.vocab().size());
+  std::vector<token_id> words;
+  for (const char* w : {"the", "cat", "sat", "on", "the", "dog"}) words.push_back(kn.vocab().find(w));
+  check_model_interface(lm, words, 1e-6f);
+  // the scores are ln of ngram_model's own probabilities after the same words
+  lm.truncate(0);
+  std::vector<double> p(kn.vocab().size());
+  auto state = kn.begin_sentence();
+  for (const token_id w : words) {
+    const auto scores = copy(lm.append(std::span<const token_id>(&w, 1)));
+    kn.score(state, w);
+    kn.next_word_probabilities(state, p);
+    for (std::size_t v = 0; v < p.size(); ++v) {
+      INFO("word " << kn.vocab().word(v));
+      if (p[v] == 0.0) CHECK(std::isinf(scores[v]));
+      else CHECK(scores[v] == Approx(std::log(p[v])).margin(1e-5));
+    }
+  }
+  // "sat" is always followed by "on" in the text: the model is sure of it
+  lm.truncate(0);
+  const auto after_sat = lm.append(std::vector<token_id>{kn.vocab().find("cat"), kn.vocab().find("sat")});
+  CHECK(std::max_element(after_sat.begin(), after_sat.end()) - after_sat.begin() == kn.vocab().find("on"));
+}
+
+TEST_CASE("language_model: an n-gram over token ids", "[generate][model]") {
+  const std::vector<std::vector<token_id>> seqs = {{5, 6, 7, 5, 6, 7, 5, 6, 8}, {7, 5, 6, 7, 9}};
+  const auto kn = gen::estimate_token_ngram(seqs, 3);
+  auto lm = gen::ngram_lm::over_token_ids(kn, 12);
+  CHECK(lm.vocab_size() == 12);
+  check_model_interface(lm, {5, 6, 7, 5, 11, 6}, 1e-6f);
+  lm.truncate(0);
+  const auto s = lm.append(std::vector<token_id>{5, 6});
+  CHECK(std::max_element(s.begin(), s.end()) - s.begin() == 7);  // "5 6" is followed by 7 three times in four
+  CHECK(std::isinf(s[0]));   // never seen: never proposed
+  CHECK(std::isinf(s[11]));
+}
+
+// ------------------------------------------------------------------------------------------------
+// 2. the loop
+
+TEST_CASE("generate: greedy on the llama fixture is PyTorch's, on 1 and 2 threads", "[generate]") {
+  llama_fixture f;
+  const auto prompt = f.prompt();
+  const auto expected = f.greedy();
+  std::vector<std::vector<token_id>> runs;
+  for (const int threads : {1, 2}) {
+    const lmkit::thread_pool pool(threads);
+    gen::decoder_lm lm(f.model, 0, pool);
+    auto chain = gen::make_chain({.temperature = 0.0f});
+    lmkit::philox rng(lmkit::seed{1});
+    const auto out = gen::generate(lm, prompt, chain, rng, {.max_tokens = expected.size()});
+    CHECK(out.reason == gen::stop_reason::max_tokens);
+    runs.push_back(out.tokens);
+  }
+  CHECK(runs[0] == expected);
+  CHECK(runs[1] == runs[0]);
+}
+
+TEST_CASE("generate: text, streaming and stop strings on the llama fixture", "[generate]") {
+  llama_fixture f;
+  gen::decoder_lm lm(f.model);
+  auto chain = gen::make_chain({.temperature = 0.0f});
+  const std::string greedy_text = f.romeo["greedy_text"].get<std::string>();
+  std::string streamed;
+  auto out = gen::generate(lm, f.prompt(), chain, 1,
+                           {.max_tokens = 64, .decode = gen::decoder_of(f.tokenizer),
+                            .on_text = [&](std::string_view piece) { streamed += piece; }});
+  CHECK(out.text == greedy_text);
+  CHECK(streamed == greedy_text);
+
+  // "and then," first ends at a known place: the text stops right before it, and nothing of it shows
+  const std::string stop = "and then,";
+  streamed.clear();
+  out = gen::generate(lm, f.prompt(), chain, 1,
+                      {.max_tokens = 64, .stop_strings = {"no such text", stop}, .decode = gen::decoder_of(f.tokenizer),
+                       .on_text = [&](std::string_view piece) { streamed += piece; }});
+  CHECK(out.reason == gen::stop_reason::stop_string);
+  CHECK(out.text == greedy_text.substr(0, greedy_text.find(stop)));
+  CHECK(streamed == out.text);
+  CHECK(out.tokens.size() < 64);
+
+  // a stop string that never occurs runs to max_tokens
+  out = gen::generate(lm, f.prompt(), chain, 1,
+                      {.max_tokens = 20, .stop_strings = {"zzzz"}, .decode = gen::decoder_of(f.tokenizer)});
+  CHECK(out.reason == gen::stop_reason::max_tokens);
+  CHECK(out.tokens.size() == 20);
+
+  // a stop token ends it and is left out
+  const token_id newline = f.greedy()[0];
+  out = gen::generate(lm, f.prompt(), chain, 1, {.max_tokens = 64, .stop_tokens = {newline}});
+  CHECK(out.reason == gen::stop_reason::stop_token);
+  CHECK(out.stop_token == newline);
+  CHECK(out.tokens.empty());
+}
+
+TEST_CASE("generate: a context too short is a clear error, or slides when asked", "[generate]") {
+  llama_fixture f;
+  gen::decoder_lm lm(f.model, 32);
+  auto chain = gen::make_chain({.temperature = 0.0f});
+  const auto prompt = f.prompt();  // 7 tokens
+  CHECK_THROWS_AS(gen::generate(lm, prompt, chain, 1, {.max_tokens = 26}), lmkit::argument_error);
+  CHECK_THROWS_WITH(gen::generate(lm, prompt, chain, 1, {.max_tokens = 26}),
+                    Catch::Contains("7 tokens") && Catch::Contains("max_tokens 26") && Catch::Contains("context of 32"));
+  CHECK(gen::generate(lm, prompt, chain, 1, {.max_tokens = 25}).tokens.size() == 25);
+
+  // sliding: 60 tokens through a context of 32 with a window of 16
+  const auto slid = gen::generate(lm, prompt, chain, 1,
+                                  {.max_tokens = 60, .on_full_context = gen::context_policy::sliding_window, .window = 16});
+  CHECK(slid.tokens.size() == 60);
+  // 7 + 25 fill the context; then every 16 new tokens (window 16 + 16 = 32) slide once more
+  CHECK(slid.slides == 2);
+  // until the first slide it is plain greedy
+  const auto plain = gen::generate(lm, prompt, chain, 1, {.max_tokens = 25});
+  CHECK(std::equal(plain.tokens.begin(), plain.tokens.end(), slid.tokens.begin()));
+  // after a slide the model sees only the window: the next token is the greedy one after those 16
+  {
+    std::vector<token_id> all = prompt;
+    all.insert(all.end(), slid.tokens.begin(), slid.tokens.end());
+    const std::size_t at = 7 + 26;  // the token sampled right after the first slide is slid.tokens[26]
+    gen::decoder_lm fresh(f.model, 32);
+    const auto s = fresh.append(std::span<const token_id>(all).subspan(at - 16, 16));
+    CHECK(std::max_element(s.begin(), s.end()) - s.begin() == slid.tokens[26]);
+  }
+  CHECK_THROWS_AS(gen::generate(lm, prompt, chain, 1,
+                                {.max_tokens = 60, .on_full_context = gen::context_policy::sliding_window, .window = 32}),
+                  lmkit::argument_error);
+}
+
+TEST_CASE("generate: every family through the same loop", "[generate]") {
+  auto chain = gen::make_chain({.temperature = 0.0f});
+  const auto kn = word_ngram(tiny_corpus, 3);
+  gen::ngram_lm ngram_model(kn);
+  const std::vector<token_id> the_cat = {kn.vocab().find("the"), kn.vocab().find("cat")};
+  const auto out = gen::generate(ngram_model, the_cat, chain, 1, {.max_tokens = 20, .stop_tokens = {ngram::eos_id}});
+  REQUIRE(out.tokens.size() >= 3);
+  CHECK(out.tokens[0] == kn.vocab().find("sat"));  // "the cat" is followed by "sat on the" in the text
+  CHECK(out.tokens[1] == kn.vocab().find("on"));
+  CHECK(out.tokens[2] == kn.vocab().find("the"));
+
+  models::lstm_lm<> lstm({.vocab = 13, .embedding = 8, .hidden = 16, .layers = 1});
+  lstm.init(lmkit::seed{1});
+  gen::lstm_lm_adapter lstm_model(lstm);
+  CHECK(gen::generate(lstm_model, std::vector<token_id>{1, 2}, chain, 1, {.max_tokens = 30}).tokens.size() == 30);
+
+  models::gpt<> gpt({.vocab = 13, .context = 8, .layers = 1, .heads = 2, .dim = 8});
+  gpt.init(lmkit::seed{1});
+  gen::gpt_lm gpt_model(gpt);
+  CHECK_THROWS_AS(gen::generate(gpt_model, std::vector<token_id>{1, 2}, chain, 1, {.max_tokens = 30}),
+                  lmkit::argument_error);
+  const auto slid = gen::generate(gpt_model, std::vector<token_id>{1, 2}, chain, 1,
+                                  {.max_tokens = 30, .on_full_context = gen::context_policy::sliding_window});
+  CHECK(slid.tokens.size() == 30);
+  CHECK(slid.slides > 0);
+}
+
+TEST_CASE("generate: sampling follows the seed, and the model's distribution", "[generate]") {
+  const auto table = random_table(6, 1, 1.5f);
+  table_lm lm(table);
+  auto chain = gen::make_chain({});
+  const auto a = gen::generate(lm, std::vector<token_id>{0}, chain, 5, {.max_tokens = 40});
+  const auto b = gen::generate(lm, std::vector<token_id>{0}, chain, 5, {.max_tokens = 40});
+  const auto c = gen::generate(lm, std::vector<token_id>{0}, chain, 6, {.max_tokens = 40});
+  CHECK(a.tokens == b.tokens);
+  CHECK(a.tokens != c.tokens);
+  // the last generated token is not run through the model
+  lm.run = 0;
+  gen::generate(lm, std::vector<token_id>{0, 1}, chain, 5, {.max_tokens = 10});
+  CHECK(lm.run == 2 + 9);
+}
+
+// ------------------------------------------------------------------------------------------------
+// text pieces
+
+TEST_CASE("text_stream: UTF-8 split over tokens, stop strings held back", "[generate][text]") {
+  // tokens are bytes: "é" is two tokens, "€" three
+  const gen::detokenizer bytes = [](std::span<const token_id> ids) {
+    std::string s;
+    for (const token_id t : ids) s += static_cast<char>(t);
+    return s;
+  };
+  auto tokens_of = [](std::string_view s) {
+    std::vector<token_id> t;
+    for (const char c : s) t.push_back(static_cast<unsigned char>(c));
+    return t;
+  };
+  {
+    gen::text_stream stream(bytes, {});
+    const std::string text = "caf\xC3\xA9 \xE2\x82\xAC!";
+    std::vector<std::string> pieces;
+    for (const token_id t : tokens_of(text)) pieces.push_back(stream.push(t));
+    pieces.push_back(stream.finish());
+    std::string joined;
+    for (const auto& p : pieces) joined += p;
+    CHECK(joined == text);
+    CHECK(pieces[3].empty());            // the first byte of "é" alone shows nothing
+    CHECK(pieces[4] == "\xC3\xA9");      // then the whole character
+    CHECK(pieces[6].empty());
+    CHECK(pieces[7].empty());
+    CHECK(pieces[8] == "\xE2\x82\xAC");
+  }
+  {
+    gen::text_stream stream(bytes, {}, {"END", "\n\n"});
+    std::string shown;
+    for (const token_id t : tokens_of("abc EN")) shown += stream.push(t);
+    CHECK(shown == "abc ");  // "EN" may become "END"
+    for (const token_id t : tokens_of("Dx")) shown += stream.push(t);
+    shown += stream.finish();
+    CHECK(stream.stopped());
+    CHECK(shown == "abc ");
+    CHECK(stream.text() == "abc ");
+  }
+  {
+    gen::text_stream stream(bytes, {}, {"END"});
+    std::string shown;
+    for (const token_id t : tokens_of("EN!")) shown += stream.push(t);
+    CHECK(shown == "EN!");  // not the stop string after all
+    CHECK(!stream.stopped());
+  }
+  CHECK_THROWS_AS(gen::text_stream(bytes, {}, {""}), lmkit::argument_error);
+}
+
+// ------------------------------------------------------------------------------------------------
+// 5. log-probabilities
+
+TEST_CASE("logprobs: the chosen token's and the alternatives', from the raw scores", "[generate][logprobs]") {
+  const std::vector<float> scores = {1.0f, 3.0f, 2.0f, 3.0f, -std::numeric_limits<float>::infinity()};
+  const auto r = gen::logprob_of(scores, 2, 3);
+  double z = 0;
+  for (float s : scores) z += std::exp(double(s));
+  CHECK(r.logprob == Approx(2.0 - std::log(z)));
+  REQUIRE(r.top.size() == 3);
+  CHECK(r.top[0].first == 1);  // tie with 3: the lower id first
+  CHECK(r.top[1].first == 3);
+  CHECK(r.top[2].first == 2);
+  CHECK(r.top[0].second == Approx(3.0 - std::log(z)));
+
+  // in the loop: greedy's tokens are the top alternative, whatever the chain did
+  const auto table = random_table(7, 2);
+  table_lm lm(table);
+  auto chain = gen::make_chain({.temperature = 0.0f});
+  const auto out = gen::generate(lm, std::vector<token_id>{0}, chain, 1, {.max_tokens = 10, .logprobs = 2});
+  REQUIRE(out.logprobs.size() == 10);
+  for (std::size_t i = 0; i < 10; ++i) {
+    CHECK(out.logprobs[i].token == out.tokens[i]);
+    CHECK(out.logprobs[i].top[0].first == out.tokens[i]);
+    CHECK(out.logprobs[i].logprob < 0.0f);
+    CHECK(out.logprobs[i].top[1].second <= out.logprobs[i].top[0].second);
+  }
+}
