@@ -18,6 +18,7 @@
 #include "lmkit/gen/language_model.hpp"
 #include "lmkit/gen/logprobs.hpp"
 #include "lmkit/gen/sampler_config.hpp"
+#include "lmkit/gen/speculative.hpp"
 #include "lmkit/gen/text_stream.hpp"
 #include "lmkit/io/sentencepiece_model.hpp"
 #include "lmkit/models/load_decoder.hpp"
@@ -420,5 +421,122 @@ TEST_CASE("logprobs: the chosen token's and the alternatives', from the raw scor
     CHECK(out.logprobs[i].top[0].first == out.tokens[i]);
     CHECK(out.logprobs[i].logprob < 0.0f);
     CHECK(out.logprobs[i].top[1].second <= out.logprobs[i].top[0].second);
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// 3. speculative decoding
+
+TEST_CASE("speculative: greedy output is the target's greedy output (llama fixture)", "[generate][speculative]") {
+  llama_fixture f;
+  const auto prompt = f.prompt();
+  const auto expected = f.greedy();
+  auto greedy = gen::make_chain({.temperature = 0.0f});
+  lmkit::philox rng(lmkit::seed{1});
+
+  SECTION("draft: the same model quantised to q8_0") {
+    const auto q8 = models::load_decoder(f.dir / "shakespeare-llama-q8_0.gguf");
+    for (const std::size_t k : {1, 3, 6}) {
+      gen::decoder_lm target(f.model), draft(q8);
+      const auto out = gen::speculative_generate(target, draft, prompt, greedy, rng,
+                                                 {.max_tokens = expected.size(), .draft_tokens = k});
+      INFO("k = " << k << ", acceptance " << out.acceptance_rate());
+      CHECK(out.tokens == expected);
+      CHECK(out.acceptance_rate() > 0.5);  // a quantised copy agrees on most argmaxes
+      CHECK(out.rounds < expected.size());
+    }
+  }
+  SECTION("draft: an n-gram over token ids of the model's own greedy text") {
+    std::vector<token_id> text = prompt;
+    text.insert(text.end(), expected.begin(), expected.end());
+    const auto kn = gen::estimate_token_ngram(std::vector<std::vector<token_id>>{text}, 4);
+    auto draft = gen::ngram_lm::over_token_ids(kn, 512);
+    gen::decoder_lm target(f.model);
+    const auto out = gen::speculative_generate(target, draft, prompt, greedy, rng, {.max_tokens = expected.size(), .draft_tokens = 4});
+    CHECK(out.tokens == expected);
+    CHECK(out.accepted <= out.drafted);
+    CHECK(out.acceptance_rate() > 0.3);
+  }
+  SECTION("a stop token ends it, as in plain greedy") {
+    gen::decoder_lm target(f.model), draft(f.model);
+    const token_id stop = expected[5];
+    const auto out = gen::speculative_generate(target, draft, prompt, greedy, rng, {.max_tokens = 64, .stop_tokens = {stop}});
+    CHECK(out.reason == gen::stop_reason::stop_token);
+    CHECK(out.tokens == std::vector<token_id>(expected.begin(), expected.begin() + 5));
+    CHECK(out.acceptance_rate() == 1.0);  // the draft is the target
+  }
+}
+
+namespace {
+
+/// sum (observed - expected)^2 / expected over the cells.
+double chi_square(const std::vector<double>& observed, const std::vector<double>& expected_p, double draws) {
+  double chi = 0.0;
+  for (std::size_t i = 0; i < observed.size(); ++i) {
+    const double e = expected_p[i] * draws;
+    if (e == 0.0) {
+      CHECK(observed[i] == 0.0);
+      continue;
+    }
+    chi += (observed[i] - e) * (observed[i] - e) / e;
+  }
+  return chi;
+}
+
+/// The distribution a chain leaves over `scores` (for the expected counts).
+std::vector<double> chain_probabilities(const gen::dynamic_chain& chain, std::span<const float> scores,
+                                        std::span<const token_id> history) {
+  lmkit::philox rng(lmkit::seed{0});
+  gen::candidates work;
+  std::vector<double> p;
+  gen::chain_distribution(chain, scores, history, rng, work, p);
+  return p;
+}
+
+}  // namespace
+
+TEST_CASE("speculative: sampling keeps the target's distribution (chi-square, 100k draws)", "[generate][speculative]") {
+  constexpr std::size_t V = 5;
+  const auto target_table = random_table(V, 11, 2.0f);
+  const auto draft_table = random_table(V, 12, 2.0f);  // a different, wrong model
+  const std::vector<token_id> prompt = {0};
+  for (const gen::sampler_config& config : {gen::sampler_config{}, gen::sampler_config{.temperature = 0.7f, .top_k = 3}}) {
+    INFO("temperature " << config.temperature << ", top_k " << config.top_k);
+    const auto chain = gen::make_chain(config);
+    // expected: p(a | 0) p(b | a) for the first two tokens
+    std::vector<double> expected(V * V);
+    const auto first = chain_probabilities(chain, target_table[0], prompt);
+    for (token_id a = 0; a < V; ++a) {
+      const std::vector<token_id> h = {0, a};
+      const auto second = chain_probabilities(chain, target_table[a], h);
+      for (token_id b = 0; b < V; ++b) expected[a * V + b] = first[a] * second[b];
+    }
+    table_lm target(target_table), draft(draft_table);
+    lmkit::philox rng(lmkit::seed{99});
+    constexpr std::size_t draws = 100000;
+    std::vector<double> observed(V * V);
+    std::size_t drafted = 0, accepted = 0;
+    for (std::size_t i = 0; i < draws; ++i) {
+      const auto out = gen::speculative_generate(target, draft, prompt, chain, rng, {.max_tokens = 2, .draft_tokens = 3});
+      REQUIRE(out.tokens.size() == 2);
+      ++observed[out.tokens[0] * V + out.tokens[1]];
+      drafted += out.drafted;
+      accepted += out.accepted;
+    }
+    // 24 degrees of freedom (fewer with top-k's zeros): 51.2 is the 0.1% point of chi-square(24)
+    CHECK(chi_square(observed, expected, draws) < 51.2);
+    // and the draft's own distribution is far from it (the test can tell them apart)
+    std::vector<double> draft_expected(V * V);
+    const auto dfirst = chain_probabilities(chain, draft_table[0], prompt);
+    for (token_id a = 0; a < V; ++a) {
+      const std::vector<token_id> h = {0, a};
+      const auto second = chain_probabilities(chain, draft_table[a], h);
+      for (token_id b = 0; b < V; ++b) draft_expected[a * V + b] = dfirst[a] * second[b];
+    }
+    for (std::size_t c = 0; c < V * V; ++c) if (draft_expected[c] == 0.0 && expected[c] > 0.0) draft_expected[c] = 1e-9;
+    CHECK(chi_square(observed, draft_expected, draws) > 1000.0);
+    const double rate = double(accepted) / double(drafted);
+    CHECK(rate > 0.0);
+    CHECK(rate < 1.0);
   }
 }
