@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "lmkit/io/gguf_writer.hpp"
+#include "lmkit/kernels/kernels.hpp"
 #include "lmkit/io/safetensors_writer.hpp"
 #include "lmkit/text/byte_unicode.hpp"
 #include "lmkit/text/pretokenizer.hpp"
@@ -125,6 +126,94 @@ int main(int argc, char** argv) {
     w.add_strings("tokenizer.ggml.tokens", printable);
     w.add_strings("tokenizer.ggml.merges", merge_lines);
     w.write(dir / "gpt2.gguf");
+  }
+  // Tiny models for the decoder loaders: a Llama GGUF (f32 and q8_0 matrices, grouped-query heads),
+  // a GPT-2 GGUF (fused qkv, biases) and a llama2.c checkpoint, with small random weights.
+  {
+    const std::size_t dim = 32, hidden = 64, vocab = 16, context = 8, layers = 2, heads = 4, kv_heads = 2;
+    lmkit::philox weights_rng(lmkit::seed{11});
+    auto random = [&](std::size_t n) {
+      std::vector<float> v(n);
+      for (auto& x : v) x = static_cast<float>(weights_rng.uniform_double() - 0.5) * 0.2f;
+      return v;
+    };
+    auto add_f32 = [&](lmkit::io::gguf_writer& w, const std::string& name, std::vector<std::uint64_t> dims) {
+      std::uint64_t n = 1;
+      for (auto d : dims) n *= d;
+      const auto v = random(n);
+      w.add_tensor(name, std::move(dims), lmkit::io::ggml_type::f32, std::as_bytes(std::span(v)));
+    };
+    auto add_q8 = [&](lmkit::io::gguf_writer& w, const std::string& name, std::vector<std::uint64_t> dims) {
+      const auto v = random(dims[0] * dims[1]);
+      std::vector<lmkit::block_q8_0> blocks(v.size() / 32);
+      lmkit::kernels::quantize_q8_0(v, blocks);
+      w.add_tensor(name, std::move(dims), lmkit::io::ggml_type::q8_0, std::as_bytes(std::span(blocks)));
+    };
+    {
+      lmkit::io::gguf_writer w;
+      w.add_string("general.architecture", "llama");
+      w.add_uint32("llama.embedding_length", dim);
+      w.add_uint32("llama.block_count", layers);
+      w.add_uint32("llama.feed_forward_length", hidden);
+      w.add_uint32("llama.attention.head_count", heads);
+      w.add_uint32("llama.attention.head_count_kv", kv_heads);
+      w.add_uint32("llama.context_length", context);
+      w.add_float32("llama.attention.layer_norm_rms_epsilon", 1e-5f);
+      add_q8(w, "token_embd.weight", {dim, vocab});
+      for (std::size_t l = 0; l < layers; ++l) {
+        const std::string b = "blk." + std::to_string(l) + ".";
+        add_f32(w, b + "attn_norm.weight", {dim});
+        add_q8(w, b + "attn_q.weight", {dim, dim});
+        add_f32(w, b + "attn_k.weight", {dim, dim / heads * kv_heads});
+        add_q8(w, b + "attn_v.weight", {dim, dim / heads * kv_heads});
+        add_f32(w, b + "attn_output.weight", {dim, dim});
+        add_f32(w, b + "ffn_norm.weight", {dim});
+        add_q8(w, b + "ffn_gate.weight", {dim, hidden});
+        add_f32(w, b + "ffn_up.weight", {dim, hidden});
+        add_q8(w, b + "ffn_down.weight", {hidden, dim});
+      }
+      add_f32(w, "output_norm.weight", {dim});
+      w.write(dir / "tiny-llama.gguf");
+    }
+    {
+      lmkit::io::gguf_writer w;
+      w.add_string("general.architecture", "gpt2");
+      w.add_uint32("gpt2.embedding_length", dim);
+      w.add_uint32("gpt2.block_count", 1);
+      w.add_uint32("gpt2.feed_forward_length", hidden);
+      w.add_uint32("gpt2.attention.head_count", heads);
+      w.add_uint32("gpt2.context_length", context);
+      w.add_float32("gpt2.attention.layer_norm_epsilon", 1e-5f);
+      add_f32(w, "token_embd.weight", {dim, vocab});
+      add_f32(w, "position_embd.weight", {dim, context});
+      for (const char* n : {"attn_norm", "ffn_norm"}) {
+        add_f32(w, std::string("blk.0.") + n + ".weight", {dim});
+        add_f32(w, std::string("blk.0.") + n + ".bias", {dim});
+      }
+      add_q8(w, "blk.0.attn_qkv.weight", {dim, 3 * dim});
+      add_f32(w, "blk.0.attn_qkv.bias", {3 * dim});
+      add_f32(w, "blk.0.attn_output.weight", {dim, dim});
+      add_f32(w, "blk.0.attn_output.bias", {dim});
+      add_f32(w, "blk.0.ffn_up.weight", {dim, hidden});
+      add_f32(w, "blk.0.ffn_up.bias", {hidden});
+      add_q8(w, "blk.0.ffn_down.weight", {hidden, dim});
+      add_f32(w, "blk.0.ffn_down.bias", {dim});
+      add_f32(w, "output_norm.weight", {dim});
+      add_f32(w, "output_norm.bias", {dim});
+      w.write(dir / "tiny-gpt2.gguf");
+    }
+    {
+      // llama2.c: header, then every tensor in run.c's order (here all random, one shared classifier).
+      const std::int32_t header[7] = {std::int32_t(dim), std::int32_t(hidden), 1, std::int32_t(heads),
+                                      std::int32_t(kv_heads), std::int32_t(vocab), std::int32_t(context)};
+      const std::size_t kv = dim / heads * kv_heads;
+      const std::size_t floats = vocab * dim + dim + 2 * dim * dim + 2 * kv * dim + dim + 3 * hidden * dim + dim +
+                                 2 * context * (dim / heads / 2);
+      const auto v = random(floats);
+      std::ofstream out(dir / "tiny-llama2c.bin", std::ios::binary);
+      out.write(reinterpret_cast<const char*>(header), sizeof header);
+      out.write(reinterpret_cast<const char*>(v.data()), static_cast<std::streamsize>(v.size() * sizeof(float)));
+    }
   }
   // safetensors: a small file of several dtypes (an empty tensor and a scalar among them) and an index.
   {

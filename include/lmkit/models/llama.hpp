@@ -140,9 +140,9 @@ inline decoder from_hf(const std::filesystem::path& path) {
   return detail::build(hf.config, names, safetensors_lookup(file), file, file->source());
 }
 
-/// A llama2.c legacy checkpoint.
-inline decoder from_llama2c(const std::filesystem::path& path) {
-  auto file = std::make_shared<const io::llama2c_checkpoint>(path);
+/// A llama2.c legacy checkpoint, parsed (io::llama2c_checkpoint keeps its bytes alive when it
+/// mapped them; parse_bytes' caller keeps them alive otherwise).
+inline decoder from_llama2c(std::shared_ptr<const io::llama2c_checkpoint> file) {
   const io::llama2c_header& h = file->header();
   decoder_config c;
   c.family = decoder_family::llama;
@@ -159,7 +159,13 @@ inline decoder from_llama2c(const std::filesystem::path& path) {
   c.rope_dims = c.head_dim;
   c.rope = kernels::rope_style::adjacent_pairs;
   static const detail::names names{"tok_embeddings", "norm", "output", &detail::llama2c_layer_name};
-  return detail::build(c, names, llama2c_lookup(file), file->keep_alive(), file->source());
+  std::shared_ptr<const void> keep = file->keep_alive();
+  return detail::build(c, names, llama2c_lookup(file), keep, file->source());
+}
+
+/// A llama2.c legacy checkpoint file.
+inline decoder from_llama2c(const std::filesystem::path& path) {
+  return from_llama2c(std::make_shared<const io::llama2c_checkpoint>(path));
 }
 
 }  // namespace lmkit::models::llama
