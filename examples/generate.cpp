@@ -1,13 +1,18 @@
 // generate: text from a model, streamed as it is produced.
 //
-//   generate --model FILE [--tokenizer FILE] --prompt TEXT [-n N] [--temp T] [--seed S] [--threads N] [--bench]
+//   generate --model FILE [--tokenizer FILE] --prompt TEXT [-n N] [sampling options] [--stop STRING]...
+//            [--logprobs N] [--html FILE] [--seed S] [--threads N] [--context N] [--ignore-eos] [--bench]
 //   generate --checkpoint model.safetensors [--prompt TEXT] [-n 200] [--temp 0.8] [--seed 1] [--threads N]
 //
 // --model runs a pretrained decoder (Llama or GPT-2 family) from a GGUF file, a Hugging Face folder
 // (config.json + safetensors) or a llama2.c checkpoint; --checkpoint a model written by `train`.
-// Temperature 0 is greedy decoding (always the most likely next character): the same text every
-// time. Otherwise each character is drawn from softmax(logits / temperature) with a seeded
-// generator. The model sees at most its context; longer text slides the window.
+// --model goes through gen::generate with the sampler chain of gen::sampler_config (llama.cpp's
+// option names); --logprobs N prints each token's log-probability and the N most likely
+// alternatives (the model's raw distribution, before the sampler chain); --html FILE writes a
+// self-contained page with the tokens coloured by probability (written atomically).
+// --checkpoint: temperature 0 is greedy decoding (always the most likely next character), else each
+// character is drawn from softmax(logits / temperature) with a seeded generator; the model sees at
+// most its context; longer text slides the window.
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -18,6 +23,10 @@
 #include <filesystem>
 #include <variant>
 
+#include <lmkit/core/atomic_file.hpp>
+#include <lmkit/gen/generate.hpp>
+#include <lmkit/gen/logprobs.hpp>
+#include <lmkit/gen/sampler_config.hpp>
 #include <lmkit/io/gguf_tokenizer.hpp>
 #include <lmkit/io/gpt2_bpe.hpp>
 #include <lmkit/io/hf_tokenizer.hpp>
@@ -37,13 +46,20 @@ using namespace lmkit;
 int usage(int code) {
   std::fputs(
       "usage: generate --model FILE [--tokenizer FILE] --prompt TEXT [-n N] [--temp T] [--seed S] [--threads N]\n"
+      "                [--top-k K] [--top-p P] [--min-p P] [--typical P] [--repeat-penalty R] [--repeat-last-n N]\n"
+      "                [--frequency-penalty F] [--presence-penalty P] [--stop STRING]... [--logprobs N] [--html FILE]\n"
       "                [--context N] [--ignore-eos] [--bench]\n"
       "       generate --checkpoint FILE [--prompt TEXT] [-n N] [--temp T] [--seed S] [--threads N]\n"
       "  --model: a pretrained Llama or GPT-2 (GGUF, Hugging Face folder or safetensors, llama2.c .bin);\n"
       "    the tokenizer comes from the GGUF file, the folder (tokenizer.json, tokenizer.model, encoder.json +\n"
       "    vocab.bpe) or tokenizer.bin beside a llama2.c file, unless --tokenizer names one. Continues TEXT by\n"
       "    N tokens (default 128), stopping at the end-of-text token unless --ignore-eos. --bench prints the\n"
-      "    prompt's and the decoding's tokens/s on stderr.\n"
+      "    prompt's and the decoding's tokens/s on stderr. Sampling options as llama.cpp's (off unless given;\n"
+      "    --repeat-last-n 64, -1 = whole history); the chain runs penalties, top-k, typical, top-p, min-p,\n"
+      "    temperature. --stop ends the text before STRING (repeatable). --logprobs N prints each token's\n"
+      "    logprob and the N most likely alternatives (raw model distribution, before sampling); --html FILE\n"
+      "    writes a page of the tokens coloured by probability, alternatives on hover. The prompt + N tokens\n"
+      "    must fit the context (the model's, or --context): otherwise an error says by how much.\n"
       "  --checkpoint: a model written by `train`; N characters (default 200).\n"
       "  --temp 0 is greedy (the same text every time); the default 0.8 samples with seed S (default 1).\n",
       code == 0 ? stdout : stderr);
@@ -89,15 +105,17 @@ text::any_tokenizer find_tokenizer(const std::filesystem::path& model, const std
 }
 
 struct options {
-  std::string checkpoint, model, tokenizer, prompt;
-  std::size_t count = 0, context = 0;
-  float temperature = 0.8f;
+  std::string checkpoint, model, tokenizer, prompt, html;
+  std::size_t count = 0, context = 0, logprobs = 0;
+  gen::sampler_config sampler{.temperature = 0.8f};
+  std::vector<std::string> stop;
   std::uint64_t seed = 1;
   int threads = 1;
   bool bench = false, ignore_eos = false;
 };
 
-/// A pretrained decoder: the prompt in one pass, then one token at a time against the KV cache.
+/// A pretrained decoder through gen::generate: the sampler chain from the options, text streamed as
+/// it becomes whole, stop at EOS or a stop string; per-token logprobs and an HTML view on request.
 int run_decoder(const options& o) {
   using clock = std::chrono::steady_clock;
   const thread_pool pool(o.threads);
@@ -120,45 +138,66 @@ int run_decoder(const options& o) {
         else return t.special_id("<|endoftext|>");
       },
       tokenizer);
+  // The session holds what the run needs (or --context); more than the model's is an error that says so.
   const std::size_t context = o.context ? o.context : std::min(model.config().context, prompt.size() + count);
-  require<argument_error>(prompt.size() <= context, "generate: the prompt's ", prompt.size(),
-                          " tokens do not fit a context of ", context, " (the model's is ", model.config().context, ")");
-  models::decoder_session session(model, context, pool);
+  gen::decoder_lm lm(model, context, pool);
+  gen::dynamic_chain chain = gen::make_chain(o.sampler);
+  const gen::detokenizer decode = gen::decoder_of(tokenizer);
 
-  philox rng(seed{o.seed});
-  std::vector<float> scratch;
-  // Text is printed as the difference between decodings of everything so far: a piece's bytes may
-  // complete a character only with the next piece, and SentencePiece drops the first space.
-  std::vector<token_id> shown(prompt.begin(), prompt.end());
-  auto decode = [&] { return std::visit([&](const auto& t) { return t.decode(shown); }, tokenizer); };
-  std::string printed = decode();
-  std::fputs(printed.c_str(), stdout);
+  const std::string prompt_text = decode(prompt);
+  std::fputs(prompt_text.c_str(), stdout);
   std::fflush(stdout);
 
-  const auto t0 = clock::now();
-  std::span<const float> logits = session.append(prompt);
-  const auto t1 = clock::now();
-  std::size_t generated = 0;
-  for (; generated < count && session.position() < context; ++generated) {
-    const token_id next = pick(logits, o.temperature, rng, scratch);
-    if (eos && next == *eos && !o.ignore_eos) break;
-    shown.push_back(next);
-    const std::string text = decode();
-    if (text.size() > printed.size() && text.starts_with(printed)) std::fputs(text.c_str() + printed.size(), stdout);
-    printed = text;
-    std::fflush(stdout);
-    if (generated + 1 < count && session.position() < context) logits = session.append(next);
+  double prompt_s = 0.0;
+  if (o.bench) {  // the prompt alone once, for its speed (generate runs it again)
+    const auto t0 = clock::now();
+    lm.append(prompt);
+    prompt_s = std::chrono::duration<double>(clock::now() - t0).count();
   }
+  philox rng(seed{o.seed});
+  gen::generate_options g{.max_tokens = count,
+                          .stop_strings = o.stop,
+                          .logprobs = o.logprobs,
+                          .record_logprobs = !o.html.empty(),
+                          .decode = decode,
+                          .on_text = [](std::string_view piece) {
+                            std::fwrite(piece.data(), 1, piece.size(), stdout);
+                            std::fflush(stdout);
+                          }};
+  if (eos && !o.ignore_eos) g.stop_tokens.push_back(*eos);
+  const auto t1 = clock::now();
+  const gen::generation out = gen::generate(lm, prompt, chain, rng, g);
   const auto t2 = clock::now();
   std::fputs("\n", stdout);
+
+  if (o.logprobs > 0) {
+    // token, its probability and logprob, then the alternatives (raw model distribution, before sampling)
+    std::printf("\n--- logprobs (log_softmax of the model's logits, before the sampler chain) ---\n");
+    auto shown = [&](token_id id) {
+      std::string t = decode(std::span<const token_id>(&id, 1)), v;
+      for (const char c : t) v += c == '\n' ? std::string("\\n") : std::string(1, c);
+      return "'" + v + "'";
+    };
+    for (std::size_t i = 0; i < out.logprobs.size(); ++i) {
+      const auto& lp = out.logprobs[i];
+      std::printf("%4zu %-16s %8.4f (p %.4f) |", i, shown(lp.token).c_str(), lp.logprob, std::exp(lp.logprob));
+      for (const auto& [id, l] : lp.top) std::printf(" %s %.4f", shown(id).c_str(), l);
+      std::printf("\n");
+    }
+  }
+  if (!o.html.empty()) {
+    const auto pieces = gen::token_pieces(decode, prompt, out.tokens);
+    write_file_atomically(o.html, gen::logprobs_html(prompt_text, out.logprobs, pieces, decode,
+                                                     "lmkit generate: " + model.source()));
+    std::fprintf(stderr, "generate: wrote %s\n", o.html.c_str());
+  }
   if (o.bench) {
-    const double prompt_s = std::chrono::duration<double>(t1 - t0).count();
-    const double decode_s = std::chrono::duration<double>(t2 - t1).count();
-    const std::size_t steps = generated > 0 ? generated - 1 : 0;  // tokens run through the model after the prompt
-    std::fprintf(stderr, "generate: %s, %zu threads, %s\n", model.source().c_str(), std::size_t(pool.threads()),
-                 kernels::active_target());
-    std::fprintf(stderr, "prompt: %zu tokens in %.3f s = %.1f tok/s\n", prompt.size(), prompt_s,
-                 prompt.size() / prompt_s);
+    const double total_s = std::chrono::duration<double>(t2 - t1).count();
+    const double decode_s = std::max(1e-9, total_s - prompt_s);
+    const std::size_t steps = out.tokens.size() > 0 ? out.tokens.size() - 1 : 0;  // tokens run after the prompt
+    std::fprintf(stderr, "generate: %s, %zu threads, %s; stopped by %s\n", model.source().c_str(),
+                 std::size_t(pool.threads()), kernels::active_target(), gen::to_string(out.reason));
+    std::fprintf(stderr, "prompt: %zu tokens in %.3f s = %.1f tok/s\n", prompt.size(), prompt_s, prompt.size() / prompt_s);
     std::fprintf(stderr, "decode: %zu tokens in %.3f s = %.1f tok/s (%.1f GB/s of weights)\n", steps, decode_s,
                  steps / decode_s, steps * double(model.weights().decode_bytes()) / decode_s / 1e9);
   }
@@ -180,20 +219,35 @@ int run(int argc, char** argv) {
     else if (a == "--prompt") o.prompt = value();
     else if (a == "-n") o.count = std::stoul(value());
     else if (a == "--context") o.context = std::stoul(value());
-    else if (a == "--temp") o.temperature = std::stof(value());
+    else if (a == "--temp") o.sampler.temperature = std::stof(value());
+    else if (a == "--top-k") o.sampler.top_k = std::stoul(value());
+    else if (a == "--top-p") o.sampler.top_p = std::stof(value());
+    else if (a == "--min-p") o.sampler.min_p = std::stof(value());
+    else if (a == "--typical") o.sampler.typical_p = std::stof(value());
+    else if (a == "--repeat-penalty") o.sampler.repeat_penalty = std::stof(value());
+    else if (a == "--repeat-last-n") {
+      const long n = std::stol(value());
+      require<argument_error>(n >= -1, "generate: --repeat-last-n must be >= -1, got ", n);
+      o.sampler.penalty_last_n = n < 0 ? gen::whole_history : std::size_t(n);
+    }
+    else if (a == "--frequency-penalty") o.sampler.frequency_penalty = std::stof(value());
+    else if (a == "--presence-penalty") o.sampler.presence_penalty = std::stof(value());
+    else if (a == "--stop") o.stop.push_back(value());
+    else if (a == "--logprobs") o.logprobs = std::stoul(value());
+    else if (a == "--html") o.html = value();
     else if (a == "--seed") o.seed = std::stoull(value());
     else if (a == "--threads") o.threads = std::stoi(value());
     else if (a == "--bench") o.bench = true;
     else if (a == "--ignore-eos") o.ignore_eos = true;
     else return usage(2);
   }
-  require<argument_error>(o.temperature >= 0.0f, "generate: temperature must be >= 0, got ", o.temperature);
+  require<argument_error>(o.sampler.temperature >= 0.0f, "generate: temperature must be >= 0, got ", o.sampler.temperature);
   if (!o.model.empty()) return run_decoder(o);
   if (o.checkpoint.empty()) return usage(2);
   const std::string checkpoint = o.checkpoint;
   const std::string prompt = o.prompt.empty() ? "\n" : o.prompt;
   const std::size_t count = o.count ? o.count : 200;
-  const float temperature = o.temperature;
+  const float temperature = o.sampler.temperature;
   const std::uint64_t seed_value = o.seed;
   const int threads = o.threads;
 

@@ -118,8 +118,10 @@ inline std::string logprobs_html(std::string_view prompt_text, std::span<const t
   auto visible = [&](token_id id) {
     std::string s = decode(std::span<const token_id>(&id, 1));
     std::string v;
-    for (const char c : s) v += c == '\n' ? std::string("\\n") : c == '\t' ? std::string("\\t") : std::string(1, c);
-    return "'" + v + "'";
+    v += '\'';
+    for (const char c : s) v += c == '\n' ? std::string_view("\\n") : c == '\t' ? std::string_view("\\t") : std::string_view(&c, 1);
+    v += '\'';
+    return v;
   };
   std::string out;
   out += "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>" + detail::html_escape(title) +
@@ -141,7 +143,9 @@ inline std::string logprobs_html(std::string_view prompt_text, std::span<const t
     tip += buf;
     for (const auto& [id, lp] : tokens[i].top) {
       std::snprintf(buf, sizeof buf, " %.4f", std::exp(static_cast<double>(lp)));
-      tip += "\n" + visible(id) + buf;
+      tip += '\n';  // (appended piece by piece: g++ 12 warns falsely on "\n" + std::string)
+      tip += visible(id);
+      tip += buf;
     }
     std::snprintf(buf, sizeof buf, "hsl(%d,80%%,80%%)", hue);
     out += "<span class=\"t\" style=\"background:" + std::string(buf) + "\" title=\"" + detail::html_escape(tip) + "\">" +
