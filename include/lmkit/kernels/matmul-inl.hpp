@@ -330,8 +330,19 @@ void gemv_rows(const T* w, std::size_t stride, std::size_t rows, std::size_t k, 
       const T* w2 = w1 + stride;
       const T* w3 = w2 + stride;
       auto s0 = hn::Zero(d), s1 = hn::Zero(d), s2 = hn::Zero(d), s3 = hn::Zero(d);
+      // Rows of a decoding matrix are short (1.5-3 KiB): the hardware prefetcher barely starts on
+      // one before it ends, so the next group's rows are prefetched at the same column while this
+      // group is read. (Without it, f16 decoding ran at 60% of the bandwidth.)
+      const bool prefetch_next = r + 2 * kGemvRows <= end;
       std::size_t p = 0;
       for (; p + lanes <= k; p += lanes) {
+        if (prefetch_next) {
+          const T* next = w3 + stride + p;
+          hwy::Prefetch(next);
+          hwy::Prefetch(next + stride);
+          hwy::Prefetch(next + 2 * stride);
+          hwy::Prefetch(next + 3 * stride);
+        }
         const auto xv = hn::LoadU(d, x + p);
         s0 = hn::MulAdd(load_as_f32(d, w0 + p), xv, s0);
         s1 = hn::MulAdd(load_as_f32(d, w1 + p), xv, s1);
