@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "lmkit/gen/beam_search.hpp"
 #include "lmkit/gen/generate.hpp"
 #include "lmkit/gen/language_model.hpp"
 #include "lmkit/gen/logprobs.hpp"
@@ -539,4 +540,85 @@ TEST_CASE("speculative: sampling keeps the target's distribution (chi-square, 10
     CHECK(rate > 0.0);
     CHECK(rate < 1.0);
   }
+}
+
+// ------------------------------------------------------------------------------------------------
+// 4. beam search
+
+TEST_CASE("beam search: width 1 is greedy (llama fixture)", "[generate][beam]") {
+  llama_fixture f;
+  gen::decoder_lm lm(f.model);
+  const auto expected = f.greedy();
+  const auto beams = gen::beam_search(lm, f.prompt(), {.width = 1, .max_tokens = 24});
+  REQUIRE(beams.size() == 1);
+  CHECK(beams[0].tokens == std::vector<token_id>(expected.begin(), expected.begin() + 24));
+  // and width 3 finds a continuation at least as likely as greedy's on this model
+  const auto wide = gen::beam_search(lm, f.prompt(), {.width = 3, .max_tokens = 24, .length_penalty = 0.0f});
+  REQUIRE(wide.size() == 3);
+  CHECK(wide[0].logprob >= beams[0].logprob - 1e-9);
+  CHECK(wide[0].score >= wide[1].score);
+  CHECK(wide[1].score >= wide[2].score);
+}
+
+TEST_CASE("beam search: beats greedy where greedy is short-sighted; wide enough it is exhaustive", "[generate][beam]") {
+  // token 1 is likelier first (0.6 vs 0.4) but leads to a flat distribution; 2 leads to a sure one
+  auto lg = [](double p) { return static_cast<float>(std::log(p)); };
+  const std::vector<std::vector<float>> table = {
+      {lg(1e-6), lg(0.6), lg(0.4)},
+      {lg(1.0 / 3), lg(1.0 / 3), lg(1.0 / 3)},
+      {lg(0.05), lg(0.05), lg(0.9)},
+  };
+  table_lm lm(table);
+  const std::vector<token_id> prompt = {0};
+  const auto greedy = gen::beam_search(lm, prompt, {.width = 1, .max_tokens = 2, .length_penalty = 0.0f});
+  const auto beams = gen::beam_search(lm, prompt, {.width = 2, .max_tokens = 2, .length_penalty = 0.0f});
+  CHECK(greedy[0].tokens[0] == 1);
+  CHECK(beams[0].tokens == std::vector<token_id>{2, 2});
+  CHECK(beams[0].logprob == Approx(std::log(0.4 * 0.9)).epsilon(1e-5));
+  CHECK(beams[0].score > greedy[0].score);
+
+  // width = V^(T-1) keeps every prefix: the best beam is the best sequence by brute force
+  constexpr std::size_t V = 4, T = 3;
+  const auto random = random_table(V, 21, 2.0f);
+  table_lm r(random);
+  const auto all = gen::beam_search(r, prompt, {.width = V * V, .max_tokens = T, .length_penalty = 0.0f});
+  double best = -1e300;
+  std::vector<token_id> best_seq;
+  std::vector<float> lp(V);
+  for (token_id a = 0; a < V; ++a)
+    for (token_id b = 0; b < V; ++b)
+      for (token_id c = 0; c < V; ++c) {
+        double sum = 0;
+        token_id prev = 0;
+        for (const token_id t : {a, b, c}) {
+          gen::log_softmax(random[prev], lp);
+          sum += lp[t];
+          prev = t;
+        }
+        if (sum > best) best = sum, best_seq = {a, b, c};
+      }
+  CHECK(all[0].tokens == best_seq);
+  CHECK(all[0].logprob == Approx(best).epsilon(1e-5));
+}
+
+TEST_CASE("beam search: stop tokens end hypotheses, scored with HF's length penalty", "[generate][beam]") {
+  const auto table = random_table(6, 31, 2.0f);
+  table_lm lm(table);
+  std::size_t finished = 0;
+  for (const float alpha : {0.0f, 1.0f, 2.0f, -1.0f}) {
+    INFO("length_penalty " << alpha);
+    const auto beams = gen::beam_search(lm, std::vector<token_id>{0}, {.width = 4, .max_tokens = 12, .length_penalty = alpha, .stop_tokens = {5}});
+    REQUIRE(beams.size() == 4);
+    for (std::size_t i = 0; i < beams.size(); ++i) {
+      const auto& h = beams[i];
+      CHECK(h.score == Approx(h.logprob / std::pow(double(h.tokens.size()), double(alpha))));
+      finished += h.finished;
+      if (h.finished) CHECK(h.tokens.back() == 5);
+      else CHECK(h.tokens.size() == 12);
+      CHECK(std::count(h.tokens.begin(), h.tokens.end(), token_id{5}) == (h.finished ? 1 : 0));
+      if (i > 0) CHECK(beams[i - 1].score >= h.score);
+    }
+  }
+  CHECK(finished > 0);  // the stop token did end some
+  CHECK_THROWS_AS(gen::beam_search(lm, std::vector<token_id>{0}, {.width = 0}), lmkit::argument_error);
 }
