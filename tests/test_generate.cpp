@@ -15,6 +15,9 @@
 #include <nlohmann/json.hpp>
 
 #include "lmkit/gen/beam_search.hpp"
+#include "lmkit/gen/chat_template.hpp"
+#include "lmkit/gen/lm_classifier.hpp"
+#include "lmkit/gen/prompt_template.hpp"
 #include "lmkit/gen/generate.hpp"
 #include "lmkit/gen/language_model.hpp"
 #include "lmkit/gen/logprobs.hpp"
@@ -621,4 +624,112 @@ TEST_CASE("beam search: stop tokens end hypotheses, scored with HF's length pena
   }
   CHECK(finished > 0);  // the stop token did end some
   CHECK_THROWS_AS(gen::beam_search(lm, std::vector<token_id>{0}, {.width = 0}), lmkit::argument_error);
+}
+
+// ------------------------------------------------------------------------------------------------
+// 6. prompting and LM-scored classification
+
+TEST_CASE("prompts: few-shot layout and chat templates", "[generate][prompt]") {
+  const gen::few_shot_prompt zero{.instruction = "Judge the review."};
+  CHECK(zero.render("Cold soup.") == "Judge the review.\n\nReview: Cold soup.\nSentiment:");
+  gen::few_shot_prompt two = zero;
+  two.examples = {{"Lovely.", "positive"}, {"Awful.", "negative"}};
+  CHECK(two.render("Fine.") ==
+        "Judge the review.\n\nReview: Lovely.\nSentiment: positive\n\nReview: Awful.\nSentiment: negative\n\n"
+        "Review: Fine.\nSentiment:");
+
+  const std::vector<gen::chat_message> chat = {{"system", "Be brief."}, {"user", "Hi"}, {"assistant", "Hello."}, {"user", "Bye"}};
+  CHECK(gen::apply_chat_template(gen::chat_format::chatml, chat) ==
+        "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello.<|im_end|>\n"
+        "<|im_start|>user\nBye<|im_end|>\n<|im_start|>assistant\n");
+  CHECK(gen::apply_chat_template(gen::chat_format::llama2, chat) ==
+        "<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHi [/INST] Hello. </s><s>[INST] Bye [/INST]");
+  CHECK_THROWS_AS(gen::apply_chat_template(gen::chat_format::llama2, {{"assistant", "x"}}), lmkit::argument_error);
+  CHECK_THROWS_WITH(gen::apply_chat_template(gen::chat_format::chatml, {{"robot", "x"}}), Catch::Contains("robot"));
+
+  // Jinja templates as GGUF files carry them
+  CHECK(gen::recognise_chat_template("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + "
+                                     "message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}") == gen::chat_format::chatml);
+  CHECK(gen::recognise_chat_template("{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}{% if system %}<<SYS>>{% endif %}") ==
+        gen::chat_format::llama2);
+  CHECK_THROWS_WITH(gen::recognise_chat_template("{{ '<start_of_turn>' + role + '\\n' }}"),
+                    Catch::Contains("not recognised") && Catch::Contains("<start_of_turn>"));
+}
+
+namespace {
+
+const std::vector<std::string> nouns = {"soup", "film", "hotel", "book", "waiter", "song", "car", "room"};
+const std::vector<std::string> good = {"superb", "lovely", "brilliant", "charming"};
+const std::vector<std::string> bad = {"awful", "bland", "rude", "broken"};
+
+/// Lines "review the NOUN was CUE answer LABEL" for the (noun, cue) pairs with (n + c) even; the
+/// others are held out. `swap` gives every line the other label.
+std::string review_corpus(bool swap) {
+  std::string text;
+  for (std::size_t n = 0; n < nouns.size(); ++n)
+    for (std::size_t c = 0; c < good.size(); ++c) {
+      if ((n + c) % 2) continue;
+      text += "review the " + nouns[n] + " was " + good[c] + " answer " + (swap ? "negative" : "positive") + "\n";
+      text += "review the " + nouns[n] + " was " + bad[c] + " answer " + (swap ? "positive" : "negative") + "\n";
+    }
+  return text;
+}
+
+}  // namespace
+
+TEST_CASE("classifier: an n-gram where the label always follows the cue word", "[generate][classify]") {
+  const std::vector<std::string> labels = {" positive", " negative"};
+  for (const bool swap : {false, true}) {
+    const auto kn = word_ngram(review_corpus(swap), 3);
+    gen::ngram_lm lm(kn);
+    const gen::tokenize_fn encode = [&](std::string_view text) {
+      std::vector<token_id> ids;
+      ngram::for_each_word(text, [&](std::string_view w) { ids.push_back(kn.vocab().find(w)); });
+      return ids;
+    };
+    for (const std::size_t k : {0, 2}) {
+      gen::few_shot_prompt prompt{.input_prefix = "review ", .output_prefix = " answer", .separator = " "};
+      if (k == 2) prompt.examples = {{"the soup was superb", "positive"}, {"the soup was awful", "negative"}};
+      std::size_t right = 0, total = 0;
+      for (std::size_t n = 0; n < nouns.size(); ++n)
+        for (std::size_t c = 0; c < good.size(); ++c) {
+          if ((n + c) % 2 == 0) continue;  // held out: this noun never met this cue in training
+          for (const bool positive : {true, false}) {
+            const std::string review = "the " + nouns[n] + " was " + (positive ? good[c] : bad[c]);
+            const auto r = gen::classify_by_likelihood(lm, encode, prompt.render(review), labels, k == 2);
+            REQUIRE(r.logprob.size() == 2);
+            CHECK(r.tokens == std::vector<std::size_t>{1, 1});
+            right += (r.best == 0) == positive;
+            ++total;
+          }
+        }
+      INFO("swapped labels " << swap << ", k = " << k);
+      CHECK(total == 32);
+      // the classifier follows the model: all right, or with the labels swapped in training, all wrong
+      CHECK(right == (swap ? 0u : total));
+    }
+  }
+}
+
+TEST_CASE("classifier: continuation log-likelihoods are the model's, sharing the prompt", "[generate][classify]") {
+  const auto table = random_table(7, 41, 2.0f);
+  table_lm lm(table);
+  gen::continuation_scorer scorer(lm);
+  const std::vector<token_id> context = {0, 3, 4}, a = {1, 2}, b = {1, 5, 6};
+  std::vector<float> lp(7);
+  auto expected = [&](std::vector<token_id> cont) {
+    double sum = 0;
+    token_id prev = context.back();
+    for (const token_id t : cont) {
+      gen::log_softmax(table[prev], lp);
+      sum += lp[t];
+      prev = t;
+    }
+    return sum;
+  };
+  CHECK(scorer.logprob(context, a) == Approx(expected(a)));
+  lm.run = 0;
+  CHECK(scorer.logprob(context, b) == Approx(expected(b)));
+  CHECK(lm.run == 3);  // the context's last token and b's first two; the rest of the context was kept
+  CHECK(scorer.logprob(context, a) == Approx(expected(a)));
 }
