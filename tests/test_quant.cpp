@@ -223,9 +223,9 @@ TEST_CASE("matmul_weights equals the reference for every weight type and shape",
       check_matmul(type, 3, 5, 0, 0, two);
     }
     for (weight_type type : {weight_type::f32, weight_type::f16, weight_type::bf16})
-      for (std::size_t m : {1, 2, 17})
-        for (std::size_t rows : {1, 7, 67})
-          for (std::size_t cols : {1, 33, 100}) check_matmul(type, m, rows, cols, type == weight_type::f32 ? 0 : 1, two);
+      for (std::size_t m : {1, 2, 4, 5, 17, 128})  // m > 1: gemm_nt_direct, whole and edge tiles
+        for (std::size_t rows : {1, 6, 7, 12, 67})
+          for (std::size_t cols : {1, 33, 100, 768}) check_matmul(type, m, rows, cols, type == weight_type::f32 ? 0 : 1, two);
   });
   std::string list;
   for (const auto& name : ran) list += name + ", ";
@@ -235,7 +235,7 @@ TEST_CASE("matmul_weights equals the reference for every weight type and shape",
 TEST_CASE("matmul_weights gives identical bits with 1 and 2 threads", "[quant][matmul][threads]") {
   const thread_pool one(1), two(2);
   on_every_path([&] {
-    for (weight_type type : {weight_type::q8_0, weight_type::q4_0, weight_type::f16})
+    for (weight_type type : {weight_type::q8_0, weight_type::q4_0, weight_type::f16, weight_type::f32})
       for (std::size_t m : {1, 3, 40}) {
         INFO(name_of(type) << " m " << m);
         const std::size_t rows = 517, cols = 768;

@@ -13,6 +13,7 @@
 #include "lmkit/kernels/activation-inl.hpp"
 #include "lmkit/kernels/convert-inl.hpp"
 #include "lmkit/kernels/elementwise-inl.hpp"
+#include "lmkit/kernels/gemm_nt-inl.hpp"
 #include "lmkit/kernels/gemm_tn-inl.hpp"
 #include "lmkit/kernels/matmul-inl.hpp"
 #include "lmkit/kernels/norm-inl.hpp"

@@ -77,6 +77,7 @@ LMKIT_EXPORT(elman_cell_backward);
 LMKIT_EXPORT(gemm);
 LMKIT_EXPORT(gemm_prepacked);
 LMKIT_EXPORT(gemm_tn);
+LMKIT_EXPORT(gemm_nt_direct);
 LMKIT_EXPORT(dot);
 LMKIT_EXPORT(adam_update);
 LMKIT_EXPORT(quantize_q8_0);
@@ -513,7 +514,12 @@ inline void matmul_weights(const float* x, std::size_t m, std::size_t ldx, const
     return;
   }
   const dtype type = w.type == weight_type::f32 ? dtype::f32 : w.type == weight_type::f16 ? dtype::f16 : dtype::bf16;
-  gemm({m, w.rows, w.cols, {x, dtype::f32, ldx, false}, {w.data, type, w.cols, true}, y, ldy, false}, pool);
+  if (m == 1 || w.rows == 0 || w.cols == 0) {  // decoding: gemm's matrix-vector path
+    gemm({m, w.rows, w.cols, {x, dtype::f32, ldx, false}, {w.data, type, w.cols, true}, y, ldy, false}, pool);
+    return;
+  }
+  // Several rows (a prompt): the weights are read in place, not packed (see gemm_nt-inl.hpp).
+  if (m > 0) HWY_DYNAMIC_DISPATCH(gemm_nt_direct)(x, ldx, w.data, type, w.cols, y, ldy, m, w.rows, w.cols, pool);
 }
 
 /// One row of w (any type) widened to f32: the embedding lookup of a quantised token table.
