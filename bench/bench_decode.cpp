@@ -11,8 +11,14 @@
 #include <memory>
 #include <vector>
 
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
 #include <lmkit/lmkit.hpp>
+#include <lmkit/io/gguf_writer.hpp>
 #include <lmkit/models/decoder.hpp>
+#include <lmkit/models/load_decoder.hpp>
 
 namespace {
 
@@ -153,6 +159,74 @@ void triad(benchmark::State& state) {
   state.counters["GB/s"] = benchmark::Counter(3.0 * n * sizeof(float) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
 
+/// A field of /proc/self/status in MiB ("RssAnon", "RssFile").
+double status_mib(const std::string& field) {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.starts_with(field + ":")) {
+      std::istringstream fields(line.substr(field.size() + 1));
+      double kib = 0;
+      fields >> kib;
+      return kib / 1024.0;
+    }
+  return -1;
+}
+
+/// The f32 model written as a GGUF file, loaded by load_decoder (mapped) and decoding: how much of
+/// the resident memory is the mapped file and how much is the process's own (anonymous) memory.
+void mapped_f32_memory(benchmark::State& state) {
+  const decoder_config c = stories110m();
+  const auto path = std::filesystem::temp_directory_path() / "lmkit-bench-stories110m-f32.gguf";
+  {
+    io::gguf_writer w;
+    w.add_string("general.architecture", "llama");
+    w.add_uint32("llama.embedding_length", c.dim);
+    w.add_uint32("llama.block_count", c.layers);
+    w.add_uint32("llama.feed_forward_length", c.hidden);
+    w.add_uint32("llama.attention.head_count", c.heads);
+    w.add_uint32("llama.context_length", c.context);
+    w.add_float32("llama.attention.layer_norm_rms_epsilon", 1e-5f);
+    std::uint64_t stream = 100;
+    auto add = [&](const std::string& name, std::size_t rows, std::size_t cols) {
+      std::vector<float> v(rows * cols);
+      fill_random(v, stream++, rows == 1 ? 1.0f : 0.05f);
+      std::vector<std::uint64_t> dims{cols};
+      if (rows > 1) dims.push_back(rows);
+      w.add_tensor(name, dims, io::ggml_type::f32, std::as_bytes(std::span(v)));
+    };
+    add("token_embd.weight", c.vocab, c.dim);
+    for (std::size_t l = 0; l < c.layers; ++l) {
+      const std::string b = "blk." + std::to_string(l) + ".";
+      add(b + "attn_norm.weight", 1, c.dim);
+      add(b + "attn_q.weight", c.dim, c.dim);
+      add(b + "attn_k.weight", c.dim, c.dim);
+      add(b + "attn_v.weight", c.dim, c.dim);
+      add(b + "attn_output.weight", c.dim, c.dim);
+      add(b + "ffn_norm.weight", 1, c.dim);
+      add(b + "ffn_gate.weight", c.hidden, c.dim);
+      add(b + "ffn_up.weight", c.hidden, c.dim);
+      add(b + "ffn_down.weight", c.dim, c.hidden);
+    }
+    add("output_norm.weight", 1, c.dim);
+    add("output.weight", c.vocab, c.dim);
+    w.write(path);
+  }
+  const double anon_before = status_mib("RssAnon");
+  {
+    const decoder m = models::load_decoder(path);
+    const thread_pool pool(1);
+    models::decoder_session session(m, 256, pool);
+    for (auto _ : state)
+      for (token_id t = 0; t < 16; ++t) benchmark::DoNotOptimize(session.append(t).data());
+    state.counters["file_MiB"] = double(std::filesystem::file_size(path)) / (1 << 20);
+    state.counters["RssFile_MiB"] = status_mib("RssFile");
+    state.counters["RssAnon_growth_MiB"] = status_mib("RssAnon") - anon_before;
+    state.counters["kv_cache_MiB"] = double(session.cache().bytes()) / (1 << 20);
+  }
+  std::filesystem::remove(path);
+}
+
 void all_types(benchmark::internal::Benchmark* b) {
   b->ArgNames({"type", "threads"});
   for (auto t : {weight_type::f32, weight_type::f16, weight_type::q8_0, weight_type::q4_0})
@@ -164,5 +238,6 @@ void all_types(benchmark::internal::Benchmark* b) {
 BENCHMARK(triad)->Arg(1)->Arg(2)->ArgName("threads")->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(prompt)->Apply(all_types)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(decode)->Apply(all_types)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(mapped_f32_memory)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 BENCHMARK_MAIN();
