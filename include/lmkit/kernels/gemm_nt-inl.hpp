@@ -49,6 +49,9 @@ HWY_INLINE void tile(const float* HWY_RESTRICT a, std::size_t lda, const T* HWY_
     for (std::size_t j = 0; j < C; ++j) acc[i][j] = hn::Zero(d);
   std::size_t p = 0;
   for (; p + lanes <= k; p += lanes) {
+    // The next tile's weight rows, at the same column: short rows end before the hardware
+    // prefetcher has started on them.
+    for (std::size_t j = 0; j < C; ++j) hwy::Prefetch(b + (C + j) * ldb + p);
     hn::Vec<decltype(d)> av[R];
     for (std::size_t i = 0; i < R; ++i) av[i] = hn::LoadU(d, a + i * lda + p);
     for (std::size_t j = 0; j < C; ++j) {
