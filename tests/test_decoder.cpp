@@ -310,3 +310,31 @@ TEST_CASE("quantising the f32 GGUF gives llama-quantize's Q8_0 bytes for every m
   }
   CHECK(compared == 30);  // every matrix: 7 per layer, the embedding and the output
 }
+
+TEST_CASE("a Hugging Face model in two shards with model.safetensors.index.json loads as the single file",
+          "[decoder]") {
+  const fs::path dir = shared_data("fixtures/shakespeare-llama/hf");
+  const auto original = lmkit::io::open_safetensors(dir);
+  const fs::path out = temp_dir("sharded");
+  lmkit::io::safetensors_writer first, second;
+  nlohmann::json map;
+  std::size_t i = 0;
+  for (const auto& n : original.names()) {
+    const auto& t = original.at(n);
+    const bool in_first = i++ % 2 == 0;
+    (in_first ? first : second).add(n, t.dtype, t.shape, t.bytes);
+    map[n] = in_first ? "model-00001-of-00002.safetensors" : "model-00002-of-00002.safetensors";
+  }
+  first.write(out / "model-00001-of-00002.safetensors");
+  second.write(out / "model-00002-of-00002.safetensors");
+  write_bytes(out / "model.safetensors.index.json", nlohmann::json{{"metadata", {}}, {"weight_map", map}}.dump());
+  fs::copy_file(dir / "config.json", out / "config.json", fs::copy_options::overwrite_existing);
+
+  const decoder sharded = load_decoder(out), single = load_decoder(dir);
+  const std::vector<token_id> prompt{1, 383, 479, 489, 478, 479, 471};
+  decoder_session a(sharded), b(single);
+  const auto la = a.append(prompt);
+  const std::vector<float> copy(la.begin(), la.end());
+  const auto lb = b.append(prompt);
+  CHECK(std::equal(copy.begin(), copy.end(), lb.begin(), lb.end()));
+}
