@@ -186,6 +186,29 @@ TEST_CASE("softmax and log-softmax equal the reference and stay finite for large
   });
 }
 
+TEST_CASE("attention of one query equals the reference", "[kernels]") {
+  on_every_target([] {
+    for (std::size_t head_dim : {1, 5, 16, 64, 67})
+      for (std::size_t n : {1, 2, 7, 100}) {
+        INFO("head_dim " << head_dim << ", positions " << n);
+        const std::size_t stride = 3 * head_dim + 1;  // one head among several, rows not aligned
+        const auto q = random_floats(head_dim, 31, -2.0f, 2.0f);
+        const auto keys = random_floats(n * stride, 32, -2.0f, 2.0f);
+        const auto values = random_floats(n * stride, 33, -1.0f, 1.0f);
+        std::vector<float> scores(n), out(head_dim), expected(head_dim);
+        const float scale = 1.0f / std::sqrt(float(head_dim));
+        kernels::attend_query(q, keys.data() + 1, values.data() + 1, stride, n, scale, scores, out);
+        ref::attend_query(q.data(), keys.data() + 1, values.data() + 1, stride, n, head_dim, scale, expected.data());
+        for (std::size_t i = 0; i < head_dim; ++i) REQUIRE(close(out[i], expected[i], 1e-5, 1e-6));
+        double total = 0.0;
+        for (float w : scores) total += w;
+        REQUIRE(std::abs(total - 1.0) < 1e-5);  // the weights are left in scores
+      }
+  });
+  std::vector<float> q(4), out(4), scores(1);
+  CHECK_THROWS_AS(kernels::attend_query(q, q.data(), q.data(), 4, 2, 1.0f, scores, out), lmkit::shape_error);
+}
+
 TEST_CASE("softmax backward equals the Jacobian product", "[kernels]") {
   on_every_target([] {
     for (std::size_t n : {1, 2, 7, 16, 33, 100}) {

@@ -11,6 +11,7 @@
 #include <hwy/highway.h>
 
 #include "lmkit/kernels/activation-inl.hpp"
+#include "lmkit/kernels/attention-inl.hpp"
 #include "lmkit/kernels/convert-inl.hpp"
 #include "lmkit/kernels/elementwise-inl.hpp"
 #include "lmkit/kernels/gemm_nt-inl.hpp"

@@ -79,6 +79,7 @@ LMKIT_EXPORT(gemm_prepacked);
 LMKIT_EXPORT(gemm_tn);
 LMKIT_EXPORT(gemm_nt_direct);
 LMKIT_EXPORT(dot);
+LMKIT_EXPORT(attend_query);
 LMKIT_EXPORT(adam_update);
 LMKIT_EXPORT(quantize_q8_0);
 LMKIT_EXPORT(quantize_q4_0);
@@ -125,6 +126,20 @@ inline void axpy(float alpha, std::span<const float> x, std::span<float> y) {
 inline float dot(std::span<const float> a, std::span<const float> b) {
   detail::same_size(a.size(), b.size(), "dot");
   return HWY_DYNAMIC_DISPATCH(dot)(a.data(), b.data(), a.size());
+}
+
+// ---- attention -----------------------------------------------------------------------------
+
+/// One query's attention over n cached positions: out = sum_j softmax_j(scale * q . K_j) V_j, with
+/// K_j = keys[j * stride, + q.size()) and V_j likewise in values. `scores` (at least n) is scratch
+/// and holds the attention weights on return.
+inline void attend_query(std::span<const float> q, const float* keys, const float* values, std::size_t stride,
+                         std::size_t n, float scale, std::span<float> scores, std::span<float> out) {
+  detail::same_size(out.size(), q.size(), "attend_query out");
+  require<shape_error>(scores.size() >= n, "attend_query: ", scores.size(), " scores for ", n, " positions");
+  require<shape_error>(n == 0 || (keys && values && stride >= q.size()), "attend_query: key/value rows of stride ",
+                       stride, " cannot hold heads of ", q.size());
+  HWY_DYNAMIC_DISPATCH(attend_query)(q.data(), keys, values, stride, n, q.size(), scale, scores.data(), out.data());
 }
 
 // ---- optimizer updates -------------------------------------------------------------------

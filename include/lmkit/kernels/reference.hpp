@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -50,6 +51,24 @@ inline void softmax(const float* x, float* out, std::size_t n) {
   double sum = 0;
   for (std::size_t i = 0; i < n; ++i) sum += std::exp(x[i] - max);
   for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<float>(std::exp(x[i] - max) / sum);
+}
+/// One query's attention over n keys/values (rows at `stride`), all in double.
+inline void attend_query(const float* q, const float* keys, const float* values, std::size_t stride, std::size_t n,
+                         std::size_t head_dim, float scale, float* out) {
+  std::vector<double> w(n);
+  double max = -std::numeric_limits<double>::infinity(), sum = 0.0;
+  for (std::size_t j = 0; j < n; ++j) {
+    double s = 0.0;
+    for (std::size_t i = 0; i < head_dim; ++i) s += double{q[i]} * keys[j * stride + i];
+    w[j] = s * scale;
+    max = std::max(max, w[j]);
+  }
+  for (auto& x : w) sum += (x = std::exp(x - max));
+  for (std::size_t i = 0; i < head_dim; ++i) {
+    double o = 0.0;
+    for (std::size_t j = 0; j < n; ++j) o += w[j] / sum * values[j * stride + i];
+    out[i] = static_cast<float>(o);
+  }
 }
 inline void log_softmax(const float* x, float* out, std::size_t n) {
   if (n == 0) return;

@@ -262,11 +262,7 @@ class decoder_session {
           attend_f16_online(q, keys + kv * hd, values + kv * hd, kvw, n, scale, out);
           continue;
         }
-        for (std::size_t j = 0; j < n; ++j) scores[j] = kernels::dot(q, {keys + j * kvw + kv * hd, hd}) * scale;
-        const std::span<float> s{scores.data(), n};
-        kernels::softmax(s, s);
-        std::ranges::fill(out, 0.0f);
-        for (std::size_t j = 0; j < n; ++j) kernels::axpy(s[j], {values + j * kvw + kv * hd, hd}, out);
+        kernels::attend_query(q, keys + kv * hd, values + kv * hd, kvw, n, scale, {scores.data(), n}, out);
       }
     });
   }
