@@ -333,7 +333,7 @@ void gemv_rows(const T* w, std::size_t stride, std::size_t rows, std::size_t k, 
       // Rows of a decoding matrix are short (1.5-3 KiB): the hardware prefetcher barely starts on
       // one before it ends, so the next group's rows are prefetched at the same column while this
       // group is read. (Without it, f16 decoding ran at 60% of the bandwidth.)
-      const bool prefetch_next = r + 2 * kGemvRows <= end;
+      const bool prefetch_next = r + 2 * kGemvRows <= rows;  // across the chunk's end too
       std::size_t p = 0;
       for (; p + lanes <= k; p += lanes) {
         if (prefetch_next) {
