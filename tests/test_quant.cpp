@@ -95,13 +95,13 @@ struct stored_weights {
         case weight_type::q8_0: {
           std::vector<block_q8_0> q(blocks);
           ref::quantize_q8_0(row, q.data(), blocks);
-          std::memcpy(out, q.data(), blocks * sizeof(block_q8_0));
+          if (blocks) std::memcpy(out, q.data(), blocks * sizeof(block_q8_0));
           break;
         }
         case weight_type::q4_0: {
           std::vector<block_q4_0> q(blocks);
           ref::quantize_q4_0(row, q.data(), blocks);
-          std::memcpy(out, q.data(), blocks * sizeof(block_q4_0));
+          if (blocks) std::memcpy(out, q.data(), blocks * sizeof(block_q4_0));
           break;
         }
       }
@@ -225,7 +225,7 @@ TEST_CASE("matmul_weights equals the reference for every weight type and shape",
     for (weight_type type : {weight_type::f32, weight_type::f16, weight_type::bf16})
       for (std::size_t m : {1, 2, 4, 5, 17, 128})  // m > 1: gemm_nt_direct, whole and edge tiles
         for (std::size_t rows : {1, 6, 7, 12, 67})
-          for (std::size_t cols : {1, 33, 100, 768}) check_matmul(type, m, rows, cols, type == weight_type::f32 ? 0 : 1, two);
+          for (std::size_t cols : {1, 33, 100, 768}) check_matmul(type, m, rows, cols, type == weight_type::f32 ? 0 : 2, two);
   });
   std::string list;
   for (const auto& name : ran) list += name + ", ";
@@ -239,7 +239,7 @@ TEST_CASE("matmul_weights gives identical bits with 1 and 2 threads", "[quant][m
       for (std::size_t m : {1, 3, 40}) {
         INFO(name_of(type) << " m " << m);
         const std::size_t rows = 517, cols = 768;
-        const stored_weights w(type, rows, cols, 5, 1);
+        const stored_weights w(type, rows, cols, 5, is_block_type(type) ? 1 : type == weight_type::f32 ? 4 : 2);
         const auto x = random_floats(m * cols, 6);
         std::vector<float> y1(m * rows), y2(m * rows);
         kernels::matmul_weights(x.data(), m, cols, w.matrix, y1.data(), rows, one);
@@ -267,4 +267,30 @@ TEST_CASE("quantised kernels check their arguments", "[quant]") {
   std::vector<float> row(64);
   REQUIRE_THROWS_AS(kernels::dequantize_row(w.matrix, 4, row), argument_error);
   REQUIRE_THROWS_AS(kernels::dequantize_row(w.matrix, 0, std::span<float>(row).first(32)), shape_error);
+}
+
+TEST_CASE("a block with inf or NaN quantises to zeros with a NaN scale, never an undefined conversion", "[quant]") {
+  on_every_path([] {
+    for (const float bad : {std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(),
+                            std::numeric_limits<float>::quiet_NaN()}) {
+      std::vector<float> x(64, 0.5f);
+      x[40] = bad;  // the second block
+      std::vector<block_q8_0> q8(2);
+      std::vector<block_q4_0> q4(2);
+      kernels::quantize_q8_0(x, q8);
+      kernels::quantize_q4_0(x, q4);
+      CHECK(std::isnan(q8[1].d.to_float()));
+      CHECK(std::isnan(q4[1].d.to_float()));
+      CHECK(std::all_of(std::begin(q8[1].qs), std::end(q8[1].qs), [](std::int8_t v) { return v == 0; }));
+      CHECK(std::all_of(std::begin(q4[1].qs), std::end(q4[1].qs), [](std::uint8_t v) { return v == 0x88; }));
+      CHECK(q8[0].d.to_float() > 0.0f);  // the finite block is untouched
+      // As activations: the product of that row is NaN, the other rows' are finite.
+      const stored_weights w(weight_type::q8_0, 3, 64, 9, 0);
+      std::vector<float> xs(2 * 64, 0.25f), y(2 * 3);
+      std::copy(x.begin(), x.end(), xs.begin());
+      kernels::matmul_weights(xs.data(), 2, 64, w.matrix, y.data(), 3);
+      CHECK(std::isnan(y[0]));
+      CHECK(std::isfinite(y[3]));
+    }
+  });
 }

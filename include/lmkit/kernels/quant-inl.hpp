@@ -32,6 +32,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 
 #include <hwy/cache_control.h>
 #include <hwy/highway.h>
@@ -102,9 +103,21 @@ HWY_INLINE float quantize_block_q8(DF df, const float* HWY_RESTRICT x, std::int8
   const hn::RebindToSigned<DF> di;
   const hn::Rebind<std::int8_t, decltype(di)> d8;
   const std::size_t n = hn::Lanes(df);
-  auto amax = hn::Zero(df);
-  for (std::size_t i = 0; i < kBlock; i += n) amax = hn::Max(amax, hn::Abs(hn::LoadU(df, x + i)));
+  auto amax = hn::Zero(df), probe = hn::Zero(df);
+  for (std::size_t i = 0; i < kBlock; i += n) {
+    const auto v = hn::LoadU(df, x + i);
+    amax = hn::Max(amax, hn::Abs(v));
+    probe = hn::Add(probe, hn::Mul(v, hn::Zero(df)));  // NaN exactly when some x is inf or NaN
+  }
   const float max = hn::GetLane(hn::MaxOfLanes(df, amax));
+  if (std::isnan(hn::GetLane(hn::SumOfLanes(df, probe)))) {
+    // An inf or NaN in the block (a model gone numerically wrong, a damaged file): converting it
+    // to an integer is undefined. The block becomes zeros with a NaN scale, so the product is NaN
+    // (visible) rather than garbage. (ggml's definition is silent here; finite blocks are unchanged.)
+    std::fill(q, q + kBlock, std::int8_t{0});
+    *sum = 0;
+    return std::numeric_limits<float>::quiet_NaN();
+  }
   const float d = max / 127.0f;
   const float id = d != 0.0f ? 1.0f / d : 0.0f;
   const auto vid = hn::Set(df, id), half = hn::Set(df, 0.5f), one = hn::Set(df, 1.0f);
@@ -533,11 +546,19 @@ inline void quantize_q4_0(const float* x, block_q4_0* out, std::size_t blocks) {
     const float* v = x + b * 32;
     // The first value of largest magnitude, with its sign (a block of zeros keeps +0).
     float amax = 0.0f, max = 0.0f;
-    for (std::size_t i = 0; i < 32; ++i)
+    bool finite = true;
+    for (std::size_t i = 0; i < 32; ++i) {
+      finite = finite && std::isfinite(v[i]);
       if (amax < std::fabs(v[i])) {
         amax = std::fabs(v[i]);
         max = v[i];
       }
+    }
+    if (!finite) {  // as in quantize_block_q8: zeros with a NaN scale, never an undefined conversion
+      out[b].d = f16::from_float(std::numeric_limits<float>::quiet_NaN());
+      std::fill(out[b].qs, out[b].qs + 16, std::uint8_t{0x88});
+      continue;
+    }
     const float d = max / -8.0f;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     out[b].d = f16::from_float(d);
