@@ -48,6 +48,7 @@ int usage(int code) {
       "usage: generate --model FILE [--tokenizer FILE] --prompt TEXT [-n N] [--temp T] [--seed S] [--threads N]\n"
       "                [--top-k K] [--top-p P] [--min-p P] [--typical P] [--repeat-penalty R] [--repeat-last-n N]\n"
       "                [--frequency-penalty F] [--presence-penalty P] [--stop STRING]... [--logprobs N] [--html FILE]\n"
+      "                [--attention N]\n"
       "                [--context N] [--ignore-eos] [--bench]\n"
       "       generate --checkpoint FILE [--prompt TEXT] [-n N] [--temp T] [--seed S] [--threads N]\n"
       "  --model: a pretrained Llama or GPT-2 (GGUF, Hugging Face folder or safetensors, llama2.c .bin);\n"
@@ -58,7 +59,9 @@ int usage(int code) {
       "    --repeat-last-n 64, -1 = whole history); the chain runs penalties, top-k, typical, top-p, min-p,\n"
       "    temperature. --stop ends the text before STRING (repeatable). --logprobs N prints each token's\n"
       "    logprob and the N most likely alternatives (raw model distribution, before sampling); --html FILE\n"
-      "    writes a page of the tokens coloured by probability, alternatives on hover. The prompt + N tokens\n"
+      "    writes a page of the tokens coloured by probability, alternatives on hover. --attention N prints,\n"
+      "    for each generated token, the N earlier tokens most attended to (mean over layers and heads).\n"
+      "    The prompt + N tokens\n"
       "    must fit the context (the model's, or --context): otherwise an error says by how much.\n"
       "  --checkpoint: a model written by `train`; N characters (default 200).\n"
       "  --temp 0 is greedy (the same text every time); the default 0.8 samples with seed S (default 1).\n",
@@ -106,7 +109,7 @@ text::any_tokenizer find_tokenizer(const std::filesystem::path& model, const std
 
 struct options {
   std::string checkpoint, model, tokenizer, prompt, html;
-  std::size_t count = 0, context = 0, logprobs = 0;
+  std::size_t count = 0, context = 0, logprobs = 0, attention = 0;
   gen::sampler_config sampler{.temperature = 0.8f};
   std::vector<std::string> stop;
   std::uint64_t seed = 1;
@@ -185,6 +188,42 @@ int run_decoder(const options& o) {
       std::printf("\n");
     }
   }
+  if (o.attention > 0 && !out.tokens.empty()) {
+    // The sequence again, one token at a time with the weights recorded: for each generated token,
+    // the earlier tokens the query that chose it attended to most (mean over layers and heads).
+    std::printf("\n--- attention (mean over %zu layers x %zu heads of the position that chose each token) ---\n",
+                model.config().layers, model.config().heads);
+    models::decoder_session replay(model, context, pool);
+    replay.record_attention(true);
+    std::vector<token_id> all(prompt.begin(), prompt.end());
+    all.insert(all.end(), out.tokens.begin(), out.tokens.end());
+    auto shown = [&](token_id id) {
+      std::string t = decode(std::span<const token_id>(&id, 1)), v;
+      for (const char c : t) v += c == '\n' ? std::string("\\n") : std::string(1, c);
+      return "'" + v + "'";
+    };
+    replay.append(std::span<const token_id>(all).first(prompt.size()));
+    for (std::size_t i = 0; i < out.tokens.size(); ++i) {
+      if (i > 0) replay.append(all[prompt.size() + i - 1]);
+      const std::size_t n = replay.position();
+      std::vector<double> mean(n, 0.0);
+      for (std::size_t l = 0; l < model.config().layers; ++l)
+        for (std::size_t h = 0; h < model.config().heads; ++h) {
+          const auto w = replay.attention_weights(l, h);
+          for (std::size_t j = 0; j < n; ++j) mean[j] += w[j];
+        }
+      std::vector<std::size_t> order(n);
+      for (std::size_t j = 0; j < n; ++j) order[j] = j;
+      const std::size_t top = std::min(o.attention, n);
+      std::partial_sort(order.begin(), order.begin() + top, order.end(),
+                        [&](std::size_t a, std::size_t b) { return mean[a] > mean[b]; });
+      const double total = double(model.config().layers * model.config().heads);
+      std::printf("%4zu %-16s <-", i, shown(out.tokens[i]).c_str());
+      for (std::size_t r = 0; r < top; ++r)
+        std::printf(" %s@%zu %.3f", shown(all[order[r]]).c_str(), order[r], mean[order[r]] / total);
+      std::printf("\n");
+    }
+  }
   if (!o.html.empty()) {
     const auto pieces = gen::token_pieces(decode, prompt, out.tokens);
     write_file_atomically(o.html, gen::logprobs_html(prompt_text, out.logprobs, pieces, decode,
@@ -235,6 +274,7 @@ int run(int argc, char** argv) {
     else if (a == "--stop") o.stop.push_back(value());
     else if (a == "--logprobs") o.logprobs = std::stoul(value());
     else if (a == "--html") o.html = value();
+    else if (a == "--attention") o.attention = std::stoul(value());
     else if (a == "--seed") o.seed = std::stoull(value());
     else if (a == "--threads") o.threads = std::stoi(value());
     else if (a == "--bench") o.bench = true;

@@ -338,3 +338,37 @@ TEST_CASE("a Hugging Face model in two shards with model.safetensors.index.json 
   const auto lb = b.append(prompt);
   CHECK(std::equal(copy.begin(), copy.end(), lb.begin(), lb.end()));
 }
+
+TEST_CASE("decoder: recorded attention weights are distributions over the positions so far", "[decoder]") {
+  const fs::path dir = shared_data("fixtures/shakespeare-llama");
+  const decoder model = load_decoder(dir / "shakespeare-llama.bin");
+  const std::vector<token_id> prompt{1, 383, 479, 489, 478, 479, 471};
+  decoder_session plain(model), recording(model);
+  recording.record_attention(true);
+  CHECK_THROWS_WITH(recording.attention_weights(0, 0), Catch::Contains("no attention weights"));
+  const auto a = plain.append(prompt);
+  const std::vector<float> expected(a.begin(), a.end());
+  const auto b = recording.append(prompt);
+  CHECK(std::equal(expected.begin(), expected.end(), b.begin(), b.end()));  // recording changes nothing
+  for (std::size_t l = 0; l < model.config().layers; ++l)
+    for (std::size_t h = 0; h < model.config().heads; ++h) {
+      const auto w = recording.attention_weights(l, h);
+      REQUIRE(w.size() == prompt.size());
+      double sum = 0.0;
+      for (float x : w) {
+        CHECK(x >= 0.0f);
+        sum += x;
+      }
+      CHECK(std::abs(sum - 1.0) < 1e-5);
+    }
+  recording.append(token_id{13});
+  CHECK(recording.attention_weights(3, 7).size() == prompt.size() + 1);
+  // The first position attends only to itself.
+  decoder_session first(model);
+  first.record_attention(true);
+  first.append(token_id{1});
+  CHECK(first.attention_weights(2, 5)[0] == 1.0f);
+  CHECK_THROWS_AS(first.attention_weights(4, 0), lmkit::argument_error);
+  decoder_session f16(model, 0, lmkit::serial_pool(), 512, attention_precision::llama_cpp_f16);
+  CHECK_THROWS_AS(f16.record_attention(true), lmkit::argument_error);
+}

@@ -126,6 +126,26 @@ class decoder_session {
     run(tokens, all_logits);
   }
 
+  /// Keeps, from now on, the attention weights of the last token of every append: for each layer
+  /// and head, its softmax weights over the positions it attended to (itself included). Off by
+  /// default (a copy per head and layer); f32 attention only (llama_cpp_f16 never forms them).
+  void record_attention(bool on) {
+    require<argument_error>(!on || precision_ == attention_precision::f32,
+                            "decoder_session: attention weights are recorded with f32 attention only");
+    const decoder_config& c = model_.config();
+    if (on && attention_weights_.size() == 0) attention_weights_ = aligned_buffer<float>(c.layers * c.heads * context());
+    recording_ = on;
+  }
+  /// The last appended token's attention weights in `layer`, `head`: over positions 0 .. position() - 1.
+  std::span<const float> attention_weights(std::size_t layer, std::size_t head) const {
+    const decoder_config& c = model_.config();
+    require<argument_error>(recording_ && recorded_ > 0, "decoder_session: no attention weights recorded (call "
+                            "record_attention(true) before append)");
+    require<argument_error>(layer < c.layers && head < c.heads, "decoder_session: layer ", layer, " head ", head,
+                            " is outside ", c.layers, " layers x ", c.heads, " heads");
+    return {attention_weights_.data() + (layer * c.heads + head) * context(), recorded_};
+  }
+
   /// Forgets every position from `n` on: the next token goes to position n.
   void truncate(std::size_t n) { cache_.truncate(n); }
   void reset() { cache_.clear(); }
@@ -203,6 +223,7 @@ class decoder_session {
       kernels::add({x_.data(), T * dim}, {h_.data(), T * dim}, {x_.data(), T * dim});
     }
     cache_.advance(T);
+    if (recording_) recorded_ = cache_.size();
 
     // Logits: for every token when asked, else only for the last token of the last chunk.
     if (!all_logits.empty()) {
@@ -263,6 +284,8 @@ class decoder_session {
           continue;
         }
         kernels::attend_query(q, keys + kv * hd, values + kv * hd, kvw, n, scale, {scores.data(), n}, out);
+        if (recording_ && t == T - 1)
+          std::copy_n(scores.data(), n, attention_weights_.data() + (layer * c.heads + head) * context());
       }
     });
   }
@@ -303,6 +326,9 @@ class decoder_session {
   decoder model_;
   const thread_pool* pool_;
   attention_precision precision_;
+  bool recording_ = false;
+  std::size_t recorded_ = 0;  // positions the recorded weights cover
+  aligned_buffer<float> attention_weights_;  // [layers, heads, context] when recording
   gen::kv_cache cache_;
   std::size_t chunk_ = 1;
   aligned_buffer<float> x_, h_, q_, k_, v_, attention_, gate_, up_, logits_, rope_cos_, rope_sin_;
