@@ -22,6 +22,7 @@
 
 #include <lmkit/gen/generate.hpp>
 #include <lmkit/gen/language_model.hpp>
+#include <lmkit/gen/prompt_lookup.hpp>
 #include <lmkit/gen/sampler_config.hpp>
 #include <lmkit/gen/speculative.hpp>
 #include <lmkit/io/sentencepiece_model.hpp>
@@ -109,6 +110,19 @@ void ngram_draft(benchmark::State& state) {
   });
 }
 
+/// The draft: prompt lookup over the history (no model at all).
+void lookup_draft(benchmark::State& state) {
+  auto& d = data();
+  gen::decoder_lm target(d.target, 0);
+  auto chain = gen::make_chain({.temperature = 0.0f});
+  philox rng(seed{1});
+  const auto k = static_cast<std::size_t>(state.range(0));
+  report(state, [&] {
+    gen::prompt_lookup_draft draft(d.target.config().vocab);
+    return gen::speculative_generate(target, draft, d.prompt, chain, rng, {.max_tokens = generated, .draft_tokens = k});
+  });
+}
+
 /// The draft: the same model quantised to q8_0.
 void q8_0_draft(benchmark::State& state) {
   auto& d = data();
@@ -125,6 +139,7 @@ void q8_0_draft(benchmark::State& state) {
 
 BENCHMARK(plain)->Unit(benchmark::kMillisecond)->MinTime(1.0);
 BENCHMARK(ngram_draft)->Arg(2)->Arg(4)->Arg(8)->Unit(benchmark::kMillisecond)->MinTime(1.0);
+BENCHMARK(lookup_draft)->Arg(2)->Arg(4)->Arg(8)->Unit(benchmark::kMillisecond)->MinTime(1.0);
 BENCHMARK(q8_0_draft)->Arg(4)->Unit(benchmark::kMillisecond)->MinTime(1.0);
 
 BENCHMARK_MAIN();

@@ -22,6 +22,7 @@
 #include "lmkit/gen/language_model.hpp"
 #include "lmkit/gen/logprobs.hpp"
 #include "lmkit/gen/sampler_config.hpp"
+#include "lmkit/gen/prompt_lookup.hpp"
 #include "lmkit/gen/speculative.hpp"
 #include "lmkit/gen/text_stream.hpp"
 #include "lmkit/io/sentencepiece_model.hpp"
@@ -461,6 +462,19 @@ TEST_CASE("speculative: greedy output is the target's greedy output (llama fixtu
     CHECK(out.accepted <= out.drafted);
     CHECK(out.acceptance_rate() > 0.3);
   }
+  SECTION("draft: prompt lookup (the continuation of the latest earlier match)") {
+    for (const std::size_t k : {1, 4}) {
+      gen::decoder_lm target(f.model);
+      gen::prompt_lookup_draft draft(512);
+      const auto out = gen::speculative_generate(target, draft, prompt, greedy, rng,
+                                                 {.max_tokens = expected.size(), .draft_tokens = k});
+      INFO("k = " << k << ", acceptance " << out.acceptance_rate());
+      CHECK(out.tokens == expected);
+      CHECK(out.accepted <= out.drafted);
+      CHECK(out.accepted > 0);  // the fixture's greedy text repeats itself ("and then, and then")
+      CHECK(draft.matches() > 0);
+    }
+  }
   SECTION("a stop token ends it, as in plain greedy") {
     gen::decoder_lm target(f.model), draft(f.model);
     const token_id stop = expected[5];
@@ -732,4 +746,21 @@ TEST_CASE("classifier: continuation log-likelihoods are the model's, sharing the
   CHECK(scorer.logprob(context, b) == Approx(expected(b)));
   CHECK(lm.run == 3);  // the context's last token and b's first two; the rest of the context was kept
   CHECK(scorer.logprob(context, a) == Approx(expected(a)));
+}
+
+TEST_CASE("prompt_lookup_draft proposes the continuation of the latest earlier match", "[generate][speculative]") {
+  gen::prompt_lookup_draft draft(10, 3);
+  static_assert(gen::language_model<gen::prompt_lookup_draft>);
+  auto best = [](std::span<const float> s) { return std::size_t(std::max_element(s.begin(), s.end()) - s.begin()); };
+  const std::vector<token_id> text{1, 2, 3, 4, 1, 2, 3, 5, 1, 2};
+  auto scores = draft.append(text);
+  CHECK(best(scores) == 3);  // "1 2" last seen followed by 3 (at 4..6 the latest; 0..2 earlier)
+  CHECK(std::count(scores.begin(), scores.end(), 0.0f) == 1);
+  scores = draft.append(std::vector<token_id>{3});
+  CHECK(best(scores) == 5);  // "1 2 3" latest followed by 5
+  draft.truncate(3);         // 1 2 3
+  scores = draft.append(std::vector<token_id>{9});
+  CHECK(best(scores) == 9);  // no earlier 9: repeat the last token
+  CHECK_THROWS_AS(draft.append(std::vector<token_id>{10}), lmkit::argument_error);
+  CHECK_THROWS_AS(draft.truncate(99), lmkit::argument_error);
 }

@@ -26,6 +26,7 @@
 #include "lmkit/gen/logit_transform.hpp"
 #include "lmkit/gen/logprobs.hpp"
 #include "lmkit/gen/penalties.hpp"
+#include "lmkit/gen/prompt_lookup.hpp"
 #include "lmkit/gen/prompt_template.hpp"
 #include "lmkit/gen/sampler_chain.hpp"
 #include "lmkit/gen/sampler_config.hpp"
