@@ -6,6 +6,8 @@
 // next to a STREAM-style triad in the same run (the decode roofline: tokens/s <= GB/s / weight bytes).
 #include <benchmark/benchmark.h>
 
+#include "triad.hpp"
+
 #include <cstring>
 #include <map>
 #include <memory>
@@ -139,25 +141,6 @@ void decode(benchmark::State& state) {
                                               benchmark::Counter::kIsIterationInvariantRate);
 }
 
-void triad(benchmark::State& state) {
-  const std::size_t n = std::size_t{64} << 20;  // 256 MiB per array
-  const thread_pool pool(static_cast<int>(state.range(0)));
-  aligned_buffer<float> a(n), b(n), c(n);
-  auto pass = [&] {
-    pool.for_each_chunk(n, 1 << 20, [&](std::size_t begin, std::size_t end) {
-      float* __restrict pa = a.data();
-      const float* __restrict pb = b.data();
-      const float* __restrict pc = c.data();
-      for (std::size_t i = begin; i < end; ++i) pa[i] = pb[i] + 3.0f * pc[i];
-    });
-  };
-  pass();
-  for (auto _ : state) {
-    pass();
-    benchmark::ClobberMemory();
-  }
-  state.counters["GB/s"] = benchmark::Counter(3.0 * n * sizeof(float) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
-}
 
 /// A field of /proc/self/status in MiB ("RssAnon", "RssFile").
 double status_mib(const std::string& field) {
@@ -235,7 +218,7 @@ void all_types(benchmark::internal::Benchmark* b) {
 
 }  // namespace
 
-BENCHMARK(triad)->Arg(1)->Arg(2)->ArgName("threads")->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(lmkit::bench::triad)->Arg(1)->Arg(2)->ArgName("threads")->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(prompt)->Apply(all_types)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(decode)->Apply(all_types)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(mapped_f32_memory)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);

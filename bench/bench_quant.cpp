@@ -11,6 +11,8 @@
 //   build/bench/bench_quant --benchmark_counters_tabular=true
 #include <benchmark/benchmark.h>
 
+#include "triad.hpp"
+
 #include <cstring>
 #include <memory>
 #include <vector>
@@ -21,25 +23,6 @@ namespace {
 
 using namespace lmkit;
 
-void triad(benchmark::State& state) {
-  const std::size_t n = std::size_t{64} << 20;  // 64 Mi floats = 256 MiB per array
-  const thread_pool pool(static_cast<int>(state.range(0)));
-  aligned_buffer<float> a(n), b(n), c(n);
-  auto pass = [&] {
-    pool.for_each_chunk(n, 1 << 20, [&](std::size_t begin, std::size_t end) {
-      float* __restrict pa = a.data();
-      const float* __restrict pb = b.data();
-      const float* __restrict pc = c.data();
-      for (std::size_t i = begin; i < end; ++i) pa[i] = pb[i] + 3.0f * pc[i];
-    });
-  };
-  pass();
-  for (auto _ : state) {
-    pass();
-    benchmark::ClobberMemory();
-  }
-  state.counters["GB/s"] = benchmark::Counter(3.0 * n * sizeof(float) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
-}
 
 /// Uniform values in [-1, 1) from a counter hash: fast, and the same on every run.
 void fill_random(std::span<float> out, std::uint64_t stream) {
@@ -196,7 +179,7 @@ void model_shapes(benchmark::internal::Benchmark* b) {
 
 }  // namespace
 
-BENCHMARK(triad)->Arg(1)->Arg(2)->ArgName("threads")->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(lmkit::bench::triad)->Arg(1)->Arg(2)->ArgName("threads")->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(matmul<weight_type::f32>)->Name("matmul/f32")->Apply(shapes);
 BENCHMARK(matmul<weight_type::f16>)->Name("matmul/f16")->Apply(shapes);
 BENCHMARK(matmul<weight_type::q8_0>)->Name("matmul/q8_0")->Apply(shapes);

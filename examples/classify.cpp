@@ -29,11 +29,7 @@
 #include <lmkit/gen/language_model.hpp>
 #include <lmkit/gen/lm_classifier.hpp>
 #include <lmkit/gen/prompt_template.hpp>
-#include <lmkit/io/gguf_tokenizer.hpp>
-#include <lmkit/io/gpt2_bpe.hpp>
-#include <lmkit/io/hf_tokenizer.hpp>
-#include <lmkit/io/llama2c_tokenizer.hpp>
-#include <lmkit/io/sentencepiece_model.hpp>
+#include <lmkit/io/model_tokenizer.hpp>
 #include <lmkit/models/gpt.hpp>
 #include <lmkit/models/load_decoder.hpp>
 #include <lmkit/models/lstm_lm.hpp>
@@ -83,24 +79,6 @@ std::vector<review> read_reviews(const std::filesystem::path& path) {
   }
   require<format_error>(out.size() >= 6, path.string(), ": ", out.size(), " reviews; at least 6 are needed");
   return out;
-}
-
-text::any_tokenizer find_tokenizer(const std::filesystem::path& model, const std::string& named) {
-  namespace fs = std::filesystem;
-  auto read = [](const fs::path& p) -> text::any_tokenizer {
-    const std::string name = p.filename().string();
-    if (p.extension() == ".json" && name != "encoder.json") return io::read_hf_tokenizer(p);
-    if (name == "encoder.json") return io::read_gpt2_bpe(p, p.parent_path() / "vocab.bpe");
-    if (p.extension() == ".model") return io::read_sentencepiece_model(p);
-    if (p.extension() == ".gguf") return io::tokenizer_from_gguf(io::gguf_file(p));
-    return io::read_llama2c_tokenizer(p);
-  };
-  if (!named.empty()) return read(named);
-  if (models::detect_model_format(model) == models::model_format::gguf) return read(model);
-  const fs::path folder = fs::is_directory(model) ? model : model.parent_path();
-  for (const char* candidate : {"tokenizer.json", "tokenizer.model", "encoder.json", "tokenizer.bin"})
-    if (fs::exists(folder / candidate)) return read(folder / candidate);
-  throw argument_error(detail::concat("classify: no tokenizer found beside ", model.string(), "; name one with --tokenizer"));
 }
 
 /// Accuracy with k examples per prompt, for each k.
@@ -167,17 +145,8 @@ int run(int argc, char** argv) {
 
   if (!model_path.empty()) {
     const models::decoder model = models::load_decoder(model_path);
-    const text::any_tokenizer tokenizer = find_tokenizer(model_path, tokenizer_path);
-    const gen::tokenize_fn encode = [&](std::string_view text) {
-      return std::visit(
-          [&](const auto& t) {
-            if constexpr (std::is_same_v<std::decay_t<decltype(t)>, text::sentencepiece_tokenizer>)
-              return t.encode(text, {.add_bos = t.bos_id().has_value()});
-            else
-              return t.encode(text);
-          },
-          tokenizer);
-    };
+    const text::any_tokenizer tokenizer = io::tokenizer_for_model(model_path, tokenizer_path);
+    const gen::tokenize_fn encode = [&](std::string_view text) { return io::encode_prompt(tokenizer, text); };
     std::printf("model %s\n", model.source().c_str());
     gen::decoder_lm lm(model, 0, pool);
     evaluate(lm, encode, reviews, shots, normalise);

@@ -27,11 +27,7 @@
 #include <lmkit/gen/generate.hpp>
 #include <lmkit/gen/logprobs.hpp>
 #include <lmkit/gen/sampler_config.hpp>
-#include <lmkit/io/gguf_tokenizer.hpp>
-#include <lmkit/io/gpt2_bpe.hpp>
-#include <lmkit/io/hf_tokenizer.hpp>
-#include <lmkit/io/llama2c_tokenizer.hpp>
-#include <lmkit/io/sentencepiece_model.hpp>
+#include <lmkit/io/model_tokenizer.hpp>
 #include <lmkit/kernels/kernels.hpp>
 #include <lmkit/models/load_decoder.hpp>
 #include <lmkit/models/gpt.hpp>
@@ -88,25 +84,6 @@ token_id pick(std::span<const float> logits, float temperature, philox& rng, std
   return static_cast<token_id>(scratch.size() - 1);  // rounding left u above the last sum
 }
 
-/// The tokenizer that goes with a pretrained model: named, inside the GGUF file, or beside the model.
-text::any_tokenizer find_tokenizer(const std::filesystem::path& model, const std::string& named) {
-  namespace fs = std::filesystem;
-  auto read = [](const fs::path& p) -> text::any_tokenizer {
-    const std::string name = p.filename().string();
-    if (p.extension() == ".json" && name != "encoder.json") return io::read_hf_tokenizer(p);
-    if (name == "encoder.json") return io::read_gpt2_bpe(p, p.parent_path() / "vocab.bpe");
-    if (p.extension() == ".model") return io::read_sentencepiece_model(p);
-    if (p.extension() == ".gguf") return io::tokenizer_from_gguf(io::gguf_file(p));
-    return io::read_llama2c_tokenizer(p);
-  };
-  if (!named.empty()) return read(named);
-  if (models::detect_model_format(model) == models::model_format::gguf) return read(model);
-  const fs::path folder = fs::is_directory(model) ? model : model.parent_path();
-  for (const char* candidate : {"tokenizer.json", "tokenizer.model", "encoder.json", "tokenizer.bin"})
-    if (fs::exists(folder / candidate)) return read(folder / candidate);
-  throw argument_error(detail::concat("generate: no tokenizer found beside ", model.string(), "; name one with --tokenizer"));
-}
-
 struct options {
   std::string checkpoint, model, tokenizer, prompt, html;
   std::size_t count = 0, context = 0, logprobs = 0, attention = 0;
@@ -123,24 +100,11 @@ int run_decoder(const options& o) {
   using clock = std::chrono::steady_clock;
   const thread_pool pool(o.threads);
   const models::decoder model = models::load_decoder(o.model);
-  const text::any_tokenizer tokenizer = find_tokenizer(o.model, o.tokenizer);
+  const text::any_tokenizer tokenizer = io::tokenizer_for_model(o.model, o.tokenizer);
   const std::size_t count = o.count ? o.count : 128;
-  // Llama's SentencePiece prompts start with BOS; GPT-2's byte-level BPE prompts do not.
-  std::vector<token_id> prompt = std::visit(
-      [&](const auto& t) {
-        if constexpr (std::is_same_v<std::decay_t<decltype(t)>, text::sentencepiece_tokenizer>)
-          return t.encode(o.prompt, {.add_bos = t.bos_id().has_value()});
-        else
-          return t.encode(o.prompt);
-      },
-      tokenizer);
+  const std::vector<token_id> prompt = io::encode_prompt(tokenizer, o.prompt);
   require<argument_error>(!prompt.empty(), "generate: the prompt is empty");
-  const std::optional<token_id> eos = std::visit(
-      [](const auto& t) -> std::optional<token_id> {
-        if constexpr (std::is_same_v<std::decay_t<decltype(t)>, text::sentencepiece_tokenizer>) return t.eos_id();
-        else return t.special_id("<|endoftext|>");
-      },
-      tokenizer);
+  const std::optional<token_id> eos = io::end_of_text(tokenizer);
   // The session holds what the run needs (or --context); more than the model's is an error that says so.
   const std::size_t context = o.context ? o.context : std::min(model.config().context, prompt.size() + count);
   gen::decoder_lm lm(model, context, pool);

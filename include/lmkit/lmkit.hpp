@@ -45,6 +45,7 @@
 #include "lmkit/io/hf_tokenizer.hpp"
 #include "lmkit/io/llama2c_checkpoint.hpp"
 #include "lmkit/io/llama2c_tokenizer.hpp"
+#include "lmkit/io/model_tokenizer.hpp"
 #include "lmkit/io/ngram_binary.hpp"
 #include "lmkit/io/safetensors.hpp"
 #include "lmkit/io/safetensors_writer.hpp"
