@@ -19,6 +19,7 @@
 #include <string_view>
 #include <vector>
 
+#include "lmkit/core/aligned_buffer.hpp"
 #include "lmkit/core/dtype.hpp"
 #include "lmkit/core/error.hpp"
 #include "lmkit/core/weight_matrix.hpp"
@@ -46,7 +47,7 @@ struct decoder_weights {
   // What keeps the views valid: the mapped files, and the copies made at load.
   std::vector<std::shared_ptr<const void>> files;
   std::deque<std::vector<float>> owned_floats;
-  std::deque<std::vector<std::byte>> owned_bytes;
+  std::deque<aligned_buffer<std::byte>> owned_bytes;  // 64-byte aligned: whole cache lines per row load
 
   /// Bytes of every matrix one decoded token reads (all but the embeddings' unused rows).
   std::size_t decode_bytes() const {
