@@ -27,6 +27,7 @@
 #include "lmkit/core/dtype.hpp"
 #include "lmkit/core/error.hpp"
 #include "lmkit/core/rng.hpp"
+#include "lmkit/kernels/kernels.hpp"
 #include "lmkit/simd/transform.hpp"
 
 namespace lmkit::gen {
@@ -524,27 +525,16 @@ class candidates {
   }
 
   /// exp(logit - m) over source_[begin, end) (an unedited run): their sum, and each into `out`
-  /// when it is not null. The same vectors and tail either way, so the weights agree.
+  /// when it is not null. The same kernel (Highway's exp, dispatched to the widest target) either
+  /// way, so the block sums and the weights inside a block agree.
   double block_weights(std::size_t begin, std::size_t end, float m, float* out) const {
-    const float* p = source_.data();
-    const batch shift(m);
-    batch sum(0.0f);
-    std::size_t i = begin;
-    for (; i + lanes <= end; i += lanes) {
-      const batch w = xsimd::exp(batch::load_unaligned(p + i) - shift);
-      sum = sum + w;
-      if (out) w.store_unaligned(out + (i - begin));
+    if (end == begin) return 0.0;
+    float* dst = out;
+    if (!dst) {
+      if (scratch_.size() < end - begin) scratch_.resize(end - begin);
+      dst = scratch_.data();
     }
-    alignas(64) float lane[lanes];
-    sum.store_aligned(lane);
-    double total = 0.0;
-    for (float v : lane) total += v;
-    for (; i < end; ++i) {
-      const float w = std::exp(p[i] - m);
-      total += w;
-      if (out) out[i - begin] = w;
-    }
-    return total;
+    return kernels::exp_shifted({source_.data() + begin, end - begin}, m, {dst, end - begin});
   }
 
   void make_sparse() {
@@ -570,6 +560,7 @@ class candidates {
   };
   std::vector<weighted_block> blocks_;
   std::vector<float> weights_;
+  mutable std::vector<float> scratch_;  // block_weights' output when only the sum is wanted
   std::vector<token_id> scratch_ids_;
   std::vector<std::uint32_t> scratch_counts_;
   bool dense_ = true, sorted_ = false, normalised_ = false;

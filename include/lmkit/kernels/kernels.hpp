@@ -55,6 +55,7 @@ LMKIT_EXPORT(f32_to_f16);
 LMKIT_EXPORT(bf16_to_f32);
 LMKIT_EXPORT(f16_to_f32);
 LMKIT_EXPORT(softmax);
+LMKIT_EXPORT(exp_shifted);
 LMKIT_EXPORT(log_softmax);
 LMKIT_EXPORT(softmax_backward);
 LMKIT_EXPORT(log_softmax_backward);
@@ -179,6 +180,13 @@ inline void softmax(std::span<const float> x, std::span<float> out) {
   detail::same_size(x.size(), out.size(), "softmax");
   HWY_DYNAMIC_DISPATCH(softmax)(x.data(), out.data(), x.size());
 }
+/// out[i] = exp(x[i] - shift); returns their sum (in float, lane by lane). out may be x. The
+/// unnormalised weights of a softmax whose maximum the caller knows (a sampler's draw).
+inline float exp_shifted(std::span<const float> x, float shift, std::span<float> out) {
+  detail::same_size(x.size(), out.size(), "exp_shifted");
+  return HWY_DYNAMIC_DISPATCH(exp_shifted)(x.data(), shift, out.data(), x.size());
+}
+
 /// out = x - max - log(sum(exp(x - max))); out may be x.
 inline void log_softmax(std::span<const float> x, std::span<float> out) {
   detail::same_size(x.size(), out.size(), "log_softmax");
