@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "lmkit/core/parallel.hpp"
+#include "lmkit/io/gguf_writer.hpp"
 #include "lmkit/io/llama2c_checkpoint.hpp"
 #include "lmkit/io/safetensors_writer.hpp"
 #include "lmkit/io/sentencepiece_model.hpp"
@@ -371,4 +372,83 @@ TEST_CASE("decoder: recorded attention weights are distributions over the positi
   CHECK_THROWS_AS(first.attention_weights(4, 0), lmkit::argument_error);
   decoder_session f16(model, 0, lmkit::serial_pool(), 512, attention_precision::llama_cpp_f16);
   CHECK_THROWS_AS(f16.record_attention(true), lmkit::argument_error);
+}
+
+namespace {
+
+/// The GPT-2 fixture written as a gpt2 GGUF from the weights its HF load produced ([out, in], f16
+/// matrices, f32 vectors); `retype` names a tensor written as Q4_1 instead (to test a refusal).
+void write_gpt2_gguf(const decoder& hf, const fs::path& path, const std::string& retype = "") {
+  const auto& c = hf.config();
+  const auto& w = hf.weights();
+  lmkit::io::gguf_writer out;
+  out.add_string("general.architecture", "gpt2");
+  out.add_uint32("gpt2.embedding_length", static_cast<std::uint32_t>(c.dim));
+  out.add_uint32("gpt2.block_count", static_cast<std::uint32_t>(c.layers));
+  out.add_uint32("gpt2.feed_forward_length", static_cast<std::uint32_t>(c.hidden));
+  out.add_uint32("gpt2.attention.head_count", static_cast<std::uint32_t>(c.heads));
+  out.add_uint32("gpt2.context_length", static_cast<std::uint32_t>(c.context));
+  out.add_float32("gpt2.attention.layer_norm_epsilon", c.norm_eps);
+  auto matrix = [&](const std::string& name, const lmkit::weight_matrix& m, std::size_t rows) {
+    REQUIRE(m.type == lmkit::weight_type::f16);
+    const auto* bytes = static_cast<const std::byte*>(m.data);
+    auto type = lmkit::io::ggml_type::f16;
+    std::vector<std::byte> data(bytes, bytes + rows * m.cols * 2);
+    if (name == retype) {  // Q4_1: a ggml type lmkit does not run, of the right size
+      type = lmkit::io::ggml_type::q4_1;
+      data.assign(rows * m.cols / 32 * 20, std::byte{0});
+    }
+    out.add_tensor(name, {m.cols, rows}, type, data);
+  };
+  auto vector = [&](const std::string& name, std::span<const float> v) {
+    out.add_tensor(name, {v.size()}, lmkit::io::ggml_type::f32, std::as_bytes(v));
+  };
+  matrix("token_embd.weight", w.token_embedding, c.vocab);
+  matrix("position_embd.weight", w.position_embedding, c.context);
+  for (std::size_t l = 0; l < c.layers; ++l) {
+    const auto& lw = w.layers[l];
+    const std::string b = "blk." + std::to_string(l) + ".";
+    vector(b + "attn_norm.weight", lw.attn_norm);
+    vector(b + "attn_norm.bias", lw.attn_norm_bias);
+    matrix(b + "attn_qkv.weight", lw.wq, 3 * c.dim);  // q, k, v rows are one buffer
+    std::vector<float> qkv_bias(lw.bq.begin(), lw.bq.end());
+    qkv_bias.insert(qkv_bias.end(), lw.bk.begin(), lw.bk.end());
+    qkv_bias.insert(qkv_bias.end(), lw.bv.begin(), lw.bv.end());
+    vector(b + "attn_qkv.bias", qkv_bias);
+    matrix(b + "attn_output.weight", lw.wo, c.dim);
+    vector(b + "attn_output.bias", lw.bo);
+    vector(b + "ffn_norm.weight", lw.ffn_norm);
+    vector(b + "ffn_norm.bias", lw.ffn_norm_bias);
+    matrix(b + "ffn_up.weight", lw.w_up, c.hidden);
+    vector(b + "ffn_up.bias", lw.b_up);
+    matrix(b + "ffn_down.weight", lw.w_down, c.dim);
+    vector(b + "ffn_down.bias", lw.b_down);
+  }
+  vector("output_norm.weight", w.final_norm);
+  vector("output_norm.bias", w.final_norm_bias);
+  out.write(path);
+}
+
+}  // namespace
+
+TEST_CASE("gpt2 GGUF: the fixture written as GGUF gives the Hugging Face load's logits bit for bit", "[decoder]") {
+  const fs::path dir = shared_data("fixtures/shakespeare-gpt2");
+  const decoder hf = load_decoder(dir / "hf");
+  const fs::path tmp = temp_dir("gpt2_gguf");
+  write_gpt2_gguf(hf, tmp / "gpt2.gguf");
+  const decoder gguf = load_decoder(tmp / "gpt2.gguf");
+  CHECK(gguf.config().family == decoder_family::gpt2);
+  CHECK(gguf.weights().output.data == gguf.weights().token_embedding.data);  // tied: no output.weight
+  const reference r = read_reference(dir / "refs", "citizen");
+  const std::size_t vocab = hf.config().vocab;
+  std::vector<float> a(r.prompt.size() * vocab), b(a.size());
+  decoder_session(hf).append(r.prompt, a);
+  decoder_session(gguf).append(r.prompt, b);
+  CHECK(a == b);
+  CHECK(max_abs_difference(b, r.logits.values) < 1e-4f);
+
+  // A tensor of a type lmkit does not run is refused by name.
+  write_gpt2_gguf(hf, tmp / "k-quant.gguf", "blk.1.ffn_up.weight");
+  CHECK_THROWS_WITH(load_decoder(tmp / "k-quant.gguf"),
+                    Catch::Contains("blk.1.ffn_up.weight") && Catch::Contains("does not run"));
 }
