@@ -223,8 +223,10 @@ TEST_CASE("matmul_weights equals the reference for every weight type and shape",
       check_matmul(type, 3, 5, 0, 0, two);
     }
     for (weight_type type : {weight_type::f32, weight_type::f16, weight_type::bf16})
-      for (std::size_t m : {1, 2, 4, 5, 17, 128})  // m > 1: gemm_nt_direct, whole and edge tiles
-        for (std::size_t rows : {1, 6, 7, 12, 67})
+      // m > 1: the direct tiles below two vectors of rows, panels from there (whole, partial and
+      // one-vector last panels; whole and partial weight blocks of 6 / 14 rows)
+      for (std::size_t m : {1, 2, 4, 5, 17, 24, 40, 50, 128})
+        for (std::size_t rows : {1, 6, 7, 12, 15, 29, 67})
           for (std::size_t cols : {1, 33, 100, 768}) check_matmul(type, m, rows, cols, type == weight_type::f32 ? 0 : 2, two);
   });
   std::string list;

@@ -15,9 +15,11 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <type_traits>
 
 #include <hwy/highway.h>
 
+#include "lmkit/core/aligned_buffer.hpp"
 #include "lmkit/core/dtype.hpp"
 #include "lmkit/core/parallel.hpp"
 #include "lmkit/kernels/matmul-inl.hpp"
@@ -151,6 +153,183 @@ void gemm_nt(const float* a, std::size_t lda, const T* b, std::size_t ldb, float
   });
 }
 
+// ---- Prompt-sized products: C^T = B A^T, the prompt's rows as vector lanes ----
+// A panel of kPanelVectors vectors' worth of A's rows is transposed once (panel[p][t] = A[t][p]);
+// a block of kBlockRows weight rows (widened to f32 once when stored as f16 / bf16) then meets each
+// panel: a step along k loads the panel's vectors and broadcasts one weight per row, for
+// kBlockRows x kPanelVectors FMAs into accumulators that each hold part of a column of C. No lane
+// sums, no widening per FMA, and the weights still pass from memory once per product.
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+constexpr std::size_t kBlockRows = 14;  // 14 x 2 accumulators + 2 panel vectors + 1 broadcast = 31
+#else
+constexpr std::size_t kBlockRows = 6;  // 6 x 2 + 2 + 1 = 15 of 16
+#endif
+constexpr std::size_t kPanelVectors = 2;
+
+/// A buffer per thread for each of the two uses, reused across calls (never re-faulted).
+enum class scratch_use { panels, block };
+template <scratch_use U>
+HWY_INLINE float* scratch(std::size_t floats) {
+  thread_local aligned_buffer<float> buffer;
+  if (buffer.size() < floats) buffer = aligned_buffer<float>(floats, uninitialized);
+  return buffer.data();
+}
+
+// Depth is padded to whole groups of kGroup (one cache line of f32), with zeros in both operands.
+constexpr std::size_t kGroup = 16;
+
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
+/// Transposes the 8 x 8 matrix held by r[0..7] (rows) in place: pairs of rows interleaved, then
+/// pairs of pairs, then the 128-bit halves exchanged.
+template <class D8, class V>
+HWY_INLINE void transpose_8x8(D8 d, V (&r)[8]) {
+  const hn::Repartition<double, D8> dd;
+  V t[8], q[8];
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = hn::InterleaveLower(d, r[i], r[i + 1]);      // r_i[0] r_i+1[0] r_i[1] r_i+1[1] | [4] [5]
+    t[i + 1] = hn::InterleaveUpper(d, r[i], r[i + 1]);  // [2] [3] | [6] [7]
+  }
+  for (int i = 0; i < 8; i += 4)
+    for (int j = 0; j < 2; ++j) {
+      const auto lo = hn::BitCast(dd, t[i + j]), hi = hn::BitCast(dd, t[i + 2 + j]);
+      q[i + 2 * j] = hn::BitCast(d, hn::InterleaveLower(dd, lo, hi));      // four rows' column 2j | 2j + 4
+      q[i + 2 * j + 1] = hn::BitCast(d, hn::InterleaveUpper(dd, lo, hi));  // column 2j + 1 | 2j + 5
+    }
+  for (int j = 0; j < 4; ++j) {
+    r[j] = hn::ConcatLowerLower(d, q[4 + j], q[j]);
+    r[j + 4] = hn::ConcatUpperUpper(d, q[4 + j], q[j]);
+  }
+}
+#endif
+
+/// panel[p * width + t] = a[t * lda + p] for t < rows and p < k; zero for rows <= t < width and
+/// for k <= p < depth (k rounded up to kGroup).
+HWY_INLINE void pack_panel(const float* HWY_RESTRICT a, std::size_t lda, std::size_t rows, std::size_t k,
+                           std::size_t width, float* HWY_RESTRICT panel) {
+  const std::size_t depth = (k + kGroup - 1) / kGroup * kGroup;
+  std::size_t whole_rows = 0, whole_depth = 0;  // the part moved by 8 x 8 transposes
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
+  const hn::Full256<float> d8;
+  whole_rows = rows / 8 * 8;
+  whole_depth = k / 8 * 8;
+  for (std::size_t t0 = 0; t0 < whole_rows; t0 += 8)
+    for (std::size_t p0 = 0; p0 < whole_depth; p0 += 8) {
+      hn::Vec<decltype(d8)> r[8];
+      for (std::size_t i = 0; i < 8; ++i) r[i] = hn::LoadU(d8, a + (t0 + i) * lda + p0);
+      transpose_8x8(d8, r);
+      for (std::size_t j = 0; j < 8; ++j) hn::StoreU(r[j], d8, panel + (p0 + j) * width + t0);
+    }
+#endif
+  auto element = [&](std::size_t t, std::size_t p) { return t < rows && p < k ? a[t * lda + p] : 0.0f; };
+  for (std::size_t p = whole_depth; p < depth; ++p)
+    for (std::size_t t = 0; t < whole_rows; ++t) panel[p * width + t] = element(t, p);
+  for (std::size_t p = 0; p < depth; ++p)
+    for (std::size_t t = whole_rows; t < width; ++t) panel[p * width + t] = element(t, p);
+}
+
+/// The block's kBlockRows weight rows (`src`, row stride ldb; rows past `rows` are zero) widened
+/// to f32 and interleaved by groups: block[(g * kBlockRows + i) * kGroup + u] = w[i][g * kGroup + u],
+/// so a step along k finds all its weights in one cache line, at fixed offsets from one pointer.
+template <class T>
+HWY_INLINE void pack_block(const T* HWY_RESTRICT src, std::size_t ldb, std::size_t rows, std::size_t k,
+                           float* HWY_RESTRICT block) {
+  const hn::CappedTag<float, kGroup> d;
+  const std::size_t lanes = hn::Lanes(d);
+  const std::size_t groups = (k + kGroup - 1) / kGroup;
+  for (std::size_t i = 0; i < kBlockRows; ++i) {
+    const T* in = src + i * ldb;
+    for (std::size_t g = 0; g < groups; ++g) {
+      float* out = block + (g * kBlockRows + i) * kGroup;
+      const std::size_t p0 = g * kGroup;
+      if (i < rows && p0 + kGroup <= k) {
+        for (std::size_t u = 0; u < kGroup; u += lanes) hn::Store(gemm_detail::load_as_f32(d, in + p0 + u), d, out + u);
+      } else {
+        for (std::size_t u = 0; u < kGroup; ++u) out[u] = i < rows && p0 + u < k ? to_float(in[p0 + u]) : 0.0f;
+      }
+    }
+  }
+}
+
+/// out[i * width + t] = sum over p of w_i[p] * panel[p * width + t], for every i below kBlockRows
+/// and t below width = NV vectors; `block` as pack_block leaves it, `groups` groups deep. Along
+/// the way, `next_rows` weight rows at `next` (`next_stride` bytes apart, `elem_bytes` per weight)
+/// are prefetched into L2, a line per row per group, so that reading the next block from memory
+/// overlaps this block's arithmetic.
+template <std::size_t NV>
+HWY_INLINE void block_times_panel(const float* HWY_RESTRICT block, const float* HWY_RESTRICT panel,
+                                  std::size_t groups, float* HWY_RESTRICT out, const unsigned char* next,
+                                  std::size_t next_rows, std::size_t next_stride, std::size_t elem_bytes) {
+  const hn::ScalableTag<float> d;
+  const std::size_t lanes = hn::Lanes(d);
+  const std::size_t width = NV * lanes;
+  hn::Vec<decltype(d)> acc[kBlockRows][NV];
+  for (std::size_t i = 0; i < kBlockRows; ++i)
+    for (std::size_t v = 0; v < NV; ++v) acc[i][v] = hn::Zero(d);
+  for (std::size_t g = 0; g < groups; ++g, block += kBlockRows * kGroup) {
+    for (std::size_t i = 0; i < next_rows; ++i)
+        __builtin_prefetch(next + i * next_stride + g * kGroup * elem_bytes, 0, 2);  // to L2
+    for (std::size_t u = 0; u < kGroup; ++u, panel += width) {
+      hn::Vec<decltype(d)> av[NV];
+      for (std::size_t v = 0; v < NV; ++v) av[v] = hn::Load(d, panel + v * lanes);
+      for (std::size_t i = 0; i < kBlockRows; ++i) {
+        const auto wv = hn::Set(d, block[i * kGroup + u]);
+        for (std::size_t v = 0; v < NV; ++v) acc[i][v] = hn::MulAdd(wv, av[v], acc[i][v]);
+      }
+    }
+  }
+  for (std::size_t i = 0; i < kBlockRows; ++i)
+    for (std::size_t v = 0; v < NV; ++v) hn::Store(acc[i][v], d, out + i * width + v * lanes);
+}
+
+template <class T>
+void gemm_nt_panels(const float* a, std::size_t lda, const T* b, std::size_t ldb, float* c, std::size_t ldc,
+                    std::size_t m, std::size_t n, std::size_t k, const thread_pool& pool) {
+  const hn::ScalableTag<float> d;
+  const std::size_t lanes = hn::Lanes(d);
+  const std::size_t full = kPanelVectors * lanes;  // tokens per panel
+  const std::size_t panels = (m + full - 1) / full;
+  const std::size_t groups = (k + kGroup - 1) / kGroup;
+  const std::size_t depth = groups * kGroup;
+  // The last panel is one vector wide when its tokens fit in one.
+  auto width_of = [&](std::size_t q) { return std::min(m - q * full, full) <= lanes ? lanes : full; };
+  float* packed = scratch<scratch_use::panels>(panels * full * depth);
+  pool.for_each_chunk(panels, 1, [&](std::size_t begin, std::size_t end) HWY_ATTR {
+    for (std::size_t q = begin; q < end; ++q)
+      pack_panel(a + q * full * lda, lda, std::min(full, m - q * full), k, width_of(q), packed + q * full * depth);
+  });
+  // Tasks take whole weight blocks, four per thread for balance. Every output is one block's sum
+  // in one order whatever the split, so the result is the same for any thread count.
+  const std::size_t blocks = (n + kBlockRows - 1) / kBlockRows;
+  const std::size_t tasks = std::size_t{4} * static_cast<std::size_t>(pool.threads());
+  const std::size_t chunk = (blocks + tasks - 1) / tasks * kBlockRows;
+  pool.for_each_chunk(n, chunk, [&](std::size_t begin, std::size_t end) HWY_ATTR {
+    HWY_ALIGN float tile[kBlockRows * kPanelVectors * hn::MaxLanes(d)];
+    float* block = scratch<scratch_use::block>(kBlockRows * depth);
+    for (std::size_t j = begin; j < end; j += kBlockRows) {
+      const std::size_t rows = std::min(kBlockRows, end - j);
+      pack_block(b + j * ldb, ldb, rows, k, block);
+      // The weights pass from memory once per product: the next block's rows (perhaps another
+      // task's) are prefetched during the first panel.
+      const std::size_t next_rows = j + kBlockRows < n ? std::min(kBlockRows, n - j - kBlockRows) : 0;
+      const auto* next = reinterpret_cast<const unsigned char*>(b + (j + kBlockRows) * ldb);
+      for (std::size_t q = 0; q < panels; ++q) {
+        const std::size_t tokens = std::min(full, m - q * full);
+        const std::size_t width = width_of(q);
+        const std::size_t prefetch_rows = q == 0 ? next_rows : 0;
+        const float* panel = packed + q * full * depth;
+        if (width == full)
+          block_times_panel<kPanelVectors>(block, panel, groups, tile, next, prefetch_rows, ldb * sizeof(T), sizeof(T));
+        else
+          block_times_panel<1>(block, panel, groups, tile, next, prefetch_rows, ldb * sizeof(T), sizeof(T));
+        for (std::size_t t = 0; t < tokens; ++t) {
+          float* out = c + (q * full + t) * ldc + j;
+          for (std::size_t i = 0; i < rows; ++i) out[i] = tile[i * width + t];
+        }
+      }
+    }
+  });
+}
+
 }  // namespace gemm_nt_detail
 
 /// C [m x n] (row stride ldc) = A [m x k] (f32, row stride lda) * B^T, B [n x k] of `b_type`
@@ -159,7 +338,10 @@ inline void gemm_nt_direct(const float* a, std::size_t lda, const void* b, dtype
                            std::size_t ldc, std::size_t m, std::size_t n, std::size_t k, const thread_pool& pool) {
   gemm_detail::with_element_type(b_type, [&](auto tag) HWY_ATTR {
     using T = decltype(tag);
-    gemm_nt_detail::gemm_nt(a, lda, static_cast<const T*>(b), ldb, c, ldc, m, n, k, pool);
+    if (m >= gemm_nt_detail::kPanelVectors * hn::Lanes(hn::ScalableTag<float>()))
+      gemm_nt_detail::gemm_nt_panels(a, lda, static_cast<const T*>(b), ldb, c, ldc, m, n, k, pool);
+    else
+      gemm_nt_detail::gemm_nt(a, lda, static_cast<const T*>(b), ldb, c, ldc, m, n, k, pool);
   });
 }
 
