@@ -1,10 +1,12 @@
 // C [m x n] = A [m x k] * B^T with B stored [n x k]: both operands k-contiguous (activations times
-// a weight stored [out, in]), computed without packing. Each tile of kTileRows x kTileCols outputs
-// keeps one vector accumulator per output, holding partial sums along k; a step loads kTileRows
-// vectors of A and kTileCols of B (widened from f16 / bf16) for kTileRows x kTileCols FMAs, then
-// every accumulator is summed across its lanes once. The BLIS packing that kernels::gemm does is
-// what a weight matrix read once per prompt cannot amortise: here the weights are read in place
-// (a block of B rows stays in L2 while every row of A passes over it), as llamafile's tinyBLAS does.
+// a weight stored [out, in]). The weights pass from memory once per product, read in place: the
+// BLIS packing that kernels::gemm does (a transpose of every weight panel) is what a weight matrix
+// read once per prompt cannot amortise. Two ways, by the number of rows of A:
+// - a few rows (speculative drafts, short appends): tiles of kTileRows x kTileCols outputs, each
+//   with a vector accumulator of partial sums along k (A and B rows loaded as they are, B widened
+//   from f16 / bf16 per load), summed across lanes at the end, as llamafile's tinyBLAS does;
+// - two vectors of rows or more (a prompt): C^T = B A^T with A's rows as lanes (gemm_nt_panels):
+//   A is transposed once, which is cheap beside the product, and B's rows are broadcast.
 // Per-target code, re-included once per Highway target by kernels.hpp.
 #if defined(LMKIT_KERNELS_GEMM_NT_INL_HPP_) == defined(HWY_TARGET_TOGGLE)
 #ifdef LMKIT_KERNELS_GEMM_NT_INL_HPP_
