@@ -253,14 +253,10 @@ HWY_INLINE void pack_block(const T* HWY_RESTRICT src, std::size_t ldb, std::size
 }
 
 /// out[i * width + t] = sum over p of w_i[p] * panel[p * width + t], for every i below kBlockRows
-/// and t below width = NV vectors; `block` as pack_block leaves it, `groups` groups deep. Along
-/// the way, `next_rows` weight rows at `next` (`next_stride` bytes apart, `elem_bytes` per weight)
-/// are prefetched into L2, a line per row per group, so that reading the next block from memory
-/// overlaps this block's arithmetic.
+/// and t below width = NV vectors; `block` as pack_block leaves it, `groups` groups deep.
 template <std::size_t NV>
 HWY_INLINE void block_times_panel(const float* HWY_RESTRICT block, const float* HWY_RESTRICT panel,
-                                  std::size_t groups, float* HWY_RESTRICT out, const unsigned char* next,
-                                  std::size_t next_rows, std::size_t next_stride, std::size_t elem_bytes) {
+                                  std::size_t groups, float* HWY_RESTRICT out) {
   const hn::ScalableTag<float> d;
   const std::size_t lanes = hn::Lanes(d);
   const std::size_t width = NV * lanes;
@@ -268,8 +264,6 @@ HWY_INLINE void block_times_panel(const float* HWY_RESTRICT block, const float* 
   for (std::size_t i = 0; i < kBlockRows; ++i)
     for (std::size_t v = 0; v < NV; ++v) acc[i][v] = hn::Zero(d);
   for (std::size_t g = 0; g < groups; ++g, block += kBlockRows * kGroup) {
-    for (std::size_t i = 0; i < next_rows; ++i)
-        __builtin_prefetch(next + i * next_stride + g * kGroup * elem_bytes, 0, 2);  // to L2
     for (std::size_t u = 0; u < kGroup; ++u, panel += width) {
       hn::Vec<decltype(d)> av[NV];
       for (std::size_t v = 0; v < NV; ++v) av[v] = hn::Load(d, panel + v * lanes);
@@ -310,19 +304,14 @@ void gemm_nt_panels(const float* a, std::size_t lda, const T* b, std::size_t ldb
     for (std::size_t j = begin; j < end; j += kBlockRows) {
       const std::size_t rows = std::min(kBlockRows, end - j);
       pack_block(b + j * ldb, ldb, rows, k, block);
-      // The weights pass from memory once per product: the next block's rows (perhaps another
-      // task's) are prefetched during the first panel.
-      const std::size_t next_rows = j + kBlockRows < n ? std::min(kBlockRows, n - j - kBlockRows) : 0;
-      const auto* next = reinterpret_cast<const unsigned char*>(b + (j + kBlockRows) * ldb);
       for (std::size_t q = 0; q < panels; ++q) {
         const std::size_t tokens = std::min(full, m - q * full);
         const std::size_t width = width_of(q);
-        const std::size_t prefetch_rows = q == 0 ? next_rows : 0;
         const float* panel = packed + q * full * depth;
         if (width == full)
-          block_times_panel<kPanelVectors>(block, panel, groups, tile, next, prefetch_rows, ldb * sizeof(T), sizeof(T));
+          block_times_panel<kPanelVectors>(block, panel, groups, tile);
         else
-          block_times_panel<1>(block, panel, groups, tile, next, prefetch_rows, ldb * sizeof(T), sizeof(T));
+          block_times_panel<1>(block, panel, groups, tile);
         for (std::size_t t = 0; t < tokens; ++t) {
           float* out = c + (q * full + t) * ldc + j;
           for (std::size_t i = 0; i < rows; ++i) out[i] = tile[i * width + t];
