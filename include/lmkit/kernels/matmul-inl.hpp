@@ -334,9 +334,10 @@ void gemv_rows(const T* w, std::size_t stride, std::size_t rows, std::size_t k, 
       // one before it ends, so the next group's rows are prefetched at the same column while this
       // group is read. (Without it, f16 decoding ran at 60% of the bandwidth.)
       const bool prefetch_next = r + 2 * kGemvRows <= rows;  // across the chunk's end too
+      constexpr std::size_t per_line = 64 / sizeof(T);  // a prefetch per line, not per vector
       std::size_t p = 0;
       for (; p + lanes <= k; p += lanes) {
-        if (prefetch_next) {
+        if (prefetch_next && p % per_line == 0) {
           const T* next = w3 + stride + p;
           hwy::Prefetch(next);
           hwy::Prefetch(next + stride);
