@@ -141,41 +141,84 @@ inline ngram::ngram_model read_arpa(const std::filesystem::path& path) {
   return read_arpa(in, path.string());
 }
 
-/// Writes the model in ARPA format: n-grams of each order sorted by their words' ids.
-inline void write_arpa(const ngram::ngram_model& model, std::ostream& out) {
-  out << "\\data\\\n";
-  for (std::size_t n = 1; n <= model.order(); ++n) out << "ngram " << n << "=" << model.table(n).size() << "\n";
+namespace arpa_detail {
+
+/// The rows of `table` in the order of their words (lexicographic by id). The first two ids are
+/// packed into a key that decides most comparisons without reading the words again.
+inline std::vector<std::size_t> sorted_rows(const ngram::ngram_table<ngram::ngram_entry>& table) {
+  struct keyed_row {
+    std::uint64_t key;
+    std::size_t row;
+  };
+  const std::size_t n = table.order();
+  std::vector<keyed_row> keyed(table.size());
+  for (std::size_t i = 0; i < keyed.size(); ++i) {
+    const auto words = table.words(i);
+    keyed[i] = {std::uint64_t{words[0]} << 32 | (n > 1 ? words[1] : 0u), i};
+  }
+  std::sort(keyed.begin(), keyed.end(), [&](const keyed_row& a, const keyed_row& b) {
+    if (a.key != b.key || n <= 2) return a.key < b.key;
+    const auto x = table.words(a.row).subspan(2), y = table.words(b.row).subspan(2);
+    return std::lexicographical_compare(x.begin(), x.end(), y.begin(), y.end());
+  });
+  std::vector<std::size_t> rows(keyed.size());
+  for (std::size_t i = 0; i < rows.size(); ++i) rows[i] = keyed[i].row;
+  return rows;
+}
+
+/// Appends the shortest decimal form that reads back as the same float.
+inline void append_number(std::string& out, float value) {
   char number[32];
+  const auto end = std::to_chars(number, number + sizeof number, value).ptr;
+  out.append(number, end);
+}
+
+/// The ARPA text of `model`, handed to `sink` in pieces of about a megabyte.
+template <class Sink>
+void write_arpa_text(const ngram::ngram_model& model, Sink&& sink) {
+  std::string text = "\\data\\\n";
+  for (std::size_t n = 1; n <= model.order(); ++n)
+    text += "ngram " + std::to_string(n) + "=" + std::to_string(model.table(n).size()) + "\n";
   for (std::size_t n = 1; n <= model.order(); ++n) {
-    out << "\n\\" << n << "-grams:\n";
+    text += "\n\\" + std::to_string(n) + "-grams:\n";
     const auto& table = model.table(n);
-    std::vector<std::size_t> rows(table.size());
-    for (std::size_t i = 0; i < rows.size(); ++i) rows[i] = i;
-    std::sort(rows.begin(), rows.end(), [&](std::size_t a, std::size_t b) {
-      const auto x = table.words(a), y = table.words(b);
-      return std::lexicographical_compare(x.begin(), x.end(), y.begin(), y.end());
-    });
-    for (const std::size_t row : rows) {
+    for (const std::size_t row : sorted_rows(table)) {
       const ngram::ngram_entry& e = table.value(row);
-      std::snprintf(number, sizeof number, "%.9g", static_cast<double>(e.log_prob));
-      out << number << '\t';
+      append_number(text, e.log_prob);
+      text += '\t';
       const auto words = table.words(row);
-      for (std::size_t w = 0; w < n; ++w) out << (w ? " " : "") << model.vocab().word(words[w]);
-      if (n < model.order()) {
-        std::snprintf(number, sizeof number, "%.9g", static_cast<double>(e.log_backoff));
-        out << '\t' << number;
+      for (std::size_t w = 0; w < n; ++w) {
+        if (w) text += ' ';
+        text += model.vocab().word(words[w]);
       }
-      out << '\n';
+      if (n < model.order()) {
+        text += '\t';
+        append_number(text, e.log_backoff);
+      }
+      text += '\n';
+      if (text.size() >= (std::size_t{1} << 20)) {
+        sink(std::string_view(text));
+        text.clear();
+      }
     }
   }
-  out << "\n\\end\\\n";
+  text += "\n\\end\\\n";
+  sink(std::string_view(text));
+}
+
+}  // namespace arpa_detail
+
+/// Writes the model in ARPA format: n-grams of each order sorted by their words' ids, numbers in
+/// the shortest form that reads back as the same float.
+inline void write_arpa(const ngram::ngram_model& model, std::ostream& out) {
+  arpa_detail::write_arpa_text(model, [&](std::string_view piece) {
+    out.write(piece.data(), static_cast<std::streamsize>(piece.size()));
+  });
 }
 
 inline void write_arpa(const ngram::ngram_model& model, const std::filesystem::path& path) {
-  std::ostringstream text;
-  write_arpa(model, text);
   atomic_file_writer writer(path);
-  writer.write(text.str());
+  arpa_detail::write_arpa_text(model, [&](std::string_view piece) { writer.write(piece); });
   writer.commit();
 }
 
