@@ -1,6 +1,6 @@
 // n-gram models on Penn Treebank (../shared/data/ptb), for comparison with KenLM's figures in
 // ../shared/BASELINES.md (KenLM is not a Debian package, so it cannot run beside us here):
-// 5-gram estimation wall time, query throughput in words/s from an ARPA-loaded and a mapped binary
+// 5-gram estimation wall time (in memory, and within a memory budget as lmplz -S), query throughput in words/s from an ARPA-loaded and a mapped binary
 // model (1 thread, and all threads over a batch of sentences), and load times.
 //
 //   build/bench/bench_ngram            (peak memory of the whole run is printed at exit)
@@ -71,6 +71,32 @@ void estimate_ptb(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(build(order));
 }
 
+/// A stream that discards what it is given (to time writing ARPA text without a disk).
+struct discard_buffer : std::streambuf {
+  int_type overflow(int_type c) override { return c; }
+  std::streamsize xsputn(const char*, std::streamsize n) override { return n; }
+};
+
+/// PTB 5-gram, text in and ARPA text out, as lmplz runs: in memory (memory = 0) or within a
+/// budget of `memory` MiB, sorting in temporary files.
+void estimate_ptb_arpa(benchmark::State& state) {
+  if (!have_data(state)) return;
+  std::string text;
+  for (const auto& line : ptb_lines("ptb.train.txt")) text += line + '\n';
+  const auto memory = static_cast<std::size_t>(state.range(0)) << 20;
+  for (auto _ : state) {
+    std::istringstream lines(text);
+    discard_buffer sink;
+    std::ostream out(&sink);
+    if (memory == 0) {
+      io::write_arpa(ngram::estimate_kneser_ney(lines, 5), out);
+    } else {
+      io::write_arpa_estimated_externally(lines, out, 5, {}, {memory, std::filesystem::temp_directory_path()},
+                                          [](const ngram::external_estimate_stage&) {});
+    }
+  }
+}
+
 void load(benchmark::State& state, const char* extension) {
   if (!have_data(state)) return;
   const auto& path = model_file(extension);
@@ -102,6 +128,7 @@ void query(benchmark::State& state, const char* extension) {
 }  // namespace
 
 BENCHMARK(estimate_ptb)->Arg(3)->Arg(5)->ArgName("order")->Unit(benchmark::kSecond)->Iterations(1)->UseRealTime();
+BENCHMARK(estimate_ptb_arpa)->Arg(0)->Arg(64)->Arg(1024)->ArgName("memory_MiB")->Unit(benchmark::kSecond)->Iterations(1)->UseRealTime();
 BENCHMARK_CAPTURE(load, arpa, "arpa")->Unit(benchmark::kMillisecond)->Iterations(2)->UseRealTime();
 BENCHMARK_CAPTURE(load, binary, "bin")->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_CAPTURE(query, arpa, "arpa")->Arg(1)->Arg(2)->ArgName("threads")->Unit(benchmark::kMillisecond)->UseRealTime();

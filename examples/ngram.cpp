@@ -1,13 +1,16 @@
 // ngram: build, query and sample n-gram language models, in the manner of KenLM's lmplz and query.
 //
 //   ngram build -o 5 < train.txt > model.arpa        interpolated modified Kneser-Ney (progress on stderr)
+//   ngram build -o 5 --memory 1G < train.txt > ...   the same within a memory budget (sorting on disk)
 //   ngram binary model.arpa model.bin                the same model in lmkit's binary format (loads by mmap)
 //   ngram query model.{arpa,bin} < test.txt          per-word, per-sentence and summary lines like KenLM's query
 //   ngram generate model.arpa -n 20 [--seed S]       sample sentences
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <optional>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -24,10 +27,13 @@ using namespace lmkit;
 int usage(int code) {
   std::fputs(
       "usage:\n"
-      "  ngram build -o ORDER [--discount_fallback] < train.txt > model.arpa\n"
+      "  ngram build -o ORDER [--discount_fallback] [--memory SIZE [-T FOLDER]] < train.txt > model.arpa\n"
       "      Estimates an interpolated modified Kneser-Ney model (as KenLM's lmplz) from one sentence\n"
       "      per line, whitespace-separated words; <s> and </s> are added. Progress goes to stderr.\n"
       "      --discount_fallback: discounts 0.5 1 1.5 for an order whose counts give none (as lmplz).\n"
+      "      --memory SIZE (as lmplz -S: 500M, 2G, 65536): n-grams are sorted in temporary files in\n"
+      "      FOLDER (default: the system's temporary folder) and the sort buffers stay within SIZE;\n"
+      "      only the vocabulary and one context's followers are held besides. Same output.\n"
       "  ngram binary model.arpa model.bin\n"
       "      Converts an ARPA model to lmkit's binary format, which loads by mapping the file.\n"
       "  ngram query [-v sentence|word|summary] MODEL < test.txt\n"
@@ -47,17 +53,53 @@ std::size_t parse_count(const char* text, const char* what) {
   return static_cast<std::size_t>(v);
 }
 
+/// "500M", "2G", "64K" or a number of bytes.
+std::size_t parse_size(const char* text) {
+  char* end = nullptr;
+  const double v = std::strtod(text, &end);
+  double scale = 1;
+  if (*end && !end[1]) {
+    switch (*end) {
+      case 'K': case 'k': scale = 1024.0; break;
+      case 'M': case 'm': scale = 1024.0 * 1024; break;
+      case 'G': case 'g': scale = 1024.0 * 1024 * 1024; break;
+      default: scale = 0;
+    }
+    ++end;
+  }
+  require<argument_error>(end != text && *end == '\0' && scale > 0 && v * scale >= 1 << 20 && v * scale < 1e15,
+                          "--memory needs a size of at least 1M such as 500M or 2G, got '", text, "'");
+  return static_cast<std::size_t>(v * scale);
+}
+
 int build(int argc, char** argv) {
   std::size_t order = 0;
   ngram::kneser_ney_options options;
+  std::optional<ngram::external_estimate_options> external;
+  std::filesystem::path temp_folder = std::filesystem::temp_directory_path();
   for (int i = 0; i < argc; ++i) {
     if ((!std::strcmp(argv[i], "-o") || !std::strcmp(argv[i], "--order")) && i + 1 < argc) order = parse_count(argv[++i], "-o");
     else if (!std::strcmp(argv[i], "--discount_fallback")) options.discount_fallback = std::array<float, 3>{0.5f, 1.0f, 1.5f};
+    else if ((!std::strcmp(argv[i], "--memory") || !std::strcmp(argv[i], "-S")) && i + 1 < argc)
+      external = ngram::external_estimate_options{parse_size(argv[++i]), {}};
+    else if (!std::strcmp(argv[i], "-T") && i + 1 < argc) temp_folder = argv[++i];
     else return usage(2);
   }
   if (order == 0) return usage(2);
   const auto start = std::chrono::steady_clock::now();
   auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
+  if (external) {
+    external->temp_folder = temp_folder;
+    io::write_arpa_estimated_externally(std::cin, std::cout, order, options, *external,
+                                        [&](const ngram::external_estimate_stage& stage) {
+                                          std::fprintf(stderr, "%.2f s: %s (order %zu)\n", elapsed(), stage.name,
+                                                       stage.order);
+                                        });
+    std::cout.flush();
+    require<io_error>(static_cast<bool>(std::cout), "ngram: cannot write the model to standard output");
+    std::fprintf(stderr, "%.2f s: done\n", elapsed());
+    return 0;
+  }
   ngram::kneser_ney_counter counter(order);
   std::string line;
   while (std::getline(std::cin, line)) {

@@ -1,5 +1,7 @@
 // n-gram models: Kneser-Ney estimation and querying against KenLM's own output on the same text
-// (../shared/data/kenlm_ref: lmplz -o 3 and query), and the ARPA reader's handling of bad input.
+// (../shared/data/kenlm_ref: lmplz -o 3 and query), the ARPA reader's handling of bad input, and
+// estimation within a memory budget against the in-memory estimate.
+#include <cmath>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -7,7 +9,10 @@
 #include "lmkit/io/arpa.hpp"
 #include "lmkit/io/ngram_binary.hpp"
 #include "lmkit/models/ngram/count_model.hpp"
+#include "lmkit/core/rng.hpp"
+#include "lmkit/models/ngram/gram_sorter.hpp"
 #include "lmkit/models/ngram/kneser_ney.hpp"
+#include "lmkit/models/ngram/kneser_ney_external.hpp"
 #include "test_support.hpp"
 
 using namespace lmkit;
@@ -270,4 +275,108 @@ TEST_CASE("add-k is a distribution; stupid back-off follows its definition; Knes
   }
   REQUIRE(laplace.tokens == kneser_ney.tokens);
   REQUIRE(kneser_ney.perplexity_excluding_oovs() < laplace.perplexity_excluding_oovs());
+}
+
+// ---- Estimation within a memory budget (sorting on disk): the in-memory estimate's ARPA text,
+// byte for byte, however small the budget (however many sorted runs).
+
+namespace external_estimate {
+
+/// Sentences of Zipf-distributed words from a lexicon of `words` (some Korean), seeded.
+std::string zipf_corpus(std::size_t sentences, std::size_t words, std::uint64_t seed) {
+  philox rng(lmkit::seed{seed});
+  std::vector<std::string> lexicon;
+  const char* korean[] = {"하늘", "바다", "사람", "나무", "노래", "마음"};
+  for (std::size_t i = 0; i < words; ++i)
+    lexicon.push_back(i % 7 == 3 ? std::string(korean[i % 6]) + std::to_string(i) : "w" + std::to_string(i));
+  std::string text;
+  for (std::size_t s = 0; s < sentences; ++s) {
+    const std::size_t length = 1 + rng() % 12;
+    for (std::size_t k = 0; k < length; ++k) {
+      // 1 / rank: the inverse of a uniform draw over the harmonic-ish range, clipped to the lexicon
+      const double u = (rng() + 1.0) / 4294967297.0;
+      const auto rank = static_cast<std::size_t>(std::pow(static_cast<double>(words), u)) - 1;
+      text += (k ? " " : "") + lexicon[std::min(rank, words - 1)];
+    }
+    text += '\n';
+  }
+  return text;
+}
+
+std::string in_memory_arpa(const std::string& corpus, std::size_t order, const ngram::kneser_ney_options& options = {}) {
+  std::istringstream lines(corpus);
+  std::ostringstream out;
+  io::write_arpa(ngram::estimate_kneser_ney(lines, order, options), out);
+  return out.str();
+}
+
+std::string external_arpa(const std::string& corpus, std::size_t order, std::size_t memory,
+                          const ngram::kneser_ney_options& options = {}) {
+  std::istringstream lines(corpus);
+  std::ostringstream out;
+  std::size_t stages = 0;
+  io::write_arpa_estimated_externally(lines, out, order, options,
+                                      {memory, test::temporary_folder("ngram_external")},
+                                      [&](const ngram::external_estimate_stage&) { ++stages; });
+  REQUIRE(stages == 1 + 4 * order);  // counting, then four passes per order
+  return out.str();
+}
+
+}  // namespace external_estimate
+using namespace external_estimate;
+
+TEST_CASE("gram_sorter sorts by prefix or suffix across many runs and combines equal n-grams", "[ngram][external]") {
+  philox rng(lmkit::seed{7});
+  for (const auto order : {ngram::gram_order::prefix, ngram::gram_order::suffix}) {
+    // 64 KiB of buffer holds ~1800 records of three words: 20000 records make a dozen runs.
+    ngram::gram_sorter sorter(3, order, 1 << 16, test::temporary_folder("gram_sorter"), true);
+    std::map<std::array<ngram::word_id, 3>, double> expected;
+    for (int i = 0; i < 20000; ++i) {
+      const std::array<ngram::word_id, 3> w{rng() % 9, rng() % 40, rng() % 40};
+      sorter.add(w.data(), 1.0);
+      expected[w] += 1.0;
+    }
+    std::vector<std::pair<std::array<ngram::word_id, 3>, double>> got;
+    ngram::gram_record r;
+    while (sorter.next(r)) got.push_back({{r.words[0], r.words[1], r.words[2]}, r.a});
+    REQUIRE(sorter.runs() > 5);
+    REQUIRE(got.size() == expected.size());
+    for (std::size_t i = 0; i < got.size(); ++i) {
+      REQUIRE(expected.at(got[i].first) == got[i].second);
+      if (i > 0)
+        REQUIRE(ngram::compare_grams(got[i - 1].first.data(), got[i].first.data(), 3, order) < 0);
+    }
+  }
+}
+
+TEST_CASE("estimation within a memory budget writes the in-memory estimate's ARPA text exactly", "[ngram][external]") {
+  const std::string corpus = zipf_corpus(4000, 3000, 11);
+  // Random sentences have too few 3-of-a-kind 4- and 5-grams for discounts: lmplz's fallback
+  // applies there (and only there).
+  const ngram::kneser_ney_options fallback{.discount_fallback = std::array<float, 3>{0.5f, 1.0f, 1.5f}};
+  for (std::size_t order : {1, 2, 3, 5}) {
+    INFO("order " << order);
+    const std::string expected = in_memory_arpa(corpus, order, fallback);
+    // 1 MiB: every sort spills several runs; 256 MiB: one run each.
+    for (std::size_t memory : {std::size_t{1} << 20, std::size_t{256} << 20}) {
+      INFO("memory " << memory);
+      REQUIRE(external_arpa(corpus, order, memory, fallback) == expected);
+    }
+  }
+  REQUIRE(external_arpa("a b\n", 3, 1 << 20, fallback) == in_memory_arpa("a b\n", 3, fallback));
+}
+
+TEST_CASE("estimation within a memory budget on KenLM's reference corpus gives the in-memory text", "[ngram][external][kenlm]") {
+  const std::string corpus = test::read_file(test::shared_data("kenlm_ref/train_2000.txt"));
+  REQUIRE(external_arpa(corpus, 3, 1 << 20) == in_memory_arpa(corpus, 3));
+}
+
+TEST_CASE("estimation within a memory budget refuses what the in-memory one refuses", "[ngram][external]") {
+  REQUIRE_THROWS_AS(external_arpa("a b\nc <unk> d\n", 3, 1 << 20), format_error);
+  REQUIRE_THROWS_AS(external_arpa("a b\n", 3, 1 << 20), argument_error);  // no discounts without the fallback
+  std::istringstream lines("a b c\n");
+  std::ostringstream out;
+  REQUIRE_THROWS_AS(io::write_arpa_estimated_externally(lines, out, 3, {}, {1 << 20, "/nonexistent/lmkit"},
+                                                        [](const ngram::external_estimate_stage&) {}),
+                    argument_error);
 }

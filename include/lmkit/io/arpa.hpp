@@ -13,10 +13,12 @@
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "lmkit/core/atomic_file.hpp"
 #include "lmkit/core/error.hpp"
+#include "lmkit/models/ngram/kneser_ney_external.hpp"
 #include "lmkit/models/ngram/ngram_model.hpp"
 
 namespace lmkit::io {
@@ -173,37 +175,66 @@ inline void append_number(std::string& out, float value) {
   out.append(number, end);
 }
 
+/// ARPA text made piece by piece: the counts, then the n-grams of each order in turn (a section
+/// header when the order changes), handed to `sink` in pieces of about a megabyte.
+template <class Sink>
+class arpa_text {
+ public:
+  arpa_text(const ngram::vocabulary& vocab, Sink& sink) : vocab_(vocab), sink_(sink) {}
+
+  void counts(std::span<const std::size_t> per_order) {
+    order_ = per_order.size();
+    text_ += "\\data\\\n";
+    for (std::size_t n = 1; n <= order_; ++n) text_ += "ngram " + std::to_string(n) + "=" + std::to_string(per_order[n - 1]) + "\n";
+  }
+
+  /// One n-gram line; the highest order's lines have no back-off.
+  void entry(std::size_t n, std::span<const ngram::word_id> words, float log_prob, float log_backoff) {
+    while (section_ < n) text_ += "\n\\" + std::to_string(++section_) + "-grams:\n";  // empty orders too
+    append_number(text_, log_prob);
+    text_ += '\t';
+    for (std::size_t w = 0; w < words.size(); ++w) {
+      if (w) text_ += ' ';
+      text_ += vocab_.word(words[w]);
+    }
+    if (n < order_) {
+      text_ += '\t';
+      append_number(text_, log_backoff);
+    }
+    text_ += '\n';
+    if (text_.size() >= (std::size_t{1} << 20)) {
+      sink_(std::string_view(text_));
+      text_.clear();
+    }
+  }
+
+  void finish() {
+    while (section_ < order_) text_ += "\n\\" + std::to_string(++section_) + "-grams:\n";
+    text_ += "\n\\end\\\n";
+    sink_(std::string_view(text_));
+    text_.clear();
+  }
+
+ private:
+  const ngram::vocabulary& vocab_;
+  Sink& sink_;
+  std::string text_;
+  std::size_t order_ = 0, section_ = 0;
+};
+
 /// The ARPA text of `model`, handed to `sink` in pieces of about a megabyte.
 template <class Sink>
 void write_arpa_text(const ngram::ngram_model& model, Sink&& sink) {
-  std::string text = "\\data\\\n";
-  for (std::size_t n = 1; n <= model.order(); ++n)
-    text += "ngram " + std::to_string(n) + "=" + std::to_string(model.table(n).size()) + "\n";
+  arpa_text<std::remove_reference_t<Sink>> text(model.vocab(), sink);
+  std::vector<std::size_t> sizes;
+  for (std::size_t n = 1; n <= model.order(); ++n) sizes.push_back(model.table(n).size());
+  text.counts(sizes);
   for (std::size_t n = 1; n <= model.order(); ++n) {
-    text += "\n\\" + std::to_string(n) + "-grams:\n";
     const auto& table = model.table(n);
-    for (const std::size_t row : sorted_rows(table)) {
-      const ngram::ngram_entry& e = table.value(row);
-      append_number(text, e.log_prob);
-      text += '\t';
-      const auto words = table.words(row);
-      for (std::size_t w = 0; w < n; ++w) {
-        if (w) text += ' ';
-        text += model.vocab().word(words[w]);
-      }
-      if (n < model.order()) {
-        text += '\t';
-        append_number(text, e.log_backoff);
-      }
-      text += '\n';
-      if (text.size() >= (std::size_t{1} << 20)) {
-        sink(std::string_view(text));
-        text.clear();
-      }
-    }
+    for (const std::size_t row : sorted_rows(table))
+      text.entry(n, table.words(row), table.value(row).log_prob, table.value(row).log_backoff);
   }
-  text += "\n\\end\\\n";
-  sink(std::string_view(text));
+  text.finish();
 }
 
 }  // namespace arpa_detail
@@ -220,6 +251,26 @@ inline void write_arpa(const ngram::ngram_model& model, const std::filesystem::p
   atomic_file_writer writer(path);
   arpa_detail::write_arpa_text(model, [&](std::string_view piece) { writer.write(piece); });
   writer.commit();
+}
+
+/// Estimates an interpolated modified Kneser-Ney model of `order` from `lines` within a memory
+/// budget (ngram::estimate_kneser_ney_external) and writes it to `out` as ARPA text as it goes;
+/// `stage(ngram::external_estimate_stage)` hears of each pass. Gives the same text as
+/// write_arpa(estimate_kneser_ney(lines, order, options)).
+template <class Stage>
+void write_arpa_estimated_externally(std::istream& lines, std::ostream& out, std::size_t order,
+                                     const ngram::kneser_ney_options& options,
+                                     const ngram::external_estimate_options& external, Stage&& stage) {
+  ngram::vocabulary vocab;
+  auto sink = [&](std::string_view piece) { out.write(piece.data(), static_cast<std::streamsize>(piece.size())); };
+  arpa_detail::arpa_text<decltype(sink)> text(vocab, sink);
+  ngram::estimate_kneser_ney_external(
+      lines, order, vocab, options, external, [&](std::span<const std::size_t> sizes) { text.counts(sizes); },
+      [&](std::size_t n, std::span<const ngram::word_id> words, float log_prob, float log_backoff) {
+        text.entry(n, words, log_prob, log_backoff);
+      },
+      stage);
+  text.finish();
 }
 
 }  // namespace lmkit::io
