@@ -13,6 +13,7 @@
 #include "lmkit/models/ngram/gram_sorter.hpp"
 #include "lmkit/models/ngram/kneser_ney.hpp"
 #include "lmkit/models/ngram/kneser_ney_external.hpp"
+#include "lmkit/models/ngram/ngram.hpp"
 #include "test_support.hpp"
 
 using namespace lmkit;
@@ -109,6 +110,36 @@ TEST_CASE("querying lmkit's estimate reproduces KenLM's query totals and perplex
 
 TEST_CASE("querying KenLM's own ARPA file reproduces its query output", "[ngram][kenlm]") {
   check_query_agrees(io::read_arpa(test::shared_data("kenlm_ref/ts2000.o3.arpa")));
+}
+
+TEST_CASE("ngram<N>, the order fixed at compile time, scores as the run-time model does", "[ngram][kenlm]") {
+  const ngram_model runtime = estimate_reference_corpus();
+  std::ifstream train(test::shared_data("kenlm_ref/train_2000.txt"));
+  const auto fixed = ngram::ngram<3>::estimate(train);
+  static_assert(ngram::ngram<3>::order == 3 && ngram::ngram<3>::state::capacity == 2);
+  static_assert(sizeof(ngram::ngram<3>::state) < sizeof(ngram::ngram_state) / 4);
+  std::ifstream test_text(test::shared_data("kenlm_ref/test_next200.txt"));
+  std::string line;
+  std::size_t sentences = 0;
+  while (std::getline(test_text, line)) {
+    const ngram::text_score a = runtime.score_sentence(line), b = fixed.score_sentence(line);
+    REQUIRE(a.total_log_prob == b.total_log_prob);  // the same look-ups in the same order
+    REQUIRE(a.tokens == b.tokens);
+    REQUIRE(a.oovs == b.oovs);
+    ++sentences;
+  }
+  REQUIRE(sentences > 0);
+  // Word by word with a carried state, too.
+  auto state = fixed.begin_sentence();
+  auto runtime_state = runtime.begin_sentence();
+  for (const char* w : {"the", "king", "is", "dead", "</s>"}) {
+    const auto id = fixed.vocab().find(w);
+    REQUIRE(fixed.score(state, id).log_prob == runtime.score(runtime_state, id).log_prob);
+  }
+  // The order is checked where the model is made; a state too small for a model is refused.
+  REQUIRE_THROWS_AS(ngram::ngram<4>(estimate_reference_corpus()), argument_error);
+  ngram::basic_ngram_state<1> small;
+  REQUIRE_THROWS_AS(runtime.score(small, 3), argument_error);
 }
 
 TEST_CASE("ARPA files round-trip through the writer and the reader", "[ngram][arpa]") {

@@ -27,12 +27,16 @@ inline constexpr std::size_t max_order = 16;
 
 /// What a model remembers between two calls of `score`, as KenLM's state: the last words (at most
 /// order-1, and only as many as form n-grams the model has), oldest first, and the back-off weight
-/// of each of those suffixes, so that scoring the next word needs no back-off look-ups.
-struct ngram_state {
-  std::array<word_id, max_order> words{};
-  std::array<float, max_order> backoff{};  // [k]: log10 back-off of the last k+1 words as a context
+/// of each of those suffixes, so that scoring the next word needs no back-off look-ups. Room for
+/// `Capacity` words: max_order for a model whose order is chosen at run time, N - 1 for ngram<N>.
+template <std::size_t Capacity>
+struct basic_ngram_state {
+  static constexpr std::size_t capacity = Capacity;
+  std::array<word_id, Capacity> words{};
+  std::array<float, Capacity> backoff{};  // [k]: log10 back-off of the last k+1 words as a context
   std::size_t length = 0;
 };
+using ngram_state = basic_ngram_state<max_order>;
 
 /// What scoring one word gives: its log10 probability and the length of the n-gram that matched.
 struct word_score {
@@ -103,13 +107,17 @@ class ngram_model {
   }
 
   /// The state at the start of a sentence: the context <s>.
-  ngram_state begin_sentence() const {
-    ngram_state s;
-    if (order() > 1) {
-      s.words[0] = bos_id;
-      const ngram_entry* bos = find(std::array<word_id, 1>{bos_id});
-      s.backoff[0] = bos ? bos->log_backoff : 0.0f;
-      s.length = 1;
+  template <std::size_t Capacity = max_order>
+  basic_ngram_state<Capacity> begin_sentence() const {
+    check_capacity(Capacity);
+    basic_ngram_state<Capacity> s;
+    if constexpr (Capacity > 0) {
+      if (order() > 1) {
+        s.words[0] = bos_id;
+        const ngram_entry* bos = find(std::array<word_id, 1>{bos_id});
+        s.backoff[0] = bos ? bos->log_backoff : 0.0f;
+        s.length = 1;
+      }
     }
     return s;
   }
@@ -117,12 +125,14 @@ class ngram_model {
   /// log10 p(word | state), backing off through the contexts that are missing; moves the state on.
   /// N-grams are looked up from the shortest (the unigram) up and the search stops at the first
   /// one missing: every suffix of an n-gram in the model is in the model too.
-  word_score score(ngram_state& state, word_id word) const {
+  template <std::size_t Capacity>
+  word_score score(basic_ngram_state<Capacity>& state, word_id word) const {
+    if constexpr (Capacity < max_order) check_capacity(Capacity);
     const std::size_t context = state.length;
-    std::array<word_id, max_order> gram;  // the context's words, then `word`
+    std::array<word_id, Capacity + 1> gram;  // the context's words, then `word`
     std::copy(state.words.begin(), state.words.begin() + context, gram.begin());
     gram[context] = word;
-    std::array<float, max_order> next_backoff;
+    std::array<float, Capacity + 1> next_backoff;
     const ngram_entry* unigram = tables_[0].find({gram.data() + context, 1});
     require<format_error>(unigram != nullptr, "ngram_model: word id ", word, " has no unigram (and the model no <unk>)");
     word_score result{unigram->log_prob, 1};
@@ -173,12 +183,12 @@ class ngram_model {
   }
 
   /// Scores one sentence (words separated by whitespace) and </s>; `each_word(word, id, score)`
-  /// sees every token.
-  template <class EachWord>
+  /// sees every token. The state has room for `Capacity` words (see basic_ngram_state).
+  template <std::size_t Capacity = max_order, class EachWord>
   text_score score_sentence(std::string_view line, EachWord&& each_word) const {
     text_score s;
     s.sentences = 1;
-    ngram_state state = begin_sentence();
+    auto state = begin_sentence<Capacity>();
     auto add = [&](std::string_view text, word_id id) {
       const word_score ws = score(state, id);
       s.add_token(ws.log_prob, id == unk_id);
@@ -188,8 +198,15 @@ class ngram_model {
     add("</s>", eos_id);
     return s;
   }
+  template <std::size_t Capacity = max_order>
   text_score score_sentence(std::string_view line) const {
-    return score_sentence(line, [](std::string_view, word_id, const word_score&) {});
+    return score_sentence<Capacity>(line, [](std::string_view, word_id, const word_score&) {});
+  }
+
+ private:
+  void check_capacity(std::size_t capacity) const {
+    require<argument_error>(capacity + 1 >= order(), "ngram_model: a state for ", capacity + 1,
+                            "-gram models used with a model of order ", order());
   }
 
  private:
