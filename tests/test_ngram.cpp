@@ -142,6 +142,42 @@ TEST_CASE("ngram<N>, the order fixed at compile time, scores as the run-time mod
   REQUIRE_THROWS_AS(runtime.score(small, 3), argument_error);
 }
 
+TEST_CASE("Korean words are counted, estimated, printed and read back as the words they are", "[ngram][unicode]") {
+  // A small Korean text written for this test: "하늘" appears 4 times, "하늘 이" twice.
+  const std::string text =
+      "오늘 하늘 이 맑다\n"
+      "하늘 이 푸르다\n"
+      "바다 와 하늘 은 넓다\n"
+      "오늘 바다 는 조용하다\n"
+      "푸른 하늘 아래 바다\n";
+  ngram::count_model counts(2);
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) counts.add_line(line);
+  const auto id = [&](const char* w) { return counts.vocab().find(w); };
+  REQUIRE(id("하늘") != ngram::unk_id);
+  REQUIRE(counts.vocab().word(id("하늘")) == "하늘");
+  const ngram::word_id sky[] = {id("하늘")};
+  REQUIRE(counts.count({}, id("하늘")) == 4);
+  REQUIRE(counts.count(sky, id("이")) == 2);
+  REQUIRE(counts.count(sky, id("은")) == 1);
+
+  std::istringstream train(text);
+  const ngram_model model = ngram::estimate_kneser_ney(train, 3, {.discount_fallback = std::array<float, 3>{0.5f, 1.0f, 1.5f}});
+  std::ostringstream arpa;
+  io::write_arpa(model, arpa);
+  // The words are printed byte for byte (UTF-8 untouched), e.g. the bigram line "... 하늘 이 ...".
+  REQUIRE(arpa.str().find("\t하늘 이\t") != std::string::npos);
+  REQUIRE(arpa.str().find("\t오늘 하늘 이\n") != std::string::npos);
+  std::istringstream back(arpa.str());
+  const ngram_model read = io::read_arpa(back, "korean.arpa");
+  for (const char* sentence : {"오늘 하늘 이 맑다", "바다 는 조용하다", "하늘 은 넓다"}) {
+    const auto a = model.score_sentence(sentence), b = read.score_sentence(sentence);
+    REQUIRE(a.oovs == 0);
+    REQUIRE(a.total_log_prob == Approx(b.total_log_prob).epsilon(1e-6));
+  }
+  REQUIRE(model.score_sentence("우주 는 넓다").oovs == 1);  // 우주 was never seen
+}
+
 TEST_CASE("ARPA files round-trip through the writer and the reader", "[ngram][arpa]") {
   const ngram_model model = estimate_reference_corpus();
   const auto path = test::temporary_folder("arpa") / "roundtrip.arpa";

@@ -86,16 +86,21 @@ class count_model {
     return s;
   }
 
- private:
-  std::span<const word_id> last(std::span<const word_id> context) const {
-    return context.size() < order() ? context : context.last(order() - 1);
-  }
+  /// How often `word` followed `context` ("after 'lunch' came 'pizza' 12 times"); the context is
+  /// at most order - 1 words, empty for a word's own count.
   double count(std::span<const word_id> context, word_id word) const {
+    require<argument_error>(context.size() < order(), "count_model: a context of ", context.size(),
+                            " words in a model of order ", order());
     std::array<word_id, max_order> gram;
     std::copy(context.begin(), context.end(), gram.begin());
     gram[context.size()] = word;
     const auto* c = counts_[context.size()].find({gram.data(), context.size() + 1});
     return c ? static_cast<double>(*c) : 0.0;
+  }
+
+ private:
+  std::span<const word_id> last(std::span<const word_id> context) const {
+    return context.size() < order() ? context : context.last(order() - 1);
   }
   double context_count(std::span<const word_id> context) const {
     const auto* c = context_counts_[context.size() - 1].find(context);
