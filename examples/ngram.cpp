@@ -31,7 +31,7 @@ int usage(int code) {
       "      Estimates an interpolated modified Kneser-Ney model (as KenLM's lmplz) from one sentence\n"
       "      per line, whitespace-separated words; <s> and </s> are added. Progress goes to stderr.\n"
       "      --discount_fallback: discounts 0.5 1 1.5 for an order whose counts give none (as lmplz).\n"
-      "      --memory SIZE (as lmplz -S: 500M, 2G, 65536): n-grams are sorted in temporary files in\n"
+      "      --memory SIZE (as lmplz -S; at least 1M, e.g. 500M or 2G): n-grams are sorted in temporary files in\n"
       "      FOLDER (default: the system's temporary folder) and the sort buffers stay within SIZE;\n"
       "      only the vocabulary and one context's followers are held besides. Same output.\n"
       "  ngram binary model.arpa model.bin\n"

@@ -209,7 +209,6 @@ class ngram_model {
                             "-gram models used with a model of order ", order());
   }
 
- private:
   vocabulary vocab_;
   std::vector<ngram_table<ngram_entry>> tables_;
   std::shared_ptr<const void> storage_;  // what mapped tables point into, if anything
