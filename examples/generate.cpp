@@ -2,7 +2,8 @@
 //
 //   generate --model FILE [--tokenizer FILE] --prompt TEXT [-n N] [sampling options] [--stop STRING]...
 //            [--logprobs N] [--html FILE] [--seed S] [--threads N] [--context N] [--ignore-eos] [--bench]
-//   generate --checkpoint model.safetensors [--prompt TEXT] [-n 200] [--temp 0.8] [--seed 1] [--threads N]
+//   generate --checkpoint model.safetensors [--prompt TEXT] [-n 200] [sampling options] [--stop STRING]...
+//            [--seed 1] [--threads N]
 //
 // --model runs a pretrained decoder (Llama or GPT-2 family) from a GGUF file, a Hugging Face folder
 // (config.json + safetensors) or a llama2.c checkpoint; --checkpoint a model written by `train`.
@@ -10,9 +11,8 @@
 // option names); --logprobs N prints each token's log-probability and the N most likely
 // alternatives (the model's raw distribution, before the sampler chain); --html FILE writes a
 // self-contained page with the tokens coloured by probability (written atomically).
-// --checkpoint: temperature 0 is greedy decoding (always the most likely next character), else each
-// character is drawn from softmax(logits / temperature) with a seeded generator; the model sees at
-// most its context; longer text slides the window.
+// --checkpoint goes through the same gen::generate and sampler chain, a character at a time; the
+// GPT sees at most its context (longer text slides the window), the LSTM carries its state.
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -25,6 +25,7 @@
 
 #include <lmkit/core/atomic_file.hpp>
 #include <lmkit/gen/generate.hpp>
+#include <lmkit/gen/language_model.hpp>
 #include <lmkit/gen/logprobs.hpp>
 #include <lmkit/gen/sampler_config.hpp>
 #include <lmkit/io/model_tokenizer.hpp>
@@ -46,7 +47,8 @@ int usage(int code) {
       "                [--frequency-penalty F] [--presence-penalty P] [--stop STRING]... [--logprobs N] [--html FILE]\n"
       "                [--attention N]\n"
       "                [--context N] [--ignore-eos] [--bench]\n"
-      "       generate --checkpoint FILE [--prompt TEXT] [-n N] [--temp T] [--seed S] [--threads N]\n"
+      "       generate --checkpoint FILE [--prompt TEXT] [-n N] [sampling options] [--stop STRING]... [--seed S]\n"
+      "                [--threads N]\n"
       "  --model: a pretrained Llama or GPT-2 (GGUF, Hugging Face folder or safetensors, llama2.c .bin);\n"
       "    the tokenizer comes from the GGUF file, the folder (tokenizer.json, tokenizer.model, encoder.json +\n"
       "    vocab.bpe) or tokenizer.bin beside a llama2.c file, unless --tokenizer names one. Continues TEXT by\n"
@@ -59,29 +61,10 @@ int usage(int code) {
       "    for each generated token, the N earlier tokens most attended to (mean over layers and heads).\n"
       "    The prompt + N tokens\n"
       "    must fit the context (the model's, or --context): otherwise an error says by how much.\n"
-      "  --checkpoint: a model written by `train`; N characters (default 200).\n"
+      "  --checkpoint: a model written by `train`; N characters (default 200), the same sampling options.\n"
       "  --temp 0 is greedy (the same text every time); the default 0.8 samples with seed S (default 1).\n",
       code == 0 ? stdout : stderr);
   return code;
-}
-
-/// The next token: the first most likely one at temperature 0, else a draw from softmax(logits / t).
-token_id pick(std::span<const float> logits, float temperature, philox& rng, std::vector<float>& scratch) {
-  if (temperature <= 0.0f) {
-    std::size_t best = 0;
-    for (std::size_t i = 1; i < logits.size(); ++i)
-      if (logits[i] > logits[best]) best = i;
-    return static_cast<token_id>(best);
-  }
-  scratch.resize(logits.size());
-  kernels::scale(logits, 1.0f / temperature, scratch);
-  kernels::softmax(scratch, scratch);
-  double u = rng.uniform_double(), cumulative = 0.0;
-  for (std::size_t i = 0; i < scratch.size(); ++i) {
-    cumulative += scratch[i];
-    if (u < cumulative) return static_cast<token_id>(i);
-  }
-  return static_cast<token_id>(scratch.size() - 1);  // rounding left u above the last sum
 }
 
 struct options {
@@ -207,6 +190,50 @@ int run_decoder(const options& o) {
   return 0;
 }
 
+/// A model written by `train` (a character GPT or LSTM) through gen::generate with the same sampler
+/// chain as --model; the GPT, which has no KV cache, slides over its context when it is full.
+int run_checkpoint(const options& o) {
+  const std::string& checkpoint = o.checkpoint;
+  const auto metadata = train::checkpoint_metadata(checkpoint);
+  const auto alphabet = metadata.find("tokenizer.alphabet");
+  require<format_error>(alphabet != metadata.end(), "generate: ", checkpoint, " has no tokenizer.alphabet");
+  const text::char_tokenizer tokenizer = text::char_tokenizer::from_alphabet(alphabet->second);
+  const std::vector<token_id> prompt = tokenizer.encode(o.prompt.empty() ? "\n" : o.prompt);
+  require<argument_error>(!prompt.empty(), "generate: the prompt is empty");
+  const thread_pool pool(o.threads);
+  gen::dynamic_chain chain = gen::make_chain(o.sampler);
+  philox rng(seed{o.seed});
+  gen::generate_options g{.max_tokens = o.count ? o.count : 200,
+                          .stop_strings = o.stop,
+                          .decode = gen::decoder_of(tokenizer),
+                          .on_text = [](std::string_view piece) {
+                            std::fwrite(piece.data(), 1, piece.size(), stdout);
+                            std::fflush(stdout);
+                          }};
+  std::fputs(g.decode(prompt).c_str(), stdout);
+  auto check_vocab = [&](std::size_t vocab) {
+    require<format_error>(vocab == tokenizer.vocab_size(), "generate: ", checkpoint,
+                          ": the alphabet and the model's vocabulary differ");
+  };
+  if (metadata.contains("lstm_lm.hidden")) {
+    models::lstm_lm<> model(models::lstm_lm_config_from_metadata(metadata));
+    check_vocab(model.config().vocab);
+    train::load_parameters(checkpoint, train::parameter_list(model));
+    gen::lstm_lm_adapter lm(model, pool);  // reads the prompt once, then a character at a time
+    gen::generate(lm, prompt, chain, rng, g);
+  } else {
+    models::gpt<> model(models::gpt_config_from_metadata(metadata));
+    check_vocab(model.config().vocab);
+    train::load_parameters(checkpoint, train::parameter_list(model));
+    gen::gpt_lm lm(model, pool);
+    g.on_full_context = gen::context_policy::sliding_window;
+    g.window = model.config().context - 1;  // the model sees the last context - 1 characters
+    gen::generate(lm, prompt, chain, rng, g);
+  }
+  std::fputs("\n", stdout);
+  return 0;
+}
+
 int run(int argc, char** argv) {
   options o;
   for (int i = 1; i < argc; ++i) {
@@ -248,59 +275,7 @@ int run(int argc, char** argv) {
   require<argument_error>(o.sampler.temperature >= 0.0f, "generate: temperature must be >= 0, got ", o.sampler.temperature);
   if (!o.model.empty()) return run_decoder(o);
   if (o.checkpoint.empty()) return usage(2);
-  const std::string checkpoint = o.checkpoint;
-  const std::string prompt = o.prompt.empty() ? "\n" : o.prompt;
-  const std::size_t count = o.count ? o.count : 200;
-  const float temperature = o.sampler.temperature;
-  const std::uint64_t seed_value = o.seed;
-  const int threads = o.threads;
-
-  const auto metadata = train::checkpoint_metadata(checkpoint);
-  const auto alphabet = metadata.find("tokenizer.alphabet");
-  require<format_error>(alphabet != metadata.end(), "generate: ", checkpoint, " has no tokenizer.alphabet");
-  const text::char_tokenizer tokenizer = text::char_tokenizer::from_alphabet(alphabet->second);
-  std::vector<token_id> tokens = tokenizer.encode(prompt);
-  require<argument_error>(!tokens.empty(), "generate: the prompt is empty");
-  const thread_pool pool(threads);
-  const nn::run_context ctx{&pool, false};
-  philox rng(seed{seed_value});
-  std::vector<float> scratch;
-  std::fputs(prompt.c_str(), stdout);
-  auto emit = [&](token_id next) {
-    tokens.push_back(next);
-    const token_id one[] = {next};
-    std::fputs(tokenizer.decode(one).c_str(), stdout);
-    std::fflush(stdout);
-  };
-
-  if (metadata.contains("lstm_lm.hidden")) {
-    // A recurrent model reads the prompt once, then one character at a time from its carried state.
-    models::lstm_lm<> model(models::lstm_lm_config_from_metadata(metadata));
-    require<format_error>(model.config().vocab == tokenizer.vocab_size(), "generate: ", checkpoint,
-                          ": the alphabet and the model's vocabulary differ");
-    train::load_parameters(checkpoint, train::parameter_list(model));
-    model.carry_state(true);
-    nn::const_matrix logits = model.logits(tokens, {1, tokens.size()}, ctx);
-    std::size_t last = tokens.size() - 1;
-    for (std::size_t k = 0; k < count; ++k) {
-      emit(pick(logits[last].span(), temperature, rng, scratch));
-      logits = model.logits(std::span<const token_id>(&tokens.back(), 1), {1, 1}, ctx);
-      last = 0;
-    }
-  } else {
-    models::gpt<> model(models::gpt_config_from_metadata(metadata));
-    require<format_error>(model.config().vocab == tokenizer.vocab_size(), "generate: ", checkpoint,
-                          ": the alphabet and the model's vocabulary differ");
-    train::load_parameters(checkpoint, train::parameter_list(model));
-    for (std::size_t k = 0; k < count; ++k) {
-      const std::size_t window = std::min(tokens.size(), model.config().context);
-      const std::span<const token_id> input(tokens.data() + tokens.size() - window, window);
-      const nn::const_matrix logits = model.logits(input, {1, window}, ctx);
-      emit(pick(logits[window - 1].span(), temperature, rng, scratch));
-    }
-  }
-  std::fputs("\n", stdout);
-  return 0;
+  return run_checkpoint(o);
 }
 
 }  // namespace
