@@ -172,7 +172,7 @@ void model(benchmark::State& state) {
 }
 
 void model_shapes(benchmark::internal::Benchmark* b) {
-  for (int m : {1, 128})
+  for (int m : {1, 128, 512})
     for (int threads : {1, 2}) b->Args({m, threads});
   b->ArgNames({"m", "threads"})->UseRealTime()->Unit(benchmark::kMillisecond);
 }

@@ -277,9 +277,10 @@ HWY_INLINE void block_times_panel(const float* HWY_RESTRICT block, const float* 
     for (std::size_t v = 0; v < NV; ++v) hn::Store(acc[i][v], d, out + i * width + v * lanes);
 }
 
+/// One pass of gemm_nt_panels: all m rows of A packed at once.
 template <class T>
-void gemm_nt_panels(const float* a, std::size_t lda, const T* b, std::size_t ldb, float* c, std::size_t ldc,
-                    std::size_t m, std::size_t n, std::size_t k, const thread_pool& pool) {
+void gemm_nt_panels_pass(const float* a, std::size_t lda, const T* b, std::size_t ldb, float* c, std::size_t ldc,
+                         std::size_t m, std::size_t n, std::size_t k, const thread_pool& pool) {
   const hn::ScalableTag<float> d;
   const std::size_t lanes = hn::Lanes(d);
   const std::size_t full = kPanelVectors * lanes;  // tokens per panel
@@ -319,6 +320,19 @@ void gemm_nt_panels(const float* a, std::size_t lda, const T* b, std::size_t ldb
       }
     }
   });
+}
+
+/// C = A B^T through panels, in passes of as many rows of A as keep their panels within about
+/// 1 MiB (in L2 while every weight block meets them); the weights are read once per pass. Every
+/// output is one block's sum in one order, whatever the passes.
+template <class T>
+void gemm_nt_panels(const float* a, std::size_t lda, const T* b, std::size_t ldb, float* c, std::size_t ldc,
+                    std::size_t m, std::size_t n, std::size_t k, const thread_pool& pool) {
+  const std::size_t full = kPanelVectors * hn::Lanes(hn::ScalableTag<float>());
+  const std::size_t depth = (k + kGroup - 1) / kGroup * kGroup;
+  const std::size_t rows_per_pass = std::max(full, (std::size_t{1} << 20) / (depth * sizeof(float)) / full * full);
+  for (std::size_t m0 = 0; m0 < m; m0 += rows_per_pass)
+    gemm_nt_panels_pass(a + m0 * lda, lda, b, ldb, c + m0 * ldc, ldc, std::min(rows_per_pass, m - m0), n, k, pool);
 }
 
 }  // namespace gemm_nt_detail
