@@ -483,6 +483,33 @@ TEST_CASE("speculative: greedy output is the target's greedy output (llama fixtu
     CHECK(out.tokens == std::vector<token_id>(expected.begin(), expected.begin() + 5));
     CHECK(out.acceptance_rate() == 1.0);  // the draft is the target
   }
+  SECTION("a stop string ends it with generate's tokens, text and streamed pieces") {
+    const auto q8 = models::load_decoder(f.dir / "shakespeare-llama-q8_0.gguf");
+    const std::string stop = "and then,";
+    std::string plain_streamed, streamed;
+    gen::decoder_lm plain_lm(f.model);
+    const auto plain = gen::generate(plain_lm, prompt, greedy, 1,
+                                     {.max_tokens = 64, .stop_strings = {stop}, .decode = gen::decoder_of(f.tokenizer),
+                                      .on_text = [&](std::string_view piece) { plain_streamed += piece; }});
+    REQUIRE(plain.reason == gen::stop_reason::stop_string);
+    for (const std::size_t k : {1, 4}) {
+      INFO("k = " << k);
+      streamed.clear();
+      gen::decoder_lm target(f.model), draft(q8);
+      const auto out = gen::speculative_generate(
+          target, draft, prompt, greedy, rng,
+          {.max_tokens = 64, .draft_tokens = k, .stop_strings = {"no such text", stop},
+           .decode = gen::decoder_of(f.tokenizer), .on_text = [&](std::string_view piece) { streamed += piece; }});
+      CHECK(out.reason == gen::stop_reason::stop_string);
+      CHECK(out.tokens == plain.tokens);
+      CHECK(out.text == plain.text);
+      CHECK(streamed == plain_streamed);
+      CHECK(out.text.find(stop) == std::string::npos);
+    }
+    gen::decoder_lm target(f.model), draft(q8);
+    CHECK_THROWS_AS(gen::speculative_generate(target, draft, prompt, greedy, rng, {.stop_strings = {stop}}),
+                    lmkit::argument_error);  // no decode function
+  }
 }
 
 namespace {

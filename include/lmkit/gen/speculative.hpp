@@ -22,7 +22,11 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <functional>
+#include <optional>
 #include <span>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "lmkit/core/dtype.hpp"
@@ -32,6 +36,7 @@
 #include "lmkit/gen/generate.hpp"
 #include "lmkit/gen/language_model.hpp"
 #include "lmkit/gen/sampler_part.hpp"
+#include "lmkit/gen/text_stream.hpp"
 
 namespace lmkit::gen {
 
@@ -39,10 +44,14 @@ struct speculative_options {
   std::size_t max_tokens = 128;
   std::size_t draft_tokens = 4;  // k: tokens proposed per round
   std::vector<token_id> stop_tokens{};
+  std::vector<std::string> stop_strings{};          // as generate's: need `decode`
+  detokenizer decode{};                             // token ids to text
+  std::function<void(std::string_view)> on_text{};  // each new piece of text (needs decode)
 };
 
 struct speculative_result {
   std::vector<token_id> tokens;  // generated, without a stop token
+  std::string text;              // their text (empty without decode; ends before a stop string)
   stop_reason reason = stop_reason::max_tokens;
   std::size_t drafted = 0;   // draft tokens proposed
   std::size_t accepted = 0;  // of those, kept
@@ -117,6 +126,10 @@ speculative_result speculative_generate(Target& target, Draft& draft, std::span<
     draft.append(prompt.first(prompt.size() - 1));
   }
   auto is_stop = [&](token_id t) { return std::find(o.stop_tokens.begin(), o.stop_tokens.end(), t) != o.stop_tokens.end(); };
+  require<argument_error>(o.stop_strings.empty() || o.decode, "speculative_generate: stop strings need a decode function");
+  require<argument_error>(!o.on_text || o.decode, "speculative_generate: streaming text needs a decode function");
+  std::optional<text_stream> stream;  // the same text, held back and cut as generate's
+  if (o.decode) stream.emplace(o.decode, prompt, o.stop_strings);
 
   while (out.tokens.size() < o.max_tokens) {
     const std::size_t n = history.size();
@@ -174,7 +187,7 @@ speculative_result speculative_generate(Target& target, Draft& draft, std::span<
     out.accepted += accepted;
     history.push_back(extra);
 
-    // Hand out the new tokens (a stop token or max_tokens may end the round early).
+    // Hand out the new tokens (a stop token, a stop string or max_tokens may end the round early).
     bool stopped = false;
     for (std::size_t i = n; i < history.size(); ++i) {
       if (is_stop(history[i])) {
@@ -183,6 +196,15 @@ speculative_result speculative_generate(Target& target, Draft& draft, std::span<
         break;
       }
       out.tokens.push_back(history[i]);
+      if (stream) {
+        const std::string piece = stream->push(history[i]);
+        if (o.on_text && !piece.empty()) o.on_text(piece);
+        if (stream->stopped()) {
+          out.reason = stop_reason::stop_string;
+          stopped = true;
+          break;
+        }
+      }
       if (out.tokens.size() == o.max_tokens) break;
     }
     if (stopped || out.tokens.size() >= o.max_tokens) break;
@@ -191,6 +213,11 @@ speculative_result speculative_generate(Target& target, Draft& draft, std::span<
     const std::size_t keep = history.size() - 1;
     if (target.position() > keep) target.truncate(keep);
     if (draft.position() > keep) draft.truncate(keep);
+  }
+  if (stream) {
+    const std::string rest = stream->finish();
+    if (o.on_text && !rest.empty()) o.on_text(rest);
+    out.text = stream->text();
   }
   return out;
 }
