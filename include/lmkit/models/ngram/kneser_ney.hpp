@@ -31,6 +31,27 @@
 
 namespace lmkit::ngram {
 
+/// "<s> w1 .. wk </s>" as ids (new words added to `vocab`) into `ids`. As KenLM's lmplz, the words
+/// <s>, </s> and <unk> may not appear in the text (a format_error naming line `line_number`).
+inline void sentence_ids(std::string_view line, std::size_t line_number, vocabulary& vocab, std::vector<word_id>& ids) {
+  ids.assign(1, bos_id);
+  for_each_word(line, [&](std::string_view w) {
+    require<format_error>(w != "<s>" && w != "</s>" && w != "<unk>", "kneser_ney: line ", line_number, " contains ", w,
+                          ", which is reserved (rename it before estimating)");
+    ids.push_back(vocab.insert(w));
+  });
+  ids.push_back(eos_id);
+}
+
+/// The n-grams a sentence "<s> .. </s>" gives Kneser-Ney counting for order N: `count(span)` sees
+/// each order-N n-gram, and each shorter one that starts at <s> (a sentence's first words, which no
+/// word precedes).
+template <class Count>
+void for_each_counted_gram(std::span<const word_id> ids, std::size_t order, Count&& count) {
+  for (std::size_t end = 1; end < ids.size(); ++end)
+    count(end + 1 >= order ? ids.subspan(end + 1 - order, order) : ids.first(end + 1));
+}
+
 /// Counts n-grams from sentences for Kneser-Ney estimation of a model of order N.
 class kneser_ney_counter {
  public:
@@ -46,27 +67,18 @@ class kneser_ney_counter {
   /// Adds one sentence of whitespace-separated words. As KenLM's lmplz, <s> and </s> are added, and
   /// the words <s>, </s> and <unk> may not appear in the text.
   void add_line(std::string_view line) {
-    std::vector<word_id> ids{bos_id};
-    for_each_word(line, [&](std::string_view w) {
-      require<format_error>(w != "<s>" && w != "</s>" && w != "<unk>", "kneser_ney: line ", lines_ + 1, " contains ", w,
-                            ", which is reserved (rename it before estimating)");
-      ids.push_back(vocab_.insert(w));
-    });
-    ids.push_back(eos_id);
+    std::vector<word_id> ids;
+    sentence_ids(line, lines_ + 1, vocab_, ids);
     add_sentence(ids);
     ++lines_;
   }
 
   /// Adds one sentence of ids that already starts with <s> and ends with </s>.
   void add_sentence(std::span<const word_id> ids) {
-    const std::size_t n = order_;
-    for (std::size_t end = 1; end < ids.size(); ++end) {
-      if (end + 1 >= n) {
-        ++full_[ids.subspan(end + 1 - n, n)];
-      } else {
-        ++sentence_starts_[end][ids.first(end + 1)];  // "<s> w1 .. w_end", shorter than N
-      }
-    }
+    for_each_counted_gram(ids, order_, [&](std::span<const word_id> gram) {
+      if (gram.size() == order_) ++full_[gram];
+      else ++sentence_starts_[gram.size() - 1][gram];
+    });
   }
 
   std::size_t lines() const { return lines_; }

@@ -73,18 +73,8 @@ void estimate_kneser_ney_external(std::istream& lines, std::size_t order, vocabu
     std::vector<word_id> ids;
     std::size_t line_number = 0;
     while (std::getline(lines, line)) {
-      ++line_number;
-      ids.assign(1, bos_id);
-      for_each_word(line, [&](std::string_view w) {
-        require<format_error>(w != "<s>" && w != "</s>" && w != "<unk>", "kneser_ney: line ", line_number, " contains ",
-                              w, ", which is reserved (rename it before estimating)");
-        ids.push_back(vocab.insert(w));
-      });
-      ids.push_back(eos_id);
-      for (std::size_t end = 1; end < ids.size(); ++end) {
-        if (end + 1 >= order) by_suffix[order - 1]->add(ids.data() + end + 1 - order, 1.0);
-        else by_suffix[end]->add(ids.data(), 1.0);  // "<s> w1 .. w_end", shorter than N
-      }
+      sentence_ids(line, ++line_number, vocab, ids);
+      for_each_counted_gram(ids, order, [&](std::span<const word_id> gram) { by_suffix[gram.size() - 1]->add(gram.data(), 1.0); });
     }
   }
   for (auto& s : by_suffix) s->seal();
