@@ -2,15 +2,20 @@
 // independent scalar version of the layer (nn_reference.hpp); the float forward against the same.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <bit>
 #include <cmath>
+#include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "lmkit/models/gpt.hpp"
 #include "lmkit/nn/dropout.hpp"
 #include "lmkit/nn/repeat.hpp"
 #include "lmkit/nn/residual.hpp"
+#include "lmkit/nn/rope_table.hpp"
 #include "lmkit/nn/sequential.hpp"
 #include "gradient_check.hpp"
 #include "nn_reference.hpp"
@@ -323,4 +328,162 @@ TEST_CASE("gpt: loss and gradients are bit-identical on 1 and 2 threads", "[nn][
   CHECK(losses[0] == losses[1]);
   REQUIRE(grads[0].size() == grads[1].size());
   for (std::size_t k = 0; k < grads[0].size(); ++k) REQUIRE(grads[0][k] == grads[1][k]);
+}
+
+// ---- The same layers at inference: `infer` over a KV cache, and frozen layers over file weights ----
+
+namespace {
+
+/// Random values for every parameter: norm gains near 1, the rest normal(0, 0.3).
+template <class Layer>
+void randomize(Layer& layer, std::uint64_t s) {
+  philox rng(seed{s});
+  layer.visit_parameters(
+      [&](std::string_view name, nn::parameter& p) {
+        p.init_normal(rng, 0.3f);
+        if (p.shape().size() == 1 && name.ends_with("weight"))
+          for (float& v : p.value()) v += 1.0f;
+      },
+      "");
+}
+
+/// The block's training forward over one sequence of `time` positions (not training: no dropout).
+template <class Block>
+std::vector<float> forward_rows(Block& block, const std::vector<float>& x, std::size_t time) {
+  nn::activation_arena arena;
+  arena.plan([&](nn::activation_arena& a) { block.reserve(a, {1, time}); });
+  const nn::const_matrix y =
+      block.forward(nn::as_matrix(std::span<const float>(x), time, block.in_features()), {.training = false});
+  return {y.data(), y.data() + y.size()};
+}
+
+/// The block's `infer` over the same positions in chunks of `chunk` new tokens against a KV cache.
+template <class Block>
+std::vector<float> infer_rows(const Block& block, const std::vector<float>& x, std::size_t time, std::size_t kv_width,
+                              std::size_t chunk, const nn::attention_inference& how) {
+  const std::size_t width = block.in_features();
+  std::vector<float> keys(time * kv_width), values(time * kv_width), out = x, scratch(block.infer_scratch(chunk));
+  for (std::size_t begin = 0; begin < time; begin += chunk) {
+    const std::size_t n = std::min(chunk, time - begin);
+    block.infer(out.data() + begin * width, n, {keys.data(), values.data(), begin}, how, scratch, serial_pool());
+  }
+  return out;
+}
+
+void require_rows_close(const std::vector<float>& a, const std::vector<float>& b, float tolerance) {
+  REQUIRE(a.size() == b.size());
+  for (std::size_t i = 0; i < a.size(); ++i) REQUIRE(std::abs(a[i] - b[i]) <= tolerance * (1.0f + std::abs(b[i])));
+}
+
+std::vector<float> random_rows(std::size_t n, std::uint64_t s) {
+  philox rng(seed{s});
+  std::vector<float> x(n);
+  for (float& v : x) v = static_cast<float>(rng.normal());
+  return x;
+}
+
+}  // namespace
+
+TEST_CASE("transformer block: infer over a KV cache gives the training forward's rows, token by token and in chunks",
+          "[nn][inference]") {
+  const std::size_t width = 16, time = 9;
+  SECTION("GPT-2's block: layer norm with bias, fused c_attn with bias, GELU-tanh MLP") {
+    nn::transformer_block<nn::layer_norm<>, nn::self_attention<>, nn::mlp<>> block(
+        nn::layer_norm<>(width, nn::bias::yes),
+        nn::self_attention<>(width, {.heads = 4, .qkv_bias = nn::bias::yes, .out_bias = nn::bias::yes}),
+        nn::layer_norm<>(width, nn::bias::yes), nn::mlp<>(width, 40, nn::activation::gelu_tanh, nn::bias::yes));
+    randomize(block, 3);
+    const std::vector<float> x = random_rows(time * width, 4), want = forward_rows(block, x, time);
+    for (std::size_t chunk : {std::size_t{1}, std::size_t{4}, time})
+      require_rows_close(infer_rows(block, x, time, width, chunk, {}), want, 2e-5f);
+  }
+  for (kernels::rope_style style : {kernels::rope_style::half_rotation, kernels::rope_style::adjacent_pairs}) {
+    SECTION(std::string("Llama's block: RMS norm, grouped-query rotary attention, SwiGLU; rotation ") +
+            (style == kernels::rope_style::half_rotation ? "by halves" : "of adjacent pairs")) {
+      const nn::rope_options rope{.base = 500.0, .style = style};
+      nn::transformer_block<nn::rms_norm<>, nn::self_attention<>, nn::swiglu_mlp<>> block(
+          nn::rms_norm<>(width), nn::self_attention<>(width, {.heads = 4, .kv_heads = 2, .rope = rope}),
+          nn::rms_norm<>(width), nn::swiglu_mlp<>(width, 24));
+      randomize(block, 5);
+      const nn::rope_table table(time, width / 4, rope.base);
+      const std::vector<float> x = random_rows(time * width, 6), want = forward_rows(block, x, time);
+      for (std::size_t chunk : {std::size_t{1}, std::size_t{2}, time})
+        require_rows_close(infer_rows(block, x, time, 2 * (width / 4), chunk, {.rope = &table}), want, 2e-5f);
+      // The rotary table must be the layer's.
+      const nn::rope_table other(time, width / 4, 10000.0);
+      CHECK_THROWS_AS(infer_rows(block, x, time, 8, 1, {.rope = &other}), argument_error);
+      CHECK_THROWS_AS(infer_rows(block, x, time, 8, 1, {}), argument_error);
+    }
+  }
+}
+
+TEST_CASE("frozen layers: views of weights held elsewhere, in f32 or f16, run infer only", "[nn][inference]") {
+  const std::size_t width = 16, time = 6, heads = 4, kv_heads = 2, head_dim = 4, hidden = 24;
+  const nn::rope_options rope{.base = 10000.0};
+  nn::transformer_block<nn::rms_norm<>, nn::self_attention<>, nn::swiglu_mlp<>> trained(
+      nn::rms_norm<>(width), nn::self_attention<>(width, {.heads = heads, .kv_heads = kv_heads, .rope = rope}),
+      nn::rms_norm<>(width), nn::swiglu_mlp<>(width, hidden));
+  randomize(trained, 7);
+  const nn::rope_table table(time, head_dim, rope.base);
+  const std::vector<float> x = random_rows(time * width, 8);
+
+  for (weight_type type : {weight_type::f32, weight_type::f16}) {
+    SECTION(std::string("weights as ") + std::string(name_of(type)) + ", q / k / v as separate matrices") {
+      // The file's copy of each matrix, and the trained layer's weights rounded to what the file holds.
+      std::vector<std::vector<std::uint16_t>> halves;
+      auto frozen = [&](nn::linear<>& l) {
+        const std::span<float> w = l.weight().value();
+        if (type == weight_type::f32) return nn::linear<>(l.weights());
+        auto& h = halves.emplace_back(w.size());
+        for (std::size_t i = 0; i < w.size(); ++i) {
+          h[i] = std::bit_cast<std::uint16_t>(f16::from_float(w[i]));
+          w[i] = to_float(std::bit_cast<f16>(h[i]));
+        }
+        return nn::linear<>(weight_matrix{weight_type::f16, h.data(), l.out_features(), l.in_features()});
+      };
+      auto& attn = trained.attn();
+      const std::span<float> fused = attn.qkv_projection().weight().value();
+      if (type == weight_type::f16)
+        for (float& v : fused) v = f16::from_float(v).to_float();
+      // q, k, v: row slices of the fused matrix (in f16: copies of those rows).
+      std::vector<nn::linear<>> qkv;
+      for (auto [first, count] : {std::pair{std::size_t{0}, heads * head_dim}, std::pair{heads * head_dim, kv_heads * head_dim},
+                                  std::pair{(heads + kv_heads) * head_dim, kv_heads * head_dim}}) {
+        if (type == weight_type::f32) {
+          qkv.emplace_back(weight_matrix{weight_type::f32, fused.data() + first * width, count, width});
+        } else {
+          auto& h = halves.emplace_back(count * width);
+          for (std::size_t i = 0; i < h.size(); ++i) h[i] = std::bit_cast<std::uint16_t>(f16::from_float(fused[first * width + i]));
+          qkv.emplace_back(weight_matrix{weight_type::f16, h.data(), count, width});
+        }
+      }
+      nn::transformer_block<nn::rms_norm<>, nn::self_attention<>, nn::swiglu_mlp<>> view(
+          nn::rms_norm<>(trained.ln_1().weight().value(), {}, 1e-5f),
+          nn::self_attention<>(width, {.heads = heads, .kv_heads = kv_heads, .rope = rope}, std::move(qkv[0]),
+                               std::move(qkv[1]), std::move(qkv[2]), frozen(attn.output_projection())),
+          nn::rms_norm<>(trained.ln_2().weight().value(), {}, 1e-5f),
+          nn::swiglu_mlp<>(frozen(trained.mlp().gate_proj()), frozen(trained.mlp().up_proj()),
+                           frozen(trained.mlp().down_proj())));
+      // The trained block (its weights now as the file holds them) and the view agree.
+      const std::vector<float> want = forward_rows(trained, x, time);
+      for (std::size_t chunk : {std::size_t{1}, time})
+        require_rows_close(infer_rows(view, x, time, kv_heads * head_dim, chunk, {.rope = &table}), want, 1e-4f);
+
+      std::size_t visited = 0;
+      view.visit_parameters([&](std::string_view, nn::parameter&) { ++visited; }, "");
+      CHECK(visited == 0);  // nothing to train
+      nn::activation_arena arena;
+      arena.plan([&](nn::activation_arena& a) { view.reserve(a, {1, time}); });
+      CHECK_THROWS_AS(view.forward(nn::as_matrix(std::span<const float>(x), time, width), {}), argument_error);
+    }
+  }
+  SECTION("shapes that do not fit are refused") {
+    std::vector<float> w(16 * 16);
+    const weight_matrix square{weight_type::f32, w.data(), 16, 16}, narrow{weight_type::f32, w.data(), 8, 16};
+    CHECK_THROWS_AS(nn::self_attention<>(16, {.heads = 4}, nn::linear<>(square), nn::linear<>(narrow), nn::linear<>(square),
+                                         nn::linear<>(square)),
+                    shape_error);
+    CHECK_THROWS_AS(nn::swiglu_mlp<>(nn::linear<>(narrow), nn::linear<>(square), nn::linear<>(square)), shape_error);
+    CHECK_THROWS_AS(nn::linear<>(square, std::span<const float>(w.data(), 8)), shape_error);
+  }
 }

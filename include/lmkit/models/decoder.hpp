@@ -8,10 +8,12 @@
 //   auto logits = session.append(prompt_ids);      // logits after the last prompt token
 //   logits = session.append(next_id);              // one more token
 //
-// The layer, read top to bottom (x is the residual stream, [T, dim] for T new tokens):
+// The model is built of the nn/ layers that training uses, frozen over the file's weights: each
+// layer an nn::transformer_block (x is the residual stream, [T, dim] for T new tokens):
 //   h = norm(x);  q, k, v = h Wq, h Wk, h Wv (+ biases);  rotate q, k (llama);  append k, v to the cache
 //   x += attention(q, cache) Wo (+ bias)
 //   h = norm(x);  x += silu(h Wgate) * (h Wup) Wdown   (llama)   |   gelu(h Wup + b) Wdown + b   (gpt2)
+// with rms_norm and swiglu_mlp for Llama, layer_norm and mlp for GPT-2.
 #pragma once
 
 #include <algorithm>
@@ -22,6 +24,7 @@
 #include <span>
 #include <string>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "lmkit/core/aligned_buffer.hpp"
@@ -33,22 +36,37 @@
 #include "lmkit/kernels/kernels.hpp"
 #include "lmkit/models/decoder_config.hpp"
 #include "lmkit/models/decoder_weights.hpp"
+#include "lmkit/nn/linear.hpp"
+#include "lmkit/nn/mlp.hpp"
+#include "lmkit/nn/normalization.hpp"
+#include "lmkit/nn/rope_table.hpp"
+#include "lmkit/nn/self_attention.hpp"
+#include "lmkit/nn/transformer_block.hpp"
 
 namespace lmkit::models {
+
+/// A family's layers: its transformer blocks, final norm and output layer, all frozen.
+template <class Norm, class FeedForward>
+struct decoder_stack {
+  using block = nn::transformer_block<Norm, nn::self_attention<>, FeedForward>;
+  std::vector<block> blocks;
+  Norm final_norm;
+  nn::linear<> output;
+};
+using llama_stack = decoder_stack<nn::rms_norm<>, nn::swiglu_mlp<>>;
+using gpt2_stack = decoder_stack<nn::layer_norm<>, nn::mlp<>>;
 
 class decoder {
  public:
   decoder(decoder_config config, decoder_weights weights, std::string source)
-      : state_(std::make_shared<const shared>(shared{std::move(config), std::move(weights), std::move(source)})) {
-    state_->config.validate(state_->source);
-    require<format_error>(state_->weights.layers.size() == state_->config.layers, state_->source, ": ",
-                          state_->weights.layers.size(), " layers of weights for a config of ", state_->config.layers);
-  }
+      : state_(std::make_shared<const shared>(make_shared_state(std::move(config), std::move(weights), std::move(source)))) {}
 
   const decoder_config& config() const { return state_->config; }
   const decoder_weights& weights() const { return state_->weights; }
   /// The file the model came from.
   const std::string& source() const { return state_->source; }
+  /// The layers: a llama_stack or a gpt2_stack.
+  const std::variant<llama_stack, gpt2_stack>& layers() const { return state_->layers; }
 
  private:
   // Shared, so that a decoder is cheap to copy and sessions may outlive the variable they came from.
@@ -56,20 +74,48 @@ class decoder {
     decoder_config config;
     decoder_weights weights;
     std::string source;
+    std::variant<llama_stack, gpt2_stack> layers;
   };
+
+  static shared make_shared_state(decoder_config config, decoder_weights weights, std::string source) {
+    config.validate(source);
+    require<format_error>(weights.layers.size() == config.layers, source, ": ", weights.layers.size(),
+                          " layers of weights for a config of ", config.layers);
+    auto layers = build_layers(config, weights);
+    return shared{std::move(config), std::move(weights), std::move(source), std::move(layers)};
+  }
+
+  /// The nn/ layers over the weights' views (which stay where they are: moving decoder_weights
+  /// moves its owners, not the owned memory).
+  static std::variant<llama_stack, gpt2_stack> build_layers(const decoder_config& c, const decoder_weights& w) {
+    const bool llama = c.family == decoder_family::llama;
+    nn::attention_options options{.heads = c.heads, .kv_heads = c.kv_heads, .head_dim = c.head_dim, .causal = true};
+    if (llama) options.rope = nn::rope_options{.base = c.rope_base, .style = c.rope};
+    auto attention = [&](const decoder_layer_weights& l) {
+      return nn::self_attention<>(c.dim, options, nn::linear<>(l.wq, l.bq), nn::linear<>(l.wk, l.bk),
+                                  nn::linear<>(l.wv, l.bv), nn::linear<>(l.wo, l.bo));
+    };
+    if (llama) {
+      llama_stack s{{}, nn::rms_norm<>(w.final_norm, {}, c.norm_eps), nn::linear<>(w.output)};
+      for (const decoder_layer_weights& l : w.layers)
+        s.blocks.emplace_back(nn::rms_norm<>(l.attn_norm, {}, c.norm_eps), attention(l),
+                              nn::rms_norm<>(l.ffn_norm, {}, c.norm_eps),
+                              nn::swiglu_mlp<>(nn::linear<>(l.w_gate), nn::linear<>(l.w_up), nn::linear<>(l.w_down)));
+      return s;
+    }
+    gpt2_stack s{{}, nn::layer_norm<>(w.final_norm, w.final_norm_bias, c.norm_eps), nn::linear<>(w.output)};
+    for (const decoder_layer_weights& l : w.layers)
+      s.blocks.emplace_back(nn::layer_norm<>(l.attn_norm, l.attn_norm_bias, c.norm_eps), attention(l),
+                            nn::layer_norm<>(l.ffn_norm, l.ffn_norm_bias, c.norm_eps),
+                            nn::mlp<>(nn::linear<>(l.w_up, l.b_up), nn::linear<>(l.w_down, l.b_down),
+                                      nn::activation::gelu_tanh));
+    return s;
+  }
+
   std::shared_ptr<const shared> state_;
 };
 
-/// The arithmetic of attention.
-enum class attention_precision {
-  /// Keys, values, queries and weights in f32: logits as PyTorch computes them (the default).
-  f32,
-  /// As llama.cpp computes it by default: keys and values held in f16 (its KV cache type), the query
-  /// rounded to f16 for the dot products, and the weighted sum of values kept in an f16 accumulator
-  /// with an online softmax (its flash-attention CPU kernel). Reproduces llama.cpp's greedy tokens
-  /// where f32 and f16 arithmetic choose differently between near ties (quantised models).
-  llama_cpp_f16,
-};
+using nn::attention_precision;
 
 /// One sequence being run through a decoder: its KV cache and the buffers of a forward pass.
 class decoder_session {
@@ -86,23 +132,11 @@ class decoder_session {
     cache_ = gen::kv_cache(c.layers, context, c.kv_width());
     chunk_ = std::max<std::size_t>(1, std::min(max_chunk, context));
     x_ = aligned_buffer<float>(chunk_ * c.dim);
-    h_ = aligned_buffer<float>(chunk_ * c.dim);
-    q_ = aligned_buffer<float>(chunk_ * c.q_width());
-    k_ = aligned_buffer<float>(chunk_ * c.kv_width());
-    v_ = aligned_buffer<float>(chunk_ * c.kv_width());
-    attention_ = aligned_buffer<float>(chunk_ * c.q_width());
-    gate_ = aligned_buffer<float>(chunk_ * c.hidden);
-    up_ = aligned_buffer<float>(chunk_ * c.hidden);
+    std::visit([&](const auto& stack) { scratch_ = aligned_buffer<float>(stack.blocks.front().infer_scratch(chunk_)); },
+               model_.layers());
     logits_ = aligned_buffer<float>(c.vocab);
-    if (c.family == decoder_family::llama) {
-      // cos/sin of every position's angles, once: decoding then rotates with a table lookup.
-      const std::size_t half = c.head_dim / 2;
-      rope_cos_ = aligned_buffer<float>(context * half);
-      rope_sin_ = aligned_buffer<float>(context * half);
-      for (std::size_t p = 0; p < context; ++p)
-        kernels::rope_angles(p, c.head_dim, c.rope_base, {rope_cos_.data() + p * half, half},
-                             {rope_sin_.data() + p * half, half});
-    }
+    // cos/sin of every position's angles, once: decoding then rotates with a table lookup.
+    if (c.family == decoder_family::llama) rope_ = nn::rope_table(context, c.head_dim, c.rope_base);
   }
 
   const decoder& model() const { return model_; }
@@ -177,146 +211,36 @@ class decoder_session {
       const std::span<float> xt = row(x_, t, dim);
       kernels::dequantize_row(w.token_embedding, tokens[t], xt);
       if (w.position_embedding.data) {
-        kernels::dequantize_row(w.position_embedding, pos0 + t, row(h_, t, dim));
-        kernels::add(xt, row(h_, t, dim), xt);
+        const std::span<float> position = row(scratch_, 0, dim);
+        kernels::dequantize_row(w.position_embedding, pos0 + t, position);
+        kernels::add(xt, position, xt);
       }
     }
 
-    for (std::size_t l = 0; l < c.layers; ++l) {
-      const decoder_layer_weights& lw = w.layers[l];
-      normalize(x_, T, lw.attn_norm, lw.attn_norm_bias, h_);
-      project(h_, T, dim, lw.wq, lw.bq, q_);
-      project(h_, T, dim, lw.wk, lw.bk, k_);
-      project(h_, T, dim, lw.wv, lw.bv, v_);
-      for (std::size_t t = 0; t < T; ++t) {
-        if (c.family == decoder_family::llama) {
-          const std::size_t half = c.head_dim / 2;
-          const std::span<const float> cos{rope_cos_.data() + (pos0 + t) * half, half};
-          const std::span<const float> sin{rope_sin_.data() + (pos0 + t) * half, half};
-          kernels::rope(row(q_, t, c.q_width()), c.head_dim, cos, sin, c.rope);
-          kernels::rope(row(k_, t, c.kv_width()), c.head_dim, cos, sin, c.rope);
-        }
-        if (precision_ == attention_precision::llama_cpp_f16) {
-          round_to_f16(row(q_, t, c.q_width()));
-          round_to_f16(row(k_, t, c.kv_width()));
-          round_to_f16(row(v_, t, c.kv_width()));
-        }
-        std::ranges::copy(row(k_, t, c.kv_width()), cache_.key(l, pos0 + t).begin());
-        std::ranges::copy(row(v_, t, c.kv_width()), cache_.value(l, pos0 + t).begin());
+    std::visit([&](const auto& stack) {
+      for (std::size_t l = 0; l < c.layers; ++l) {
+        const nn::attention_inference how{
+            .precision = precision_,
+            .rope = c.family == decoder_family::llama ? &rope_ : nullptr,
+            .record = recording_ ? attention_weights_.data() + l * c.heads * context() : nullptr,
+            .record_stride = context()};
+        stack.blocks[l].infer(x_.data(), T, {cache_.key(l, 0).data(), cache_.value(l, 0).data(), pos0}, how,
+                              {scratch_.data(), scratch_.size()}, *pool_);
       }
-      attend(l, T, pos0);
-      project(attention_, T, c.q_width(), lw.wo, lw.bo, h_);
-      kernels::add({x_.data(), T * dim}, {h_.data(), T * dim}, {x_.data(), T * dim});
+      cache_.advance(T);
+      if (recording_) recorded_ = cache_.size();
 
-      normalize(x_, T, lw.ffn_norm, lw.ffn_norm_bias, h_);
-      const std::span<float> up{up_.data(), T * c.hidden};
-      project(h_, T, dim, lw.w_up, lw.b_up, up_);
-      if (c.family == decoder_family::llama) {
-        const std::span<float> gate{gate_.data(), T * c.hidden};
-        project(h_, T, dim, lw.w_gate, {}, gate_);
-        kernels::silu(gate, gate);
-        kernels::mul(gate, up, up);
-      } else {
-        kernels::gelu_tanh(up, up);
+      // Logits: for every token when asked, else only for the last token of the last chunk.
+      float* h = scratch_.data();
+      if (!all_logits.empty()) {
+        stack.final_norm.infer(x_.data(), T, h);
+        stack.output.infer(h, T, all_logits.data(), *pool_);
+        if (last_chunk) std::ranges::copy(all_logits.subspan((T - 1) * c.vocab, c.vocab), logits_.data());
+      } else if (last_chunk) {
+        stack.final_norm.infer(x_.data() + (T - 1) * dim, 1, h);
+        stack.output.infer(h, 1, logits_.data(), *pool_);
       }
-      project(up_, T, c.hidden, lw.w_down, lw.b_down, h_);
-      kernels::add({x_.data(), T * dim}, {h_.data(), T * dim}, {x_.data(), T * dim});
-    }
-    cache_.advance(T);
-    if (recording_) recorded_ = cache_.size();
-
-    // Logits: for every token when asked, else only for the last token of the last chunk.
-    if (!all_logits.empty()) {
-      normalize(x_, T, w.final_norm, w.final_norm_bias, h_);
-      kernels::matmul_weights(h_.data(), T, dim, w.output, all_logits.data(), c.vocab, *pool_);
-      if (last_chunk) std::ranges::copy(all_logits.subspan((T - 1) * c.vocab, c.vocab), logits_.data());
-    } else if (last_chunk) {
-      const std::span<float> xl = row(x_, T - 1, dim), hl = row(h_, 0, dim);
-      if (c.family == decoder_family::llama) kernels::rms_norm(xl, w.final_norm, hl, c.norm_eps);
-      else kernels::layer_norm(xl, w.final_norm, w.final_norm_bias, hl, c.norm_eps);
-      kernels::matmul_weights(h_.data(), 1, dim, w.output, logits_.data(), c.vocab, *pool_);
-    }
-  }
-
-  /// out[t] = norm(in[t]) for t < T: RMS norm without a bias (llama), layer norm with one (gpt2).
-  void normalize(const aligned_buffer<float>& in, std::size_t T, std::span<const float> weight,
-                 std::span<const float> bias, aligned_buffer<float>& out) const {
-    const std::size_t dim = model_.config().dim;
-    const float eps = model_.config().norm_eps;
-    for (std::size_t t = 0; t < T; ++t) {
-      const std::span<const float> x{in.data() + t * dim, dim};
-      const std::span<float> y{out.data() + t * dim, dim};
-      if (model_.config().family == decoder_family::llama) kernels::rms_norm(x, weight, y, eps);
-      else kernels::layer_norm(x, weight, bias, y, eps);
-    }
-  }
-
-  /// out [T, w.rows] = in [T, cols] w^T (+ bias).
-  void project(const aligned_buffer<float>& in, std::size_t T, std::size_t cols, const weight_matrix& w,
-               std::span<const float> bias, aligned_buffer<float>& out) const {
-    kernels::matmul_weights(in.data(), T, cols, w, out.data(), w.rows, *pool_);
-    if (!bias.empty())
-      for (std::size_t t = 0; t < T; ++t) kernels::add(row(out, t, w.rows), bias, row(out, t, w.rows));
-  }
-
-  /// attention_[t, head] = softmax(q[t, head] . K[0..p] / sqrt(head_dim)) V[0..p], p = pos0 + t,
-  /// with the key/value head that the query head's group shares. One task per (token, head): the
-  /// result does not depend on the number of threads.
-  void attend(std::size_t layer, std::size_t T, std::size_t pos0) {
-    const decoder_config& c = model_.config();
-    const std::size_t hd = c.head_dim, group = c.heads / c.kv_heads, kvw = c.kv_width();
-    const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-    const float* keys = cache_.keys(layer);
-    const float* values = cache_.values(layer);
-    const std::size_t tasks = T * c.heads;
-    // About 64 key positions of work per task, at least.
-    const std::size_t grain = std::max<std::size_t>(1, 64 * c.heads / (pos0 + T) / std::max<std::size_t>(1, T));
-    pool_->for_each_chunk(tasks, grain, [&](std::size_t begin, std::size_t end) {
-      thread_local std::vector<float> scores;
-      for (std::size_t task = begin; task < end; ++task) {
-        const std::size_t t = task / c.heads, head = task % c.heads, kv = head / group;
-        const std::size_t n = pos0 + t + 1;
-        if (scores.size() < n) scores.resize(n);
-        const std::span<const float> q{q_.data() + t * c.q_width() + head * hd, hd};
-        const std::span<float> out{attention_.data() + t * c.q_width() + head * hd, hd};
-        if (precision_ == attention_precision::llama_cpp_f16) {
-          attend_f16_online(q, keys + kv * hd, values + kv * hd, kvw, n, scale, out);
-          continue;
-        }
-        kernels::attend_query(q, keys + kv * hd, values + kv * hd, kvw, n, scale, {scores.data(), n}, out);
-        if (recording_ && t == T - 1)
-          std::copy_n(scores.data(), n, attention_weights_.data() + (layer * c.heads + head) * context());
-      }
-    });
-  }
-
-  /// llama.cpp's CPU flash attention for one query: keys in order, a running maximum M and sum S of
-  /// exp(s - M), and the weighted values accumulated in f16 (rounded after every update, as its f16
-  /// accumulator is), divided by S at the end. Scalar: it is a compatibility mode, not the fast path.
-  static void attend_f16_online(std::span<const float> q, const float* keys, const float* values, std::size_t stride,
-                                std::size_t n, float scale, std::span<float> out) {
-    std::ranges::fill(out, 0.0f);
-    float max = -std::numeric_limits<float>::infinity(), sum = 0.0f;
-    for (std::size_t j = 0; j < n; ++j) {
-      const float s = kernels::dot(q, {keys + j * stride, q.size()}) * scale;
-      float rescale = 1.0f, weight = 1.0f;
-      if (s > max) {
-        rescale = std::exp(max - s);
-        max = s;
-        for (float& o : out) o = to_f16_precision(o * rescale);
-      } else {
-        weight = std::exp(s - max);
-      }
-      const float* v = values + j * stride;
-      for (std::size_t i = 0; i < out.size(); ++i) out[i] = to_f16_precision(out[i] + v[i] * weight);
-      sum = sum * rescale + weight;
-    }
-    for (float& o : out) o /= sum;
-  }
-
-  static float to_f16_precision(float x) { return f16::from_float(x).to_float(); }
-  static void round_to_f16(std::span<float> x) {
-    for (float& e : x) e = to_f16_precision(e);
+    }, model_.layers());
   }
 
   static std::span<float> row(aligned_buffer<float>& b, std::size_t t, std::size_t width) {
@@ -331,7 +255,8 @@ class decoder_session {
   aligned_buffer<float> attention_weights_;  // [layers, heads, context] when recording
   gen::kv_cache cache_;
   std::size_t chunk_ = 1;
-  aligned_buffer<float> x_, h_, q_, k_, v_, attention_, gate_, up_, logits_, rope_cos_, rope_sin_;
+  nn::rope_table rope_;  // llama: the angles of every position of the context
+  aligned_buffer<float> x_, scratch_, logits_;
 };
 
 }  // namespace lmkit::models

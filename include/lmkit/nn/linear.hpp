@@ -1,5 +1,9 @@
 // y = x W^T (+ b): a weight stored [out, in], as PyTorch's nn.Linear and Hugging Face checkpoints
 // store it, so a row of W is one output's weights.
+//
+// A linear layer either owns its weights as trainable parameters, or is frozen: it points at weights
+// held elsewhere (a mapped model file) in any weight_type (f32, f16, bf16, q8_0, q4_0). Both run
+// `infer` (no gradient kept, any number of rows); only a trainable one has forward / backward.
 #pragma once
 
 #include <algorithm>
@@ -7,6 +11,7 @@
 #include <string_view>
 
 #include "lmkit/core/error.hpp"
+#include "lmkit/core/weight_matrix.hpp"
 #include "lmkit/kernels/kernels.hpp"
 #include "lmkit/nn/layer.hpp"
 
@@ -25,10 +30,27 @@ class linear {
         weight_({out, in}, decay::yes) {
     if (b == bias::yes) bias_ = parameter({out}, decay::no);
   }
+  /// A frozen layer over `weights` [out, in] and an optional `bias` [out], both owned elsewhere.
+  explicit linear(weight_matrix weights, std::span<const float> bias = {})
+      : in_(detail::checked_width(In, weights.cols, "linear", "input width")),
+        out_(detail::checked_width(Out, weights.rows, "linear", "output width")),
+        frozen_(weights),
+        frozen_bias_(bias),
+        is_frozen_(true) {
+    require<shape_error>(bias.empty() || bias.size() == out_, "linear: a bias of ", bias.size(), " values for ", out_,
+                         " outputs");
+  }
 
   std::size_t in_features() const { return in_; }
   std::size_t out_features() const { return out_; }
-  bool has_bias() const { return bias_.size() != 0; }
+  bool has_bias() const { return bias_.size() != 0 || !frozen_bias_.empty(); }
+  /// Whether the weights are held elsewhere (no parameters, no backward).
+  bool frozen() const { return is_frozen_; }
+  /// The weights as a matrix of their storage type: the parameter's values when trainable.
+  weight_matrix weights() const {
+    return frozen() ? frozen_ : weight_matrix{weight_type::f32, weight_.value().data(), out_, in_};
+  }
+  std::span<const float> bias_values() const { return frozen() ? frozen_bias_ : bias_.value(); }
   parameter& weight() { return weight_; }
   parameter& bias_parameter() { return bias_; }
 
@@ -44,8 +66,19 @@ class linear {
     dx_ = arena.take(rows_ * in_);
   }
 
+  /// y [rows, out] = x [rows, in] W^T (+ b) for inference: any number of rows, nothing kept, and
+  /// `const`, so sessions may share the layer. Row strides are the widths.
+  void infer(const float* x, std::size_t rows, float* y, const thread_pool& pool) const {
+    kernels::matmul_weights(x, rows, in_, weights(), y, out_, pool);
+    const std::span<const float> b = bias_values();
+    if (!b.empty())
+      for (std::size_t r = 0; r < rows; ++r) kernels::add({y + r * out_, out_}, b, {y + r * out_, out_});
+  }
+
   /// x [rows, in] -> y [rows, out]
   const_matrix forward(const_matrix x, const run_context& ctx) {
+    require<argument_error>(!frozen(), "linear: this layer's ", name_of(frozen_.type),
+                            " weights are frozen (held by a model file): it runs infer, not forward / backward");
     require<shape_error>(x.extent(0) == rows_ && x.extent(1) == in_, "linear: input is [", x.extent(0), " x ",
                          x.extent(1), "], expected [", rows_, " x ", in_, "]");
     x_ = x;
@@ -76,6 +109,7 @@ class linear {
 
   template <class Visitor>
   void visit_parameters(Visitor&& visit, std::string_view prefix) {
+    if (frozen()) return;  // nothing to train
     visit(join_name(prefix, "weight"), weight_);
     if (has_bias()) visit(join_name(prefix, "bias"), bias_);
   }
@@ -83,6 +117,9 @@ class linear {
  private:
   std::size_t in_, out_;
   parameter weight_, bias_;
+  weight_matrix frozen_{};
+  std::span<const float> frozen_bias_;
+  bool is_frozen_ = false;
   std::size_t rows_ = 0;
   std::span<float> y_, dx_;
   const_matrix x_;

@@ -1,11 +1,14 @@
 // The transformer's feed-forward part, two forms:
 //   mlp:        c_proj(act(c_fc(x)))                      GPT-2, BERT (act = GELU)
 //   swiglu_mlp: down_proj(silu(gate_proj(x)) * up_proj(x))   Llama (Shazeer 2020)
+// Built of linear layers, so either trainable or frozen over a model file's weights (`infer` only).
 #pragma once
 
 #include <algorithm>
 #include <cstddef>
+#include <span>
 #include <string_view>
+#include <utility>
 
 #include "lmkit/kernels/kernels.hpp"
 #include "lmkit/nn/layer.hpp"
@@ -49,11 +52,29 @@ class mlp {
     detail::checked_width(Width, width, "mlp", "width");
     detail::checked_width(Hidden, hidden, "mlp", "hidden width");
   }
+  /// From its two layers (frozen ones: a pretrained model's).
+  mlp(linear<> c_fc, linear<> c_proj, activation act) : c_fc_(std::move(c_fc)), c_proj_(std::move(c_proj)), act_(act) {
+    detail::checked_width(Width, c_fc_.in_features(), "mlp", "width");
+    detail::checked_width(Hidden, c_fc_.out_features(), "mlp", "hidden width");
+    require<shape_error>(c_proj_.in_features() == c_fc_.out_features() && c_proj_.out_features() == c_fc_.in_features(),
+                         "mlp: c_fc is [", c_fc_.out_features(), " x ", c_fc_.in_features(), "] but c_proj is [",
+                         c_proj_.out_features(), " x ", c_proj_.in_features(), "]");
+  }
 
   std::size_t in_features() const { return c_fc_.in_features(); }
   std::size_t out_features() const { return c_proj_.out_features(); }
   linear<>& up() { return c_fc_; }
   linear<>& down() { return c_proj_; }
+
+  /// Floats of scratch that `infer` needs for `rows` rows.
+  std::size_t infer_scratch(std::size_t rows) const { return rows * c_fc_.out_features(); }
+  /// y [rows, width] = the block's function of x [rows, width], for inference (y may not alias x).
+  void infer(const float* x, std::size_t rows, float* y, std::span<float> scratch, const thread_pool& pool) const {
+    const std::span<float> h = scratch.first(infer_scratch(rows));
+    c_fc_.infer(x, rows, h.data(), pool);
+    detail::activate(act_, h, h);
+    c_proj_.infer(h.data(), rows, y, pool);
+  }
 
   void reserve(activation_arena& arena, batch_shape shape) {
     c_fc_.reserve(arena, shape);
@@ -109,12 +130,35 @@ class swiglu_mlp {
     detail::checked_width(Width, width, "swiglu_mlp", "width");
     detail::checked_width(Hidden, hidden, "swiglu_mlp", "hidden width");
   }
+  /// From its three layers (frozen ones: a pretrained model's).
+  swiglu_mlp(linear<> gate, linear<> up, linear<> down) : gate_(std::move(gate)), up_(std::move(up)), down_(std::move(down)) {
+    detail::checked_width(Width, gate_.in_features(), "swiglu_mlp", "width");
+    detail::checked_width(Hidden, gate_.out_features(), "swiglu_mlp", "hidden width");
+    require<shape_error>(up_.in_features() == gate_.in_features() && up_.out_features() == gate_.out_features() &&
+                             down_.in_features() == gate_.out_features() && down_.out_features() == gate_.in_features(),
+                         "swiglu_mlp: gate [", gate_.out_features(), " x ", gate_.in_features(), "], up [",
+                         up_.out_features(), " x ", up_.in_features(), "] and down [", down_.out_features(), " x ",
+                         down_.in_features(), "] do not fit together");
+  }
 
   std::size_t in_features() const { return gate_.in_features(); }
   std::size_t out_features() const { return down_.out_features(); }
   linear<>& gate_proj() { return gate_; }
   linear<>& up_proj() { return up_; }
   linear<>& down_proj() { return down_; }
+
+  /// Floats of scratch that `infer` needs for `rows` rows.
+  std::size_t infer_scratch(std::size_t rows) const { return 2 * rows * gate_.out_features(); }
+  /// y [rows, width] = the block's function of x [rows, width], for inference (y may not alias x).
+  void infer(const float* x, std::size_t rows, float* y, std::span<float> scratch, const thread_pool& pool) const {
+    const std::size_t n = rows * gate_.out_features();
+    const std::span<float> gate = scratch.first(n), up = scratch.subspan(n, n);
+    gate_.infer(x, rows, gate.data(), pool);
+    up_.infer(x, rows, up.data(), pool);
+    kernels::silu(gate, gate);
+    kernels::mul(gate, up, up);
+    down_.infer(up.data(), rows, y, pool);
+  }
 
   void reserve(activation_arena& arena, batch_shape shape) {
     gate_.reserve(arena, shape);

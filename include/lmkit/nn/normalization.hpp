@@ -1,10 +1,11 @@
 // Layer normalisation over each row (GPT-2, BERT): (x - mean) / sqrt(var + eps) * gain (+ bias).
 // RMS normalisation (Llama): x / sqrt(mean(x^2) + eps) * gain. Both keep (mean, 1/std) per row
-// for the backward.
+// for the backward. Like linear, a norm may be frozen: its gain (and bias) held elsewhere, `infer` only.
 #pragma once
 
 #include <algorithm>
 #include <cstddef>
+#include <span>
 #include <string_view>
 
 #include "lmkit/kernels/kernels.hpp"
@@ -30,9 +31,36 @@ class normalization {
     }
   }
 
+  /// A frozen norm over `gain` [width] (and `bias`, layer norm only) owned elsewhere.
+  normalization(std::span<const float> gain, std::span<const float> bias, float eps)
+      : width_(detail::checked_width(Width, gain.size(), "normalization", "width")),
+        eps_(eps),
+        frozen_gain_(gain),
+        frozen_bias_(bias),
+        is_frozen_(true) {
+    require<argument_error>(!gain.empty(), "normalization: a frozen norm needs its gain");
+    require<shape_error>(bias.empty() || (Kind == norm_kind::layer && bias.size() == width_),
+                         "normalization: a bias of ", bias.size(), " values for a ",
+                         Kind == norm_kind::layer ? "layer" : "rms", " norm of width ", width_);
+  }
+
   std::size_t in_features() const { return width_; }
   std::size_t out_features() const { return width_; }
   float epsilon() const { return eps_; }
+  bool frozen() const { return is_frozen_; }
+  std::span<const float> gain_values() const { return frozen() ? frozen_gain_ : gain_.value(); }
+  std::span<const float> bias_values() const { return frozen() ? frozen_bias_ : bias_.value(); }
+
+  /// y [rows, width] = norm(x [rows, width]) for inference: nothing kept.
+  void infer(const float* x, std::size_t rows, float* y) const {
+    const std::span<const float> gain = gain_values(), b = bias_values();
+    for (std::size_t r = 0; r < rows; ++r) {
+      const std::span<const float> in(x + r * width_, width_);
+      const std::span<float> out(y + r * width_, width_);
+      if constexpr (Kind == norm_kind::layer) kernels::layer_norm(in, gain, b, out, eps_);
+      else kernels::rms_norm(in, gain, out, eps_);
+    }
+  }
   parameter& weight() { return gain_; }
 
   void reserve(activation_arena& arena, batch_shape shape) {
@@ -45,6 +73,7 @@ class normalization {
   }
 
   const_matrix forward(const_matrix x, const run_context& ctx) {
+    require<argument_error>(!frozen(), "normalization: this norm is frozen (held by a model file): it runs infer");
     require<shape_error>(x.extent(0) == rows_ && x.extent(1) == width_, "normalization: input is [", x.extent(0),
                          " x ", x.extent(1), "], expected [", rows_, " x ", width_, "]");
     x_ = x;
@@ -90,6 +119,7 @@ class normalization {
 
   template <class Visitor>
   void visit_parameters(Visitor&& visit, std::string_view prefix) {
+    if (frozen()) return;
     visit(join_name(prefix, "weight"), gain_);
     if (has_bias()) visit(join_name(prefix, "bias"), bias_);
   }
@@ -100,6 +130,8 @@ class normalization {
   std::size_t width_;
   parameter gain_, bias_;
   float eps_;
+  std::span<const float> frozen_gain_, frozen_bias_;
+  bool is_frozen_ = false;
   std::size_t rows_ = 0;
   std::span<float> y_, dx_, stats_, partial_grads_;
   const_matrix x_;

@@ -6,6 +6,11 @@
 // D = C / H:  x (B*T, C) -> c_attn -> qkv (B*T, (H + 2G) D) -> per (b, h): S = Q K^T / sqrt(D)
 // (T, T) -> P = softmax(S) (masked when causal) -> Y = P V (T, D) -> y (B*T, H D) -> c_proj -> (B*T, C).
 // Each per-head product is one small GEMM over strided views of qkv.
+//
+// The same layer runs a pretrained model (`infer`): new tokens at the next positions of a sequence,
+// their keys and values appended to a KV cache and every query attending to the cached positions up
+// to its own. Its projections are then frozen linear layers over the model file's weights, with the
+// file's separate q, k, v matrices when it has them.
 #pragma once
 
 #include <algorithm>
@@ -13,12 +18,16 @@
 #include <cstddef>
 #include <limits>
 #include <optional>
+#include <span>
+#include <utility>
 #include <string_view>
 #include <vector>
 
 #include "lmkit/kernels/kernels.hpp"
 #include "lmkit/nn/layer.hpp"
+#include "lmkit/core/dtype.hpp"
 #include "lmkit/nn/linear.hpp"
+#include "lmkit/nn/rope_table.hpp"
 
 namespace lmkit::nn {
 
@@ -30,10 +39,39 @@ struct rope_options {
 struct attention_options {
   std::size_t heads = 1;
   std::size_t kv_heads = 0;  // 0: one key/value head per query head
+  std::size_t head_dim = 0;  // 0: width / heads
   bool causal = true;        // false: every position sees every other (encoders)
   bias qkv_bias = bias::no;
   bias out_bias = bias::no;
   std::optional<rope_options> rope = std::nullopt;
+};
+
+/// The arithmetic of attention at inference.
+enum class attention_precision {
+  /// Keys, values, queries and weights in f32: logits as PyTorch computes them (the default).
+  f32,
+  /// As llama.cpp computes it by default: keys and values held in f16 (its KV cache type), the query
+  /// rounded to f16 for the dot products, and the weighted sum of values kept in an f16 accumulator
+  /// with an online softmax (its flash-attention CPU kernel). Reproduces llama.cpp's greedy tokens
+  /// where f32 and f16 arithmetic choose differently between near ties (quantised models).
+  llama_cpp_f16,
+};
+
+/// One layer's rows of a KV cache ([context, kv_heads * head_dim] keys, and values alike), of
+/// which the first `position` are filled.
+struct kv_rows {
+  float* keys = nullptr;
+  float* values = nullptr;
+  std::size_t position = 0;
+};
+
+/// How `infer` runs: the arithmetic, the rotary table (rotary attention), and where to copy the
+/// last new token's attention weights if wanted ([heads][record_stride], f32 precision only).
+struct attention_inference {
+  attention_precision precision = attention_precision::f32;
+  const rope_table* rope = nullptr;
+  float* record = nullptr;
+  std::size_t record_stride = 0;
 };
 
 template <std::size_t Width = dynamic>
@@ -51,6 +89,30 @@ class self_attention {
         c_attn_(width, (heads_ + 2 * kv_heads_) * head_dim_, options.qkv_bias),
         c_proj_(heads_ * head_dim_, width, options.out_bias) {}
 
+  /// From separate query, key and value projections and the output projection (frozen ones: a
+  /// pretrained model's; `options`' bias flags are then the layers' own business).
+  self_attention(std::size_t width, attention_options options, linear<> q, linear<> k, linear<> v, linear<> out)
+      : width_(detail::checked_width(Width, width, "self_attention", "width")),
+        heads_(options.heads),
+        kv_heads_(options.kv_heads == 0 ? options.heads : options.kv_heads),
+        head_dim_(check_heads(width, options)),
+        options_(options),
+        c_attn_(width, 0),  // unused: the projections are split
+        c_proj_(std::move(out)) {
+    const std::size_t qw = heads_ * head_dim_, kvw = kv_heads_ * head_dim_;
+    for (const auto& [part, rows] : {std::pair<const linear<>*, std::size_t>{&q, qw}, {&k, kvw}, {&v, kvw}})
+      require<shape_error>(part->in_features() == width && part->out_features() == rows, "self_attention: a q/k/v ",
+                           "projection is [", part->out_features(), " x ", part->in_features(), "], expected [", rows,
+                           " x ", width, "]");
+    require<shape_error>(c_proj_.in_features() == qw && c_proj_.out_features() == width, "self_attention: the output ",
+                         "projection is [", c_proj_.out_features(), " x ", c_proj_.in_features(), "], expected [", width,
+                         " x ", qw, "]");
+    split_.reserve(3);
+    split_.push_back(std::move(q));
+    split_.push_back(std::move(k));
+    split_.push_back(std::move(v));
+  }
+
   std::size_t in_features() const { return width_; }
   std::size_t out_features() const { return width_; }
   std::size_t heads() const { return heads_; }
@@ -59,6 +121,77 @@ class self_attention {
   linear<>& qkv_projection() { return c_attn_; }
   linear<>& output_projection() { return c_proj_; }
 
+  /// Floats of scratch that `infer` needs for `rows` new tokens.
+  std::size_t infer_scratch(std::size_t rows) const { return rows * (qkv_width() + heads_ * head_dim_); }
+
+  /// y [rows, width] = attention of `rows` new tokens x [rows, width] at positions cache.position
+  /// on, to the cached positions and to each other (causally): their keys and values are written to
+  /// the cache rows at those positions first. Per (token, head) tasks, so the result does not depend
+  /// on the thread count. y may not alias x.
+  void infer(const float* x, std::size_t rows, kv_rows cache, const attention_inference& how, float* y,
+             std::span<float> scratch, const thread_pool& pool) const {
+    require<argument_error>(options_.causal, "self_attention: infer runs causal attention (a decoder's)");
+    require<argument_error>(!options_.rope || (how.rope && how.rope->head_dim() == head_dim_ &&
+                                               how.rope->base() == options_.rope->base),
+                            "self_attention: rotary attention needs a rope_table of its head size and base");
+    require<argument_error>(!how.record || how.precision == attention_precision::f32,
+                            "self_attention: attention weights are recorded with f32 attention only");
+    const std::size_t qw = heads_ * head_dim_, kvw = kv_heads_ * head_dim_;
+    float* q = scratch.data();
+    float *k, *v;
+    std::size_t q_stride, kv_stride;
+    if (split_.empty()) {  // one fused projection: q, k and v are strided views of its rows
+      c_attn_.infer(x, rows, q, pool);
+      k = q + qw;
+      v = k + kvw;
+      q_stride = kv_stride = qkv_width();
+    } else {
+      k = q + rows * qw;
+      v = k + rows * kvw;
+      split_[0].infer(x, rows, q, pool);
+      split_[1].infer(x, rows, k, pool);
+      split_[2].infer(x, rows, v, pool);
+      q_stride = qw;
+      kv_stride = kvw;
+    }
+    const std::size_t pos0 = cache.position;
+    for (std::size_t t = 0; t < rows; ++t) {
+      const std::span<float> qt(q + t * q_stride, qw), kt(k + t * kv_stride, kvw), vt(v + t * kv_stride, kvw);
+      if (options_.rope) {
+        kernels::rope(qt, head_dim_, how.rope->cos(pos0 + t), how.rope->sin(pos0 + t), options_.rope->style);
+        kernels::rope(kt, head_dim_, how.rope->cos(pos0 + t), how.rope->sin(pos0 + t), options_.rope->style);
+      }
+      if (how.precision == attention_precision::llama_cpp_f16)
+        for (const std::span<float> part : {qt, kt, vt}) round_to_f16(part);
+      std::ranges::copy(kt, cache.keys + (pos0 + t) * kvw);
+      std::ranges::copy(vt, cache.values + (pos0 + t) * kvw);
+    }
+
+    float* attention = scratch.data() + rows * qkv_width();
+    const std::size_t group = heads_ / kv_heads_;
+    const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim_));
+    // About 64 key positions of work per task, at least.
+    const std::size_t grain = std::max<std::size_t>(1, 64 * heads_ / (pos0 + rows) / std::max<std::size_t>(1, rows));
+    pool.for_each_chunk(rows * heads_, grain, [&](std::size_t begin, std::size_t end) {
+      thread_local std::vector<float> scores;
+      for (std::size_t task = begin; task < end; ++task) {
+        const std::size_t t = task / heads_, head = task % heads_, g = head / group;
+        const std::size_t n = pos0 + t + 1;
+        if (scores.size() < n) scores.resize(n);
+        const std::span<const float> qh(q + t * q_stride + head * head_dim_, head_dim_);
+        const std::span<float> out(attention + t * qw + head * head_dim_, head_dim_);
+        if (how.precision == attention_precision::llama_cpp_f16) {
+          attend_f16_online(qh, cache.keys + g * head_dim_, cache.values + g * head_dim_, kvw, n, scale, out);
+          continue;
+        }
+        kernels::attend_query(qh, cache.keys + g * head_dim_, cache.values + g * head_dim_, kvw, n, scale,
+                              {scores.data(), n}, out);
+        if (how.record && t == rows - 1) std::copy_n(scores.data(), n, how.record + head * how.record_stride);
+      }
+    });
+    c_proj_.infer(attention, rows, y, pool);
+  }
+
   void reserve(activation_arena& arena, batch_shape shape) {
     shape_ = shape;
     const std::size_t rows = shape.rows(), t = shape.time;
@@ -66,12 +199,7 @@ class self_attention {
     c_proj_.reserve(arena, shape);
     if (options_.rope) {
       rotated_ = arena.take(rows * qkv_width());
-      rope_cos_ = arena.take(t * head_dim_ / 2);
-      rope_sin_ = arena.take(t * head_dim_ / 2);
-      if (!rope_cos_.empty())
-        for (std::size_t pos = 0; pos < t; ++pos)
-          kernels::rope_angles(pos, head_dim_, options_.rope->base, rope_cos_.subspan(pos * head_dim_ / 2, head_dim_ / 2),
-                               rope_sin_.subspan(pos * head_dim_ / 2, head_dim_ / 2));
+      if (rope_.positions() < t) rope_ = rope_table(t, head_dim_, options_.rope->base);
     }
     probs_ = arena.take(shape.batch * heads_ * t * t);
     y_ = arena.take(rows * heads_ * head_dim_);
@@ -80,6 +208,8 @@ class self_attention {
   }
 
   const_matrix forward(const_matrix x, const run_context& ctx) {
+    require<argument_error>(split_.empty(), "self_attention: separate q, k, v projections are a model file's (frozen): "
+                            "this layer runs infer");
     const_matrix qkv = c_attn_.forward(x, ctx);
     if (options_.rope) qkv = rotate(qkv, ctx);
     qkv_ = qkv;
@@ -153,6 +283,7 @@ class self_attention {
 
   template <class Visitor>
   void visit_parameters(Visitor&& visit, std::string_view prefix) {
+    if (!split_.empty()) return;  // a model file's frozen projections
     c_attn_.visit_parameters(visit, join_name(prefix, "c_attn"));
     c_proj_.visit_parameters(visit, join_name(prefix, "c_proj"));
   }
@@ -160,48 +291,77 @@ class self_attention {
  private:
   static std::size_t check_heads(std::size_t width, const attention_options& o) {
     const std::size_t kv = o.kv_heads == 0 ? o.heads : o.kv_heads;
-    require<argument_error>(o.heads > 0 && width % o.heads == 0, "self_attention: width ", width,
+    require<argument_error>(o.heads > 0 && (o.head_dim > 0 || width % o.heads == 0), "self_attention: width ", width,
                             " is not a multiple of ", o.heads, " heads");
     require<argument_error>(kv > 0 && o.heads % kv == 0, "self_attention: ", o.heads,
                             " query heads cannot share ", kv, " key/value heads evenly");
-    require<argument_error>(!o.rope || (width / o.heads) % 2 == 0, "self_attention: RoPE needs an even head size, got ",
-                            width / o.heads);
-    return width / o.heads;
+    const std::size_t head_dim = o.head_dim ? o.head_dim : width / o.heads;
+    require<argument_error>(!o.rope || head_dim % 2 == 0, "self_attention: RoPE needs an even head size, got ", head_dim);
+    return head_dim;
   }
   std::size_t qkv_width() const { return (heads_ + 2 * kv_heads_) * head_dim_; }
 
+  /// llama.cpp's CPU flash attention for one query: keys in order, a running maximum M and sum S of
+  /// exp(s - M), and the weighted values accumulated in f16 (rounded after every update, as its f16
+  /// accumulator is), divided by S at the end. Scalar: it is a compatibility mode, not the fast path.
+  static void attend_f16_online(std::span<const float> q, const float* keys, const float* values, std::size_t stride,
+                                std::size_t n, float scale, std::span<float> out) {
+    std::ranges::fill(out, 0.0f);
+    float max = -std::numeric_limits<float>::infinity(), sum = 0.0f;
+    for (std::size_t j = 0; j < n; ++j) {
+      const float s = kernels::dot(q, {keys + j * stride, q.size()}) * scale;
+      float rescale = 1.0f, weight = 1.0f;
+      if (s > max) {
+        rescale = std::exp(max - s);
+        max = s;
+        for (float& o : out) o = to_f16_precision(o * rescale);
+      } else {
+        weight = std::exp(s - max);
+      }
+      const float* v = values + j * stride;
+      for (std::size_t i = 0; i < out.size(); ++i) out[i] = to_f16_precision(out[i] + v[i] * weight);
+      sum = sum * rescale + weight;
+    }
+    for (float& o : out) o /= sum;
+  }
+  static float to_f16_precision(float x) { return f16::from_float(x).to_float(); }
+  static void round_to_f16(std::span<float> x) {
+    for (float& e : x) e = to_f16_precision(e);
+  }
+
   /// Copies qkv with the query and key parts rotated by their positions.
   const_matrix rotate(const_matrix qkv, const run_context& ctx) {
-    const std::size_t stride = qkv_width(), half = head_dim_ / 2;
+    const std::size_t stride = qkv_width();
     std::copy(qkv.data(), qkv.data() + shape_.rows() * stride, rotated_.begin());
     ctx.pool->for_each_chunk(shape_.rows(), detail::rows_per_task, [&](std::size_t begin, std::size_t end) {
       for (std::size_t r = begin; r < end; ++r) {
         const std::size_t pos = r % shape_.time;
-        kernels::rope(rotated_.subspan(r * stride, (heads_ + kv_heads_) * head_dim_), head_dim_,
-                      rope_cos_.subspan(pos * half, half), rope_sin_.subspan(pos * half, half), options_.rope->style);
+        kernels::rope(rotated_.subspan(r * stride, (heads_ + kv_heads_) * head_dim_), head_dim_, rope_.cos(pos),
+                      rope_.sin(pos), options_.rope->style);
       }
     });
     return as_matrix(std::span<const float>(rotated_), shape_.rows(), stride);
   }
   /// The rotation is orthogonal: its backward is the inverse rotation of the gradient.
   void unrotate_gradient(const run_context& ctx) {
-    const std::size_t stride = qkv_width(), half = head_dim_ / 2;
+    const std::size_t stride = qkv_width();
     ctx.pool->for_each_chunk(shape_.rows(), detail::rows_per_task, [&](std::size_t begin, std::size_t end) {
       for (std::size_t r = begin; r < end; ++r) {
         const std::size_t pos = r % shape_.time;
-        kernels::rope_backward(dqkv_.subspan(r * stride, (heads_ + kv_heads_) * head_dim_), head_dim_,
-                               rope_cos_.subspan(pos * half, half), rope_sin_.subspan(pos * half, half),
-                               options_.rope->style);
+        kernels::rope_backward(dqkv_.subspan(r * stride, (heads_ + kv_heads_) * head_dim_), head_dim_, rope_.cos(pos),
+                               rope_.sin(pos), options_.rope->style);
       }
     });
   }
 
   std::size_t width_, heads_, kv_heads_, head_dim_;
   attention_options options_;
-  linear<> c_attn_, c_proj_;
+  linear<> c_attn_, c_proj_;  // c_attn_: the fused [q; k; v] projection (no outputs when split_)
+  std::vector<linear<>> split_;  // a model file's separate q, k, v projections, else empty
+  rope_table rope_;              // training: the angles of positions 0 .. time - 1
   batch_shape shape_;
   const_matrix qkv_;
-  std::span<float> rotated_, rope_cos_, rope_sin_, probs_, y_, dqkv_, dscores_;
+  std::span<float> rotated_, probs_, y_, dqkv_, dscores_;
 };
 
 }  // namespace lmkit::nn

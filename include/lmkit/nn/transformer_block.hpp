@@ -2,14 +2,17 @@
 //   x = x + attn(ln_1(x))
 //   x = x + mlp(ln_2(x))
 // GPT-2 uses layer norm and a GELU MLP; Llama uses RMS norm, rotary attention and SwiGLU: the same
-// block with other parts.
+// block with other parts. The same block, built of frozen parts, runs a pretrained model (`infer`).
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
+#include <span>
 #include <string_view>
 #include <utility>
 
 #include "lmkit/kernels/kernels.hpp"
+#include "lmkit/nn/self_attention.hpp"
 #include "lmkit/nn/sequential.hpp"
 
 namespace lmkit::nn {
@@ -39,6 +42,27 @@ class transformer_block {
   Attention& attn() { return attn_; }
   Norm& ln_2() { return ln_2_; }
   FeedForward& mlp() { return mlp_; }
+
+  /// Floats of scratch that `infer` needs for `rows` new tokens.
+  std::size_t infer_scratch(std::size_t rows) const {
+    return 2 * rows * in_features() + std::max(attn_.infer_scratch(rows), mlp_.infer_scratch(rows));
+  }
+
+  /// The residual stream x [rows, width] of `rows` new tokens, updated in place for inference:
+  /// x += attn(ln_1(x)) against the KV cache rows of this layer; x += mlp(ln_2(x)).
+  void infer(float* x, std::size_t rows, kv_rows cache, const attention_inference& how, std::span<float> scratch,
+             const thread_pool& pool) const {
+    const std::size_t n = rows * in_features();
+    float* h = scratch.data();
+    float* out = h + n;
+    const std::span<float> rest = scratch.subspan(2 * n);
+    ln_1_.infer(x, rows, h);
+    attn_.infer(h, rows, cache, how, out, rest, pool);
+    kernels::add({x, n}, {out, n}, {x, n});
+    ln_2_.infer(x, rows, h);
+    mlp_.infer(h, rows, out, rest, pool);
+    kernels::add({x, n}, {out, n}, {x, n});
+  }
 
   void reserve(activation_arena& arena, batch_shape shape) {
     ln_1_.reserve(arena, shape);
