@@ -70,6 +70,7 @@
 #include "lmkit/nn/normalization.hpp"
 #include "lmkit/nn/repeat.hpp"
 #include "lmkit/nn/residual.hpp"
+#include "lmkit/nn/rope_table.hpp"
 #include "lmkit/nn/rnn.hpp"
 #include "lmkit/nn/self_attention.hpp"
 #include "lmkit/nn/sequential.hpp"
