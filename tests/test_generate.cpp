@@ -157,12 +157,22 @@ TEST_CASE("language_model: a pretrained decoder (llama fixture)", "[generate][mo
   CHECK_THROWS_WITH(small.append(std::vector<token_id>{5}), Catch::Contains("context is full"));
 }
 
-TEST_CASE("language_model: a GPT trained here (no KV cache)", "[generate][model]") {
-  models::gpt<> model({.vocab = 13, .context = 12, .layers = 1, .heads = 2, .dim = 8});
+TEST_CASE("language_model: a GPT trained here (its blocks' infer over a KV cache)", "[generate][model]") {
+  models::gpt<> model({.vocab = 13, .context = 12, .layers = 2, .heads = 2, .dim = 8});
   model.init(lmkit::seed{7});
   gen::gpt_lm lm(model);
   CHECK(lm.context_length() == 12);
-  check_model_interface(lm, {1, 5, 2, 9, 12, 0, 3, 3}, 1e-5f);
+  const std::vector<token_id> tokens = {1, 5, 2, 9, 12, 0, 3, 3};
+  check_model_interface(lm, tokens, 1e-5f);
+  // The cached path gives the training forward's logits at every position.
+  lm.truncate(0);
+  std::vector<float> cached(tokens.size() * 13);
+  for (std::size_t i = 0; i < tokens.size(); ++i) {
+    const auto row = lm.append(std::span<const token_id>(&tokens[i], 1));
+    std::copy(row.begin(), row.end(), cached.begin() + static_cast<std::ptrdiff_t>(i * 13));
+  }
+  const auto full = model.logits(tokens, {1, tokens.size()}, {.training = false});
+  for (std::size_t i = 0; i < cached.size(); ++i) REQUIRE(cached[i] == Approx(full.data()[i]).margin(1e-5));
   lm.truncate(0);
   lm.append(std::vector<token_id>(12, 1));
   CHECK_THROWS_WITH(lm.append(std::vector<token_id>{1}), Catch::Contains("context is full"));

@@ -17,8 +17,8 @@
 //
 // Adapters, one per family:
 //   gen::decoder_lm   a pretrained Llama / GPT-2 (models::decoder_session): KV cache, truncate is free
-//   gen::gpt_lm       a GPT trained here (models::gpt<...>): no KV cache, every append runs the whole
-//                     history again (fine for the small models trained here); truncate is free
+//   gen::gpt_lm       a GPT trained here (models::gpt<...>): its blocks' infer with a KV cache (the
+//                     same layers as training); truncate is free
 //   gen::lstm_lm_adapter  an LSTM LM (models::lstm_lm<...>): carried state; truncate(n) resets the
 //                     state and re-feeds the first n tokens (O(n)); truncate(position()) costs nothing
 //   gen::ngram_lm     a back-off n-gram model (ngram::ngram_model) over its words (token id = word
@@ -128,50 +128,46 @@ class decoder_lm {
 // ---------------------------------------------------------------------------------------------
 // Models trained here
 
-/// A GPT trained with lmkit (models::gpt<...>, held by reference). It has no KV cache: each append
-/// runs the whole history (at most the context) through the model in inference mode.
+/// A GPT trained with lmkit (models::gpt<...>, held by reference): its blocks' `infer` against a
+/// KV cache of the model's context, so each token costs one position's work and truncate is free.
 template <class Gpt>
 class gpt_lm {
  public:
-  explicit gpt_lm(Gpt& model, const thread_pool& pool = serial_pool()) : model_(&model), ctx_{&pool, false} {}
+  explicit gpt_lm(Gpt& model, const thread_pool& pool = serial_pool())
+      : model_(&model), pool_(&pool), cache_(model.config().layers, model.config().context, model.config().dim),
+        last_(model.config().vocab) {}
 
   std::size_t vocab_size() const { return model_->config().vocab; }
   std::size_t context_length() const { return model_->config().context; }
-  std::size_t position() const { return history_.size(); }
+  std::size_t position() const { return cache_.size(); }
 
   std::span<const float> append(std::span<const token_id> tokens) {
-    const nn::const_matrix logits = run(tokens);
-    return logits[history_.size() - 1].span();
+    run(tokens, last_);
+    return last_;
   }
   void append(std::span<const token_id> tokens, std::span<float> out) {
-    const std::size_t vocab = vocab_size();
-    require<argument_error>(out.size() == tokens.size() * vocab, "gpt_lm: ", out.size(), " slots for ", tokens.size(),
-                            " tokens x ", vocab);
-    const nn::const_matrix logits = run(tokens);
-    const std::size_t first = history_.size() - tokens.size();
-    for (std::size_t i = 0; i < tokens.size(); ++i) {
-      const auto row = logits[first + i].span();
-      std::copy(row.begin(), row.end(), out.begin() + static_cast<std::ptrdiff_t>(i * vocab));
-    }
+    require<argument_error>(out.size() == tokens.size() * vocab_size(), "gpt_lm: ", out.size(), " slots for ",
+                            tokens.size(), " tokens x ", vocab_size());
+    run(tokens, out);
   }
   void truncate(std::size_t n) {
     detail::check_truncate(n, position(), "gpt_lm");
-    history_.resize(n);
+    cache_.truncate(n);
   }
 
  private:
-  nn::const_matrix run(std::span<const token_id> tokens) {
+  void run(std::span<const token_id> tokens, std::span<float> out) {
     detail::check_tokens(tokens, vocab_size(), "gpt_lm");
-    if (history_.size() + tokens.size() > context_length())
-      throw argument_error(lmkit::detail::concat("gpt_lm: the context is full: ", history_.size(), " positions held + ",
+    if (position() + tokens.size() > context_length())
+      throw argument_error(lmkit::detail::concat("gpt_lm: the context is full: ", position(), " positions held + ",
                                           tokens.size(), " new > ", context_length()));
-    history_.insert(history_.end(), tokens.begin(), tokens.end());
-    return model_->logits(history_, {1, history_.size()}, ctx_);
+    model_->infer(tokens, cache_, out, scratch_, *pool_);
   }
 
-  Gpt* model_;
-  nn::run_context ctx_;
-  std::vector<token_id> history_;
+  const Gpt* model_;
+  const thread_pool* pool_;
+  kv_cache cache_;
+  std::vector<float> last_, scratch_;
 };
 
 /// An LSTM LM trained with lmkit (models::lstm_lm<...>, held by reference; its state is carried

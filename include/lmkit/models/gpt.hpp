@@ -9,6 +9,7 @@
 // linear weights stored [out, in] as PyTorch's nn.Linear stores them.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdlib>
@@ -16,9 +17,12 @@
 #include <string>
 #include <span>
 #include <string_view>
+#include <vector>
 
 #include "lmkit/core/error.hpp"
 #include "lmkit/core/rng.hpp"
+#include "lmkit/core/weight_matrix.hpp"
+#include "lmkit/gen/kv_cache.hpp"
 #include "lmkit/kernels/kernels.hpp"
 #include "lmkit/nn/cross_entropy.hpp"
 #include "lmkit/nn/embedding.hpp"
@@ -187,6 +191,37 @@ class gpt {
   }
 
   std::span<const float> row_losses() const { return loss_.row_losses(); }
+
+  /// Inference with a KV cache, through the same blocks' `infer`: runs `ids` at positions
+  /// cache.size() .. (the cache made as `gen::kv_cache(layers, context, dim)`) and writes the logits
+  /// after each of them to `logits` ([ids.size() x vocab]), or after the last one only when
+  /// `logits` holds one row. `scratch` is resized as needed and may be kept between calls.
+  void infer(std::span<const token_id> ids, gen::kv_cache& cache, std::span<float> logits, std::vector<float>& scratch,
+             const thread_pool& pool) const {
+    const std::size_t n = ids.size(), dim = config_.dim, vocab = config_.vocab, pos0 = cache.size();
+    require<argument_error>(n > 0, "gpt: no tokens to run");
+    require<argument_error>(cache.layers() == config_.layers && cache.width() == dim && cache.context() <= config_.context,
+                            "gpt: the KV cache is not of this model's shape (", config_.layers, " layers x ", dim, ")");
+    require<argument_error>(logits.size() == vocab || logits.size() == n * vocab, "gpt: ", logits.size(),
+                            " logit slots for ", n, " tokens x ", vocab);
+    cache.check_room(n);
+    for (std::size_t i = 0; i < n; ++i)
+      require<argument_error>(ids[i] < vocab, "gpt: token ", ids[i], " at index ", i, " is outside the vocabulary of ", vocab);
+    const std::size_t block_scratch = h_[0].infer_scratch(n);
+    scratch.resize(n * dim + std::max(block_scratch, n * dim));
+    float* x = scratch.data();
+    const std::span<float> rest(scratch.data() + n * dim, scratch.size() - n * dim);
+    const std::span<const float> wte = wte_.weight().value(), wpe = wpe_.weight().value();
+    for (std::size_t t = 0; t < n; ++t)
+      for (std::size_t i = 0; i < dim; ++i) x[t * dim + i] = wte[ids[t] * dim + i] + wpe[(pos0 + t) * dim + i];
+    for (std::size_t l = 0; l < config_.layers; ++l)
+      h_[l].infer(x, n, {cache.key(l, 0).data(), cache.value(l, 0).data(), pos0}, {}, rest, pool);
+    cache.advance(n);
+    const std::size_t rows = logits.size() / vocab, first = n - rows;
+    ln_f_.infer(x + first * dim, rows, rest.data());
+    kernels::matmul_weights(rest.data(), rows, dim, weight_matrix{weight_type::f32, wte.data(), vocab, dim},  // tied
+                            logits.data(), vocab, pool);
+  }
 
  private:
   static block make_block(const gpt_config& c) {

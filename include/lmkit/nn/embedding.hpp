@@ -28,6 +28,7 @@ class embedding {
   std::size_t vocab_size() const { return vocab_; }
   std::size_t out_features() const { return width_; }
   parameter& weight() { return table_; }
+  const parameter& weight() const { return table_; }
 
   void reserve(activation_arena& arena, batch_shape shape) {
     rows_ = shape.rows();
@@ -86,6 +87,7 @@ class positional_embedding {
   std::size_t out_features() const { return width_; }
   std::size_t context() const { return context_; }
   parameter& weight() { return table_; }
+  const parameter& weight() const { return table_; }
 
   void reserve(activation_arena& arena, batch_shape shape) {
     require<argument_error>(shape.time <= context_, "positional_embedding: ", shape.time,

@@ -30,6 +30,7 @@ class repeat {
 
   std::size_t size() const { return blocks_.size(); }
   Block& operator[](std::size_t i) { return blocks_[i]; }
+  const Block& operator[](std::size_t i) const { return blocks_[i]; }
   auto begin() { return blocks_.begin(); }
   auto end() { return blocks_.end(); }
   std::size_t in_features() const { return blocks_.front().in_features(); }
