@@ -6,8 +6,11 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <memory>
+#include <span>
 #include <string>
+#include <string_view>
 
 #include "lmkit/io/gguf.hpp"
 #include "lmkit/io/hf_config.hpp"
@@ -17,49 +20,87 @@
 
 namespace lmkit::models::gpt2 {
 
+namespace detail {
+
+/// The tensor names of one file layout, without their ".weight" / ".bias": `layer(l, what)` for
+/// what = ln_1, qkv, attn_out, ln_2, up, down. `conv1d`: the layers' matrices are stored [in, out]
+/// (Hugging Face's Conv1D) and are transposed once at load; otherwise they are viewed in place.
+struct names {
+  std::string token_embedding, position_embedding, final_norm, output;
+  std::function<std::string(std::size_t layer, std::string_view what)> layer;
+  bool conv1d = false;
+};
+
+/// Builds the weights of `c` from a file with the layout `n`. A missing output layer means the
+/// output is tied to the token embedding (GPT-2's own files have none).
+inline decoder build(const decoder_config& c, const names& n, tensor_lookup lookup, std::shared_ptr<const void> file,
+                     const std::string& source) {
+  c.validate(source);
+  decoder_weights w;
+  w.files.push_back(std::move(file));
+  const weight_loader load(std::move(lookup), source, w);
+  auto matrix = [&](const std::string& name, std::size_t rows, std::size_t cols) {
+    return n.conv1d ? load.transposed_matrix(name + ".weight", rows, cols) : load.matrix(name + ".weight", rows, cols);
+  };
+  w.token_embedding = load.matrix(n.token_embedding + ".weight", c.vocab, c.dim);
+  w.position_embedding = load.matrix(n.position_embedding + ".weight", c.context, c.dim);
+  for (std::size_t l = 0; l < c.layers; ++l) {
+    decoder_layer_weights& lw = w.layers.emplace_back();
+    auto name = [&](std::string_view what) { return n.layer(l, what); };
+    lw.attn_norm = load.vector(name("ln_1") + ".weight", c.dim);
+    lw.attn_norm_bias = load.vector(name("ln_1") + ".bias", c.dim);
+    // One [3 dim, dim] matrix whose outputs are q, k, v one after the other.
+    const weight_matrix qkv = matrix(name("qkv"), 3 * c.dim, c.dim);
+    lw.wq = weight_loader::row_slice(qkv, 0, c.dim);
+    lw.wk = weight_loader::row_slice(qkv, c.dim, c.dim);
+    lw.wv = weight_loader::row_slice(qkv, 2 * c.dim, c.dim);
+    const std::span<const float> bqkv = load.vector(name("qkv") + ".bias", 3 * c.dim);
+    lw.bq = bqkv.subspan(0, c.dim);
+    lw.bk = bqkv.subspan(c.dim, c.dim);
+    lw.bv = bqkv.subspan(2 * c.dim, c.dim);
+    lw.wo = matrix(name("attn_out"), c.dim, c.dim);
+    lw.bo = load.vector(name("attn_out") + ".bias", c.dim);
+    lw.ffn_norm = load.vector(name("ln_2") + ".weight", c.dim);
+    lw.ffn_norm_bias = load.vector(name("ln_2") + ".bias", c.dim);
+    lw.w_up = matrix(name("up"), c.hidden, c.dim);
+    lw.b_up = load.vector(name("up") + ".bias", c.hidden);
+    lw.w_down = matrix(name("down"), c.dim, c.hidden);
+    lw.b_down = load.vector(name("down") + ".bias", c.dim);
+  }
+  w.final_norm = load.vector(n.final_norm + ".weight", c.dim);
+  w.final_norm_bias = load.vector(n.final_norm + ".bias", c.dim);
+  // An output layer is an nn.Linear ([vocab, dim]) even in a Conv1D file.
+  w.output = load.optional_matrix(n.output + ".weight", c.vocab, c.dim).value_or(w.token_embedding);
+  return decoder(c, std::move(w), source);
+}
+
+}  // namespace detail
+
 /// A Hugging Face GPT-2: a folder with config.json and model.safetensors (or its index), or the
 /// path of either file inside it. Names with or without the "transformer." prefix (both exist).
 inline decoder from_hf(const std::filesystem::path& path) {
   const std::filesystem::path folder = std::filesystem::is_directory(path) ? path : path.parent_path();
   const io::hf_model_config hf = io::read_hf_config(folder / "config.json");
-  const decoder_config& c = hf.config;
-  require<format_error>(c.family == decoder_family::gpt2, (folder / "config.json").string(), ": model_type is not gpt2");
+  require<format_error>(hf.config.family == decoder_family::gpt2, (folder / "config.json").string(),
+                        ": model_type is not gpt2");
   auto file = std::make_shared<const io::sharded_safetensors>(
       io::open_safetensors(std::filesystem::is_directory(path) || path.filename() == "config.json" ? folder : path));
-  decoder_weights w;
-  w.files.push_back(file);
-  const weight_loader load(safetensors_lookup(file), file->source(), w);
   const std::string p = file->contains("transformer.wte.weight") ? "transformer." : "";
-  w.token_embedding = load.matrix(p + "wte.weight", c.vocab, c.dim);
-  w.position_embedding = load.matrix(p + "wpe.weight", c.context, c.dim);
-  for (std::size_t l = 0; l < c.layers; ++l) {
-    const std::string h = p + "h." + std::to_string(l) + ".";
-    decoder_layer_weights& lw = w.layers.emplace_back();
-    lw.attn_norm = load.vector(h + "ln_1.weight", c.dim);
-    lw.attn_norm_bias = load.vector(h + "ln_1.bias", c.dim);
-    // c_attn: one [dim, 3 dim] Conv1D whose outputs are q, k, v one after the other.
-    const weight_matrix qkv = load.transposed_matrix(h + "attn.c_attn.weight", 3 * c.dim, c.dim);
-    lw.wq = weight_loader::row_slice(qkv, 0, c.dim);
-    lw.wk = weight_loader::row_slice(qkv, c.dim, c.dim);
-    lw.wv = weight_loader::row_slice(qkv, 2 * c.dim, c.dim);
-    const std::span<const float> bqkv = load.vector(h + "attn.c_attn.bias", 3 * c.dim);
-    lw.bq = bqkv.subspan(0, c.dim);
-    lw.bk = bqkv.subspan(c.dim, c.dim);
-    lw.bv = bqkv.subspan(2 * c.dim, c.dim);
-    lw.wo = load.transposed_matrix(h + "attn.c_proj.weight", c.dim, c.dim);
-    lw.bo = load.vector(h + "attn.c_proj.bias", c.dim);
-    lw.ffn_norm = load.vector(h + "ln_2.weight", c.dim);
-    lw.ffn_norm_bias = load.vector(h + "ln_2.bias", c.dim);
-    lw.w_up = load.transposed_matrix(h + "mlp.c_fc.weight", c.hidden, c.dim);
-    lw.b_up = load.vector(h + "mlp.c_fc.bias", c.hidden);
-    lw.w_down = load.transposed_matrix(h + "mlp.c_proj.weight", c.dim, c.hidden);
-    lw.b_down = load.vector(h + "mlp.c_proj.bias", c.dim);
-  }
-  w.final_norm = load.vector(p + "ln_f.weight", c.dim);
-  w.final_norm_bias = load.vector(p + "ln_f.bias", c.dim);
-  // lm_head is nn.Linear ([vocab, dim], not Conv1D); usually absent because tied.
-  w.output = load.optional_matrix("lm_head.weight", c.vocab, c.dim).value_or(w.token_embedding);
-  return decoder(c, std::move(w), file->source());
+  const detail::names n{
+      .token_embedding = p + "wte",
+      .position_embedding = p + "wpe",
+      .final_norm = p + "ln_f",
+      .output = "lm_head",
+      .layer = [p](std::size_t l, std::string_view what) {
+        const std::string h = p + "h." + std::to_string(l) + ".";
+        if (what == "qkv") return h + "attn.c_attn";
+        if (what == "attn_out") return h + "attn.c_proj";
+        if (what == "up") return h + "mlp.c_fc";
+        if (what == "down") return h + "mlp.c_proj";
+        return h + std::string(what);  // ln_1, ln_2
+      },
+      .conv1d = true};
+  return detail::build(hf.config, n, safetensors_lookup(file), file, file->source());
 }
 
 /// A gpt2-architecture GGUF file (general.architecture = "gpt2").
@@ -80,38 +121,21 @@ inline decoder from_gguf(std::shared_ptr<const io::gguf_file> file) {
   const io::gguf_tensor_info* embedding = g.find_tensor("token_embd.weight");
   require<format_error>(embedding && embedding->dims.size() == 2, g.source(), ": tensor token_embd.weight is missing");
   c.vocab = embedding->dims[1];
-  c.validate(g.source());
-  decoder_weights w;
-  w.files.push_back(file);
-  const weight_loader load(gguf_lookup(file), g.source(), w);
-  w.token_embedding = load.matrix("token_embd.weight", c.vocab, c.dim);
-  w.position_embedding = load.matrix("position_embd.weight", c.context, c.dim);
-  for (std::size_t l = 0; l < c.layers; ++l) {
-    const std::string b = "blk." + std::to_string(l) + ".";
-    decoder_layer_weights& lw = w.layers.emplace_back();
-    lw.attn_norm = load.vector(b + "attn_norm.weight", c.dim);
-    lw.attn_norm_bias = load.vector(b + "attn_norm.bias", c.dim);
-    const weight_matrix qkv = load.matrix(b + "attn_qkv.weight", 3 * c.dim, c.dim);
-    lw.wq = weight_loader::row_slice(qkv, 0, c.dim);
-    lw.wk = weight_loader::row_slice(qkv, c.dim, c.dim);
-    lw.wv = weight_loader::row_slice(qkv, 2 * c.dim, c.dim);
-    const std::span<const float> bqkv = load.vector(b + "attn_qkv.bias", 3 * c.dim);
-    lw.bq = bqkv.subspan(0, c.dim);
-    lw.bk = bqkv.subspan(c.dim, c.dim);
-    lw.bv = bqkv.subspan(2 * c.dim, c.dim);
-    lw.wo = load.matrix(b + "attn_output.weight", c.dim, c.dim);
-    lw.bo = load.vector(b + "attn_output.bias", c.dim);
-    lw.ffn_norm = load.vector(b + "ffn_norm.weight", c.dim);
-    lw.ffn_norm_bias = load.vector(b + "ffn_norm.bias", c.dim);
-    lw.w_up = load.matrix(b + "ffn_up.weight", c.hidden, c.dim);
-    lw.b_up = load.vector(b + "ffn_up.bias", c.hidden);
-    lw.w_down = load.matrix(b + "ffn_down.weight", c.dim, c.hidden);
-    lw.b_down = load.vector(b + "ffn_down.bias", c.dim);
-  }
-  w.final_norm = load.vector("output_norm.weight", c.dim);
-  w.final_norm_bias = load.vector("output_norm.bias", c.dim);
-  w.output = load.optional_matrix("output.weight", c.vocab, c.dim).value_or(w.token_embedding);
-  return decoder(c, std::move(w), g.source());
+  const detail::names n{
+      .token_embedding = "token_embd",
+      .position_embedding = "position_embd",
+      .final_norm = "output_norm",
+      .output = "output",
+      .layer = [](std::size_t l, std::string_view what) {
+        const std::string b = "blk." + std::to_string(l) + ".";
+        if (what == "ln_1") return b + "attn_norm";
+        if (what == "ln_2") return b + "ffn_norm";
+        if (what == "qkv") return b + "attn_qkv";
+        if (what == "attn_out") return b + "attn_output";
+        return b + "ffn_" + std::string(what);  // up, down
+      },
+      .conv1d = false};
+  return detail::build(c, n, gguf_lookup(file), file, g.source());
 }
 
 }  // namespace lmkit::models::gpt2
