@@ -44,6 +44,7 @@ struct options {
   std::string data, family = "gpt", curve, save, resume;
   std::optional<std::size_t> steps, batch, context, layers, heads, dim, embedding, warmup;
   std::optional<float> lr, min_lr, weight_decay, beta1, beta2, clip;
+  float dropout = 0.0f;
   std::size_t accumulation = 1, save_every = 0, eval_every = 250, eval_batches = 20, final_eval_batches = 200;
   int threads = 0;
   std::uint64_t seed = 1337;
@@ -52,7 +53,8 @@ struct options {
 int usage(int code) {
   std::fputs(
       "usage: train --data FILE [--family gpt|lstm] [--steps N] [--batch B] [--context T] [--layers L]\n"
-      "             [--heads H] [--dim C] [--embedding E] [--lr X] [--min-lr X] [--warmup N] [--weight-decay X]\n"
+      "             [--heads H] [--dim C] [--embedding E] [--dropout P] [--lr X] [--min-lr X] [--warmup N]\n"
+      "             [--weight-decay X]\n"
       "             [--beta1 X] [--beta2 X] [--clip X] [--threads N] [--seed S] [--eval-every N]\n"
       "             [--eval-batches N] [--final-eval-batches N] [--accumulate N] [--curve PREFIX]\n"
       "             [--save CHECKPOINT [--save-every N]] [--resume CHECKPOINT]\n"
@@ -123,7 +125,7 @@ int train_model(typename Family::model_type& model, std::map<std::string, std::s
                 std::span<const token_id> train_tokens, std::span<const token_id> val_tokens) {
   constexpr bool recurrent = std::is_same_v<Family, lstm_family>;
   const thread_pool pool(o.threads);
-  const nn::run_context ctx{&pool, true};
+  nn::run_context ctx{&pool, true, seed{o.seed}};  // dropout masks from the run's seed
   model.init(seed{o.seed});
   train::parameter_list params(model);
   train::adam optimizer(params, adam);
@@ -145,6 +147,7 @@ int train_model(typename Family::model_type& model, std::map<std::string, std::s
     }
     const train::run_position at = train::load_checkpoint(o.resume, params, optimizer, &state);
     first_step = at.step;
+    ctx.noise = at.noise;
     if constexpr (recurrent) {
       restore_state(model, state);
       const auto p = at.metadata.find("streams.position");
@@ -157,7 +160,7 @@ int train_model(typename Family::model_type& model, std::map<std::string, std::s
   }
   auto save = [&](std::uint64_t step) {
     if (o.save.empty()) return;
-    train::run_position position{.step = step, .metadata = metadata};
+    train::run_position position{.step = step, .noise = ctx.noise, .metadata = metadata};
     if constexpr (recurrent) position.metadata["streams.position"] = std::to_string(batches.position());
     else position.sampler_rng = batches.rng();
     train::save_checkpoint(o.save, params, optimizer, position, state_copy(model));
@@ -246,6 +249,7 @@ int run(int argc, char** argv) {
     else if (a == "--heads") o.heads = count();
     else if (a == "--dim") o.dim = count();
     else if (a == "--embedding") o.embedding = count();
+    else if (a == "--dropout") o.dropout = real();
     else if (a == "--lr") o.lr = real();
     else if (a == "--min-lr") o.min_lr = real();
     else if (a == "--warmup") o.warmup = count();
@@ -267,6 +271,7 @@ int run(int argc, char** argv) {
   }
   if (o.data.empty()) return usage(2);
   require<argument_error>(o.family == "gpt" || o.family == "lstm", "train: unknown family '", o.family, "' (gpt, lstm)");
+  require<argument_error>(o.dropout == 0.0f || o.family == "gpt", "train: --dropout is for the gpt family");
 
   const std::string corpus = read_text(o.data);
   require<argument_error>(!corpus.empty(), "train: ", o.data, " is empty");
@@ -279,7 +284,8 @@ int run(int argc, char** argv) {
 
   if (o.family == "gpt") {
     const models::gpt_config config{.vocab = tokenizer.vocab_size(), .context = o.context.value_or(64),
-                                    .layers = o.layers.value_or(4), .heads = o.heads.value_or(4), .dim = o.dim.value_or(128)};
+                                    .layers = o.layers.value_or(4), .heads = o.heads.value_or(4), .dim = o.dim.value_or(128),
+                                    .dropout = o.dropout};
     models::gpt<> model(config);
     metadata.merge(models::to_metadata(config));
     const float lr = o.lr.value_or(1e-3f);

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -197,21 +198,42 @@ TEST_CASE("softmax cross-entropy: loss and gradient match the reference", "[nn]"
 }
 
 TEST_CASE("dropout: drops about p of the activations, scales the rest, and masks the gradient alike", "[nn]") {
-  nn::dropout<> drop(100, 0.25f, seed{9});
+  nn::dropout<> drop(100, 0.25f, /*salt=*/3);
   nn::activation_arena arena;
   arena.plan([&](nn::activation_arena& a) { drop.reserve(a, {10, 10}); });
   std::vector<float> x(100 * 100, 1.0f);
-  const nn::const_matrix y = drop.forward(nn::as_matrix(std::span<const float>(x), 100, 100), {.training = true});
+  const auto matrix = nn::as_matrix(std::span<const float>(x), 100, 100);
+  const nn::run_context ctx{.training = true, .noise = seed{9}, .pass = 4};
+  const std::vector<float> y = [&] {
+    const nn::const_matrix out = drop.forward(matrix, ctx);
+    return std::vector<float>(out.data(), out.data() + out.size());
+  }();
   std::size_t zeros = 0;
-  for (float v : y.span()) {
+  for (float v : y) {
     REQUIRE((v == 0.0f || std::abs(v - 1.0f / 0.75f) < 1e-6f));
     zeros += v == 0.0f;
   }
   CHECK(std::abs(static_cast<double>(zeros) / 10000.0 - 0.25) < 0.02);  // 4.6 standard deviations
-  const nn::const_matrix dx = drop.backward(nn::as_matrix(std::span<const float>(x), 100, 100), {});
-  for (std::size_t i = 0; i < 10000; ++i) REQUIRE(dx.data()[i] == y.data()[i]);
+  const nn::const_matrix dx = drop.backward(matrix, ctx);
+  for (std::size_t i = 0; i < 10000; ++i) REQUIRE(dx.data()[i] == y[i]);
+  // The mask is a function of (noise seed, pass, salt): the same again, another for any other.
+  auto mask_of = [&](nn::dropout<>& layer, nn::run_context c) {
+    const nn::const_matrix out = layer.forward(matrix, c);
+    return std::vector<float>(out.data(), out.data() + out.size());
+  };
+  CHECK(mask_of(drop, ctx) == y);
+  const thread_pool two(2);
+  CHECK(mask_of(drop, {.pool = &two, .training = true, .noise = seed{9}, .pass = 4}) == y);
+  CHECK(mask_of(drop, {.training = true, .noise = seed{9}, .pass = 5}) != y);
+  CHECK(mask_of(drop, {.training = true, .noise = seed{10}, .pass = 4}) != y);
+  nn::dropout<> other(100, 0.25f, /*salt=*/4);
+  arena.plan([&](nn::activation_arena& a) {
+    drop.reserve(a, {10, 10});
+    other.reserve(a, {10, 10});
+  });
+  CHECK(mask_of(other, ctx) != mask_of(drop, ctx));
   // Not training: the identity, no copy.
-  CHECK(drop.forward(nn::as_matrix(std::span<const float>(x), 100, 100), {.training = false}).data() == x.data());
+  CHECK(drop.forward(matrix, {.training = false}).data() == x.data());
 }
 
 namespace {
@@ -310,7 +332,8 @@ TEST_CASE("gpt: the same sizes as run-time values give the same model and number
 }
 
 TEST_CASE("gpt: loss and gradients are bit-identical on 1 and 2 threads", "[nn][gpt]") {
-  const models::gpt_config c{.vocab = 50, .context = 32, .layers = 2, .heads = 4, .dim = 64};
+  const float dropout = GENERATE(0.0f, 0.1f);
+  const models::gpt_config c{.vocab = 50, .context = 32, .layers = 2, .heads = 4, .dim = 64, .dropout = dropout};
   const token_batch b = random_batch(4 * 32, c.vocab, 3);
   std::vector<std::vector<float>> grads[2];
   float losses[2];
@@ -318,7 +341,7 @@ TEST_CASE("gpt: loss and gradients are bit-identical on 1 and 2 threads", "[nn][
   for (int run = 0; run < 2; ++run) {
     models::gpt<> model(c);
     model.init(seed{4});
-    const nn::run_context ctx{run == 0 ? &serial_pool() : &two, true};
+    const nn::run_context ctx{run == 0 ? &serial_pool() : &two, true, seed{8}, 3};
     model.visit_parameters([](std::string_view, nn::parameter& p) { p.zero_grad(); });
     losses[run] = model.forward(b.ids, b.targets, {4, 32}, ctx);
     model.backward(ctx);
@@ -328,6 +351,29 @@ TEST_CASE("gpt: loss and gradients are bit-identical on 1 and 2 threads", "[nn][
   CHECK(losses[0] == losses[1]);
   REQUIRE(grads[0].size() == grads[1].size());
   for (std::size_t k = 0; k < grads[0].size(); ++k) REQUIRE(grads[0][k] == grads[1][k]);
+}
+
+TEST_CASE("gpt: dropout acts while training only; evaluation is the dropout-free model's", "[nn][gpt]") {
+  const models::gpt_config plain{.vocab = 50, .context = 16, .layers = 2, .heads = 2, .dim = 32};
+  models::gpt_config with = plain;
+  with.dropout = 0.2f;
+  models::gpt<> a(plain), b(with);
+  a.init(seed{6});
+  b.init(seed{6});
+  const token_batch t = random_batch(2 * 16, plain.vocab, 7);
+  const nn::run_context eval{.training = false}, train{.training = true, .noise = seed{1}};
+  const float reference = a.forward(t.ids, t.targets, {2, 16}, eval);
+  CHECK(b.forward(t.ids, t.targets, {2, 16}, eval) == reference);
+  CHECK(a.forward(t.ids, t.targets, {2, 16}, train) == reference);
+  const float dropped = b.forward(t.ids, t.targets, {2, 16}, train);
+  CHECK(dropped != reference);
+  CHECK(b.forward(t.ids, t.targets, {2, 16}, train) == dropped);  // the same pass: the same masks
+  const float another = b.forward(t.ids, t.targets, {2, 16}, {.training = true, .noise = seed{1}, .pass = 1});
+  CHECK(another != dropped);
+  CHECK(models::gpt_config_from_metadata([&] {
+          const auto m = models::to_metadata(with);
+          return std::map<std::string, std::string, std::less<>>(m.begin(), m.end());
+        }()).dropout == Approx(0.2f));
 }
 
 // ---- The same layers at inference: `infer` over a KV cache, and frozen layers over file weights ----

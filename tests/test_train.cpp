@@ -22,7 +22,8 @@ namespace {
 
 std::filesystem::path temp_path(const std::string& name) { return std::filesystem::path(LMKIT_TEST_TMPDIR) / name; }
 
-constexpr models::gpt_config small{.vocab = 23, .context = 16, .layers = 2, .heads = 2, .dim = 16};
+// With dropout: its masks too must repeat on any thread count and after a resume.
+constexpr models::gpt_config small{.vocab = 23, .context = 16, .layers = 2, .heads = 2, .dim = 16, .dropout = 0.1f};
 
 std::vector<token_id> token_stream(std::size_t n) {
   std::vector<token_id> t(n);
@@ -38,7 +39,7 @@ struct run {
         params((model.init(seed{1}), model)),
         optimizer(params, {.lr = 3e-3f, .beta1 = 0.9f, .beta2 = 0.99f, .weight_decay = 0.1f}),
         sampler(tokens, {4, 16}, philox(seed{5}, 1)),
-        ctx{&pool, true} {}
+        ctx{&pool, true, seed{11}} {}
 
   float step(std::uint64_t s) {
     return train::train_step(model, optimizer, params, schedule, sampler, s, {.clip = 1.0, .accumulation = 2}, ctx, ids,
@@ -53,6 +54,19 @@ struct run {
   train::cosine_schedule schedule{.lr = 3e-3f, .min_lr = 3e-4f, .warmup = 3, .decay_steps = 12};
   nn::run_context ctx;
   std::vector<token_id> ids, targets;
+};
+
+/// A model that only notes the pass number of each forward.
+struct pass_recorder {
+  nn::parameter p{{1}, nn::decay::no};
+  std::vector<std::uint64_t> seen;
+  float forward(std::span<const token_id>, std::span<const token_id>, nn::batch_shape, const nn::run_context& ctx) {
+    seen.push_back(ctx.pass);
+    return 0.0f;
+  }
+  void backward(const nn::run_context&, float) {}
+  template <class V>
+  void visit_parameters(V&& v) { v("p", p); }
 };
 
 struct one_parameter {
@@ -132,7 +146,8 @@ TEST_CASE("training repeats bit for bit on 1 and 2 threads, and after a checkpoi
   {
     run r(one, tokens);
     for (std::uint64_t s = 0; s < 5; ++s) resumed.push_back(r.step(s));
-    train::save_checkpoint(path, r.params, r.optimizer, {.step = 5, .sampler_rng = r.sampler.rng(), .metadata = {{"note", "x"}}});
+    train::save_checkpoint(path, r.params, r.optimizer,
+                           {.step = 5, .sampler_rng = r.sampler.rng(), .noise = r.ctx.noise, .metadata = {{"note", "x"}}});
     for (std::uint64_t s = 5; s < 12; ++s) r.step(s);  // the run goes on; the file keeps step 5
   }
   {
@@ -141,12 +156,28 @@ TEST_CASE("training repeats bit for bit on 1 and 2 threads, and after a checkpoi
     const train::run_position at = train::load_checkpoint(path, r.params, r.optimizer);
     CHECK(at.step == 5);
     CHECK(at.metadata.at("note") == "x");
+    CHECK(at.noise.value == 11);
+    r.ctx.noise = at.noise;
     CHECK(r.optimizer.steps() == 5);
     r.sampler.set_rng(at.sampler_rng);
     for (std::uint64_t s = at.step; s < 12; ++s) resumed.push_back(r.step(s));
   }
   CHECK(resumed == straight);
   CHECK(straight.back() < straight.front());  // it learns something
+}
+
+TEST_CASE("train_step numbers its passes step x micro-batches + micro-batch (dropout draws its masks from it)",
+          "[train]") {
+  pass_recorder model;
+  const std::vector<token_id> tokens = token_stream(100);
+  train::parameter_list params(model);
+  train::adam optimizer(params, {});
+  train::window_sampler sampler(tokens, {2, 8}, philox(seed{1}));
+  std::vector<token_id> ids, targets;
+  for (std::uint64_t step = 4; step < 7; ++step)
+    train::train_step(model, optimizer, params, train::constant_schedule{}, sampler, step, {.accumulation = 3},
+                      nn::run_context{}, ids, targets);
+  CHECK(model.seen == std::vector<std::uint64_t>{12, 13, 14, 15, 16, 17, 18, 19, 20});
 }
 
 TEST_CASE("loading a checkpoint names the missing, mis-shaped or damaged tensor", "[train]") {

@@ -49,6 +49,9 @@ class philox {
     return block(index / 4)[static_cast<std::size_t>(index % 4)];
   }
 
+  /// Values 4 * block_index .. 4 * block_index + 3 of this stream at once (one Philox block).
+  constexpr std::array<result_type, 4> block_at(std::uint64_t block_index) const { return block(block_index); }
+
   /// The next 32-bit value.
   constexpr result_type operator()() { return at(position_++); }
 

@@ -59,7 +59,7 @@ using gpt2_stack = decoder_stack<nn::layer_norm<>, nn::mlp<>>;
 class decoder {
  public:
   decoder(decoder_config config, decoder_weights weights, std::string source)
-      : state_(std::make_shared<const shared>(make_shared_state(std::move(config), std::move(weights), std::move(source)))) {}
+      : state_(std::make_shared<const shared>(assemble(std::move(config), std::move(weights), std::move(source)))) {}
 
   const decoder_config& config() const { return state_->config; }
   const decoder_weights& weights() const { return state_->weights; }
@@ -77,7 +77,7 @@ class decoder {
     std::variant<llama_stack, gpt2_stack> layers;
   };
 
-  static shared make_shared_state(decoder_config config, decoder_weights weights, std::string source) {
+  static shared assemble(decoder_config config, decoder_weights weights, std::string source) {
     config.validate(source);
     require<format_error>(weights.layers.size() == config.layers, source, ": ", weights.layers.size(),
                           " layers of weights for a config of ", config.layers);

@@ -5,6 +5,10 @@
 //   lmkit::models::gpt<tiny> model;                 // widths checked at compile time
 //   lmkit::models::gpt<> model(config_from_file);   // the same templates, widths from a file
 //
+// Dropout (`.dropout = p`, none by default) is GPT-2's embd_pdrop and resid_pdrop: on the sum of
+// the embeddings and on each block's attention and MLP outputs before they join the residual
+// stream, while training. (Its attn_pdrop, on the attention weights, is not implemented.)
+//
 // Parameter names follow Hugging Face's GPT-2 ("transformer.h.0.attn.c_attn.weight"), with
 // linear weights stored [out, in] as PyTorch's nn.Linear stores them.
 #pragma once
@@ -25,6 +29,7 @@
 #include "lmkit/gen/kv_cache.hpp"
 #include "lmkit/kernels/kernels.hpp"
 #include "lmkit/nn/cross_entropy.hpp"
+#include "lmkit/nn/dropout.hpp"
 #include "lmkit/nn/embedding.hpp"
 #include "lmkit/nn/mlp.hpp"
 #include "lmkit/nn/normalization.hpp"
@@ -44,6 +49,7 @@ struct gpt_config {
   nn::bias bias = nn::bias::no;
   nn::activation activation = nn::activation::gelu_erf;
   float norm_eps = 1e-5f;
+  float dropout = 0.0f;  // while training: after the embeddings and on each residual branch
 
   constexpr std::size_t hidden_width() const { return hidden ? hidden : 4 * dim; }
   /// A config whose sizes are all given (as a template argument, the model's widths are static).
@@ -60,7 +66,8 @@ inline std::map<std::string, std::string> to_metadata(const gpt_config& c) {
           {"gpt.hidden", std::to_string(c.hidden_width())},
           {"gpt.bias", c.bias == nn::bias::yes ? "1" : "0"},
           {"gpt.activation", c.activation == nn::activation::gelu_tanh ? "gelu_tanh" : "gelu_erf"},
-          {"gpt.norm_eps", std::to_string(c.norm_eps)}};
+          {"gpt.norm_eps", std::to_string(c.norm_eps)},
+          {"gpt.dropout", std::to_string(c.dropout)}};
 }
 
 /// The config back from metadata; a missing or malformed key is a format_error naming it.
@@ -86,6 +93,11 @@ inline gpt_config gpt_config_from_metadata(const std::map<std::string, std::stri
   c.activation = act == "gelu_tanh" ? nn::activation::gelu_tanh : nn::activation::gelu_erf;
   c.norm_eps = std::strtof(get("gpt.norm_eps").c_str(), nullptr);
   require<format_error>(c.norm_eps > 0.0f && c.norm_eps < 1.0f, "gpt config: gpt.norm_eps is not a small positive number");
+  if (const auto it = m.find("gpt.dropout"); it != m.end()) {  // absent from older checkpoints: none
+    c.dropout = std::strtof(it->second.c_str(), nullptr);
+    require<format_error>(c.dropout >= 0.0f && c.dropout < 1.0f, "gpt config: gpt.dropout = '", it->second,
+                          "' is not a probability below 1");
+  }
   return c;
 }
 
@@ -93,6 +105,7 @@ namespace detail {
 inline void check_gpt_config(const gpt_config& c) {
   require<argument_error>(c.complete(), "gpt: every size (vocab, context, layers, heads, dim) must be positive");
   require<argument_error>(c.dim % c.heads == 0, "gpt: dim ", c.dim, " is not a multiple of ", c.heads, " heads");
+  require<argument_error>(c.dropout >= 0.0f && c.dropout < 1.0f, "gpt: dropout ", c.dropout, " is not in [0, 1)");
 }
 }  // namespace detail
 
@@ -113,7 +126,8 @@ class gpt {
       : config_((detail::check_gpt_config(config), config)),
         wte_(config.vocab, config.dim),
         wpe_(config.context, config.dim),
-        h_(config.layers, [&](std::size_t) { return make_block(config); }),
+        drop_(config.dim, config.dropout, 0),
+        h_(config.layers, [&](std::size_t l) { return make_block(config, l); }),
         ln_f_(config.dim, config.bias, config.norm_eps) {}
 
   const gpt_config& config() const { return config_; }
@@ -141,6 +155,7 @@ class gpt {
     arena_.plan([&](nn::activation_arena& a) {
       wte_.reserve(a, shape);
       wpe_.reserve(a, shape);
+      drop_.reserve(a, shape);
       h_.reserve(a, shape);
       ln_f_.reserve(a, shape);
       logits_ = a.take(shape.rows() * config_.vocab);
@@ -152,7 +167,7 @@ class gpt {
   /// Logits [batch * time, vocab] for `ids` (rows b * time + t).
   nn::const_matrix logits(std::span<const token_id> ids, nn::batch_shape shape, const nn::run_context& ctx) {
     reserve(shape);
-    nn::const_matrix x = wpe_.forward(wte_.forward(ids, ctx), ctx);
+    nn::const_matrix x = drop_.forward(wpe_.forward(wte_.forward(ids, ctx), ctx), ctx);
     x = ln_f_.forward(h_.forward(x, ctx), ctx);
     final_ = x;
     const nn::matrix out = nn::as_matrix(logits_, shape.rows(), config_.vocab);
@@ -179,7 +194,7 @@ class gpt {
                   *ctx.pool);
     const nn::const_matrix dx = nn::as_matrix(std::span<const float>(dx_), rows, dim);
     const nn::const_matrix dh = h_.backward(ln_f_.backward(dx, ctx), ctx);
-    wte_.backward(wpe_.backward(dh, ctx), ctx);
+    wte_.backward(wpe_.backward(drop_.backward(dh, ctx), ctx), ctx);
   }
 
   template <class Visitor>
@@ -224,16 +239,18 @@ class gpt {
   }
 
  private:
-  static block make_block(const gpt_config& c) {
+  /// Block `layer`; its dropout masks are salted 2 (layer + 1) and 2 (layer + 1) + 1 (0 is the embeddings').
+  static block make_block(const gpt_config& c, std::size_t layer) {
     return block(nn::layer_norm<C>(c.dim, c.bias, c.norm_eps),
                  nn::self_attention<C>(c.dim, {.heads = c.heads, .qkv_bias = c.bias, .out_bias = c.bias}),
                  nn::layer_norm<C>(c.dim, c.bias, c.norm_eps),
-                 nn::mlp<C, Hidden>(c.dim, c.hidden_width(), c.activation, c.bias));
+                 nn::mlp<C, Hidden>(c.dim, c.hidden_width(), c.activation, c.bias), c.dropout, layer + 1);
   }
 
   gpt_config config_;
   nn::embedding<V, C> wte_;
   nn::positional_embedding<T, C> wpe_;
+  nn::dropout<C> drop_;
   nn::repeat<L, block> h_;
   nn::layer_norm<C> ln_f_;
   nn::softmax_cross_entropy loss_;

@@ -1,9 +1,11 @@
 // Inverted dropout: while training, each activation is zeroed with probability p and the rest are
-// scaled by 1 / (1 - p); otherwise the identity. The mask of call n is drawn from stream n of the
-// layer's seed, so a run (and a resumed run) draws the same masks on any thread count.
+// scaled by 1 / (1 - p); otherwise the identity. The mask is drawn from the run context's noise
+// seed, stream = its pass number, at positions set apart by the layer's `salt` (each dropout layer
+// of a model has its own): the same masks on any thread count, and after a resume.
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <span>
 #include <string_view>
 
@@ -20,7 +22,7 @@ class dropout {
   static constexpr std::size_t in_width = Width;
   static constexpr std::size_t out_width = Width;
 
-  explicit dropout(std::size_t width, float p, seed s = {}) : width_(width), p_(p), rng_(s) {
+  explicit dropout(std::size_t width, float p, std::uint64_t salt = 0) : width_(width), p_(p), salt_(salt) {
     detail::checked_width(Width, width, "dropout", "width");
     require<argument_error>(p >= 0.0f && p < 1.0f, "dropout: probability must be in [0, 1), got ", p);
   }
@@ -28,9 +30,6 @@ class dropout {
   std::size_t in_features() const { return width_; }
   std::size_t out_features() const { return width_; }
   float probability() const { return p_; }
-  /// How many masks have been drawn (part of a checkpoint's state).
-  std::uint64_t calls() const { return calls_; }
-  void set_calls(std::uint64_t n) { calls_ = n; }
 
   void reserve(activation_arena& arena, batch_shape shape) {
     rows_ = shape.rows();
@@ -45,9 +44,14 @@ class dropout {
     active_ = ctx.training && p_ > 0.0f;
     if (!active_) return x;
     const float keep_scale = 1.0f / (1.0f - p_);
-    const philox stream = rng_.split(calls_++);
+    const philox stream(ctx.noise, ctx.pass);
+    const std::uint64_t first_block = salt_ << 38;  // 2^40 values per layer and pass: more than any batch
     ctx.pool->for_each_chunk(rows_ * width_, 4096, [&](std::size_t begin, std::size_t end) {
-      for (std::size_t i = begin; i < end; ++i) mask_[i] = (stream.at(i) >> 8) * 0x1p-24f < p_ ? 0.0f : keep_scale;
+      for (std::size_t i = begin; i < end; i += 4) {  // chunks start at multiples of 4
+        const auto bits = stream.block_at(first_block + i / 4);
+        for (std::size_t j = 0; j < 4 && i + j < end; ++j)
+          mask_[i + j] = static_cast<float>(bits[j] >> 8) * 0x1p-24f < p_ ? 0.0f : keep_scale;
+      }
     });
     kernels::mul(x.span(), mask_, y_);
     return as_matrix(std::span<const float>(y_), rows_, width_);
@@ -65,8 +69,7 @@ class dropout {
  private:
   std::size_t width_;
   float p_;
-  philox rng_;
-  std::uint64_t calls_ = 0;
+  std::uint64_t salt_;
   bool active_ = false;
   std::size_t rows_ = 0;
   std::span<float> mask_, y_, dx_;

@@ -9,6 +9,7 @@
 
 #include <concepts>
 #include <cstddef>
+#include <cstdint>
 #include <span>
 #include <string_view>
 
@@ -16,6 +17,7 @@
 #include "lmkit/core/error.hpp"
 #include "lmkit/core/extents.hpp"
 #include "lmkit/core/parallel.hpp"
+#include "lmkit/core/rng.hpp"
 #include "lmkit/kernels/kernels.hpp"
 #include "lmkit/nn/arena.hpp"
 #include "lmkit/nn/parameter.hpp"
@@ -34,9 +36,14 @@ struct batch_shape {
 enum class bias { no, yes };
 
 /// How a forward or backward call runs: on which threads, and whether training (dropout on).
+/// Random masks (dropout) are drawn from (noise, pass): the run's seed and the number of the
+/// training pass (micro-batch) in the run, which train_step sets. A mask is thus a function of
+/// where the run is, not of how many calls came before: a resumed run draws the same masks.
 struct run_context {
   const thread_pool* pool = &serial_pool();
   bool training = true;
+  seed noise = {};
+  std::uint64_t pass = 0;
 };
 
 /// A visitor that sees (name, parameter&); layers call it once per parameter they own.

@@ -19,13 +19,13 @@
 #include <limits>
 #include <optional>
 #include <span>
-#include <utility>
 #include <string_view>
+#include <utility>
 #include <vector>
 
+#include "lmkit/core/dtype.hpp"
 #include "lmkit/kernels/kernels.hpp"
 #include "lmkit/nn/layer.hpp"
-#include "lmkit/core/dtype.hpp"
 #include "lmkit/nn/linear.hpp"
 #include "lmkit/nn/rope_table.hpp"
 

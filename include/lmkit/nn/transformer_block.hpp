@@ -1,17 +1,20 @@
 // One pre-norm transformer layer, read top to bottom:
-//   x = x + attn(ln_1(x))
-//   x = x + mlp(ln_2(x))
+//   x = x + dropout(attn(ln_1(x)))
+//   x = x + dropout(mlp(ln_2(x)))
+// (GPT-2's residual dropout; none by default).
 // GPT-2 uses layer norm and a GELU MLP; Llama uses RMS norm, rotary attention and SwiGLU: the same
 // block with other parts. The same block, built of frozen parts, runs a pretrained model (`infer`).
 #pragma once
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <span>
 #include <string_view>
 #include <utility>
 
 #include "lmkit/kernels/kernels.hpp"
+#include "lmkit/nn/dropout.hpp"
 #include "lmkit/nn/self_attention.hpp"
 #include "lmkit/nn/sequential.hpp"
 
@@ -29,8 +32,16 @@ class transformer_block {
   static constexpr std::size_t in_width = Norm::in_width;
   static constexpr std::size_t out_width = Norm::in_width;
 
-  transformer_block(Norm ln_1, Attention attn, Norm ln_2, FeedForward mlp)
-      : ln_1_(std::move(ln_1)), attn_(std::move(attn)), ln_2_(std::move(ln_2)), mlp_(std::move(mlp)) {
+  /// `residual_dropout`: the probability of the residual branches' dropout while training; `salt` sets this
+  /// block's masks apart from the other blocks' (its two layers use 2 salt and 2 salt + 1).
+  transformer_block(Norm ln_1, Attention attn, Norm ln_2, FeedForward mlp, float residual_dropout = 0.0f,
+                    std::uint64_t salt = 0)
+      : ln_1_(std::move(ln_1)),
+        attn_(std::move(attn)),
+        ln_2_(std::move(ln_2)),
+        mlp_(std::move(mlp)),
+        drop_attn_(ln_1_.in_features(), residual_dropout, 2 * salt),
+        drop_mlp_(ln_1_.in_features(), residual_dropout, 2 * salt + 1) {
     require<shape_error>(attn_.in_features() == ln_1_.out_features() && mlp_.in_features() == ln_1_.out_features() &&
                              mlp_.out_features() == ln_1_.out_features(),
                          "nn::transformer_block: the norm, attention and feed-forward widths differ");
@@ -69,6 +80,8 @@ class transformer_block {
     attn_.reserve(arena, shape);
     ln_2_.reserve(arena, shape);
     mlp_.reserve(arena, shape);
+    drop_attn_.reserve(arena, shape);
+    drop_mlp_.reserve(arena, shape);
     rows_ = shape.rows();
     mid_ = arena.take(rows_ * in_features());
     out_ = arena.take(rows_ * in_features());
@@ -77,19 +90,19 @@ class transformer_block {
   }
 
   const_matrix forward(const_matrix x, const run_context& ctx) {
-    const const_matrix a = attn_.forward(ln_1_.forward(x, ctx), ctx);
+    const const_matrix a = drop_attn_.forward(attn_.forward(ln_1_.forward(x, ctx), ctx), ctx);
     detail::parallel_add(ctx, x.span(), a.span(), mid_);
     const const_matrix mid = as_matrix(std::span<const float>(mid_), rows_, in_features());
-    const const_matrix m = mlp_.forward(ln_2_.forward(mid, ctx), ctx);
+    const const_matrix m = drop_mlp_.forward(mlp_.forward(ln_2_.forward(mid, ctx), ctx), ctx);
     detail::parallel_add(ctx, mid_, m.span(), out_);
     return as_matrix(std::span<const float>(out_), rows_, in_features());
   }
 
   const_matrix backward(const_matrix dy, const run_context& ctx) {
-    const const_matrix dm = ln_2_.backward(mlp_.backward(dy, ctx), ctx);
+    const const_matrix dm = ln_2_.backward(mlp_.backward(drop_mlp_.backward(dy, ctx), ctx), ctx);
     detail::parallel_add(ctx, dy.span(), dm.span(), dmid_);
     const const_matrix dmid = as_matrix(std::span<const float>(dmid_), rows_, in_features());
-    const const_matrix da = ln_1_.backward(attn_.backward(dmid, ctx), ctx);
+    const const_matrix da = ln_1_.backward(attn_.backward(drop_attn_.backward(dmid, ctx), ctx), ctx);
     detail::parallel_add(ctx, dmid_, da.span(), dx_);
     return as_matrix(std::span<const float>(dx_), rows_, in_features());
   }
@@ -107,6 +120,7 @@ class transformer_block {
   Attention attn_;
   Norm ln_2_;
   FeedForward mlp_;
+  dropout<Norm::in_width> drop_attn_, drop_mlp_;
   std::size_t rows_ = 0;
   std::span<float> mid_, out_, dmid_, dx_;
 };

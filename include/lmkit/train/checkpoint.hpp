@@ -25,6 +25,7 @@ namespace lmkit::train {
 struct run_position {
   std::uint64_t step = 0;       // steps done
   philox sampler_rng = philox{};  // the data sampler's generator, at its position
+  seed noise = {};                // the run's dropout seed (nn::run_context::noise)
   std::map<std::string, std::string> metadata = {};  // the caller's own keys (the model's config, ...)
 };
 
@@ -78,6 +79,7 @@ void save_checkpoint(const std::filesystem::path& path, const parameter_list& pa
   w.add_metadata("lmkit.sampler_seed", std::to_string(position.sampler_rng.seed_value()));
   w.add_metadata("lmkit.sampler_stream", std::to_string(position.sampler_rng.stream()));
   w.add_metadata("lmkit.sampler_position", std::to_string(position.sampler_rng.position()));
+  w.add_metadata("lmkit.noise_seed", std::to_string(position.noise.value));
   for (const auto& [k, v] : position.metadata) w.add_metadata(k, v);
   w.write(path);
 }
@@ -102,6 +104,8 @@ run_position load_checkpoint(const std::filesystem::path& path, const parameter_
   position.step = detail::parse_u64(f, "lmkit.step");
   position.sampler_rng = philox(seed{detail::parse_u64(f, "lmkit.sampler_seed")}, detail::parse_u64(f, "lmkit.sampler_stream"),
                                 detail::parse_u64(f, "lmkit.sampler_position"));
+  if (f.metadata().contains("lmkit.noise_seed"))  // absent from checkpoints written before dropout
+    position.noise = seed{detail::parse_u64(f, "lmkit.noise_seed")};
   for (const auto& [k, v] : f.metadata())
     if (!k.starts_with("lmkit.")) position.metadata.emplace(k, v);
   return position;

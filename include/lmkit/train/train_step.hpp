@@ -1,8 +1,8 @@
 // One optimizer step, the same for every model family: `accumulation` micro-batches (each a
 // forward and a backward of its loss divided by `accumulation`, so the gradient is the mean's),
 // clipping of the global gradient norm, then the update at the schedule's rate for this step.
-// It depends only on (parameters, optimizer state, step, batch source state): a resumed run
-// repeats an uninterrupted one bit for bit.
+// It depends only on (parameters, optimizer state, step, batch source state, the context's noise
+// seed): a resumed run repeats an uninterrupted one bit for bit.
 #pragma once
 
 #include <cstddef>
@@ -35,8 +35,10 @@ step_report train_step(Model& model, Optimizer& optimizer, const parameter_list&
   double loss_sum = 0.0;
   for (std::size_t k = 0; k < micro; ++k) {
     batches.next(ids, targets);
-    loss_sum += model.forward(ids, targets, batches.shape(), ctx);
-    model.backward(ctx, 1.0f / static_cast<float>(micro));
+    nn::run_context pass = ctx;  // dropout masks: a function of (noise seed, step, micro-batch)
+    pass.pass = step * micro + k;
+    loss_sum += model.forward(ids, targets, batches.shape(), pass);
+    model.backward(pass, 1.0f / static_cast<float>(micro));
   }
   step_report report;
   report.loss = static_cast<float>(loss_sum / static_cast<double>(micro));
