@@ -180,29 +180,6 @@ HWY_INLINE float* scratch(std::size_t floats) {
 // Depth is padded to whole groups of kGroup (one cache line of f32), with zeros in both operands.
 constexpr std::size_t kGroup = 16;
 
-#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
-/// Transposes the 8 x 8 matrix held by r[0..7] (rows) in place: pairs of rows interleaved, then
-/// pairs of pairs, then the 128-bit halves exchanged.
-template <class D8, class V>
-HWY_INLINE void transpose_8x8(D8 d, V (&r)[8]) {
-  const hn::Repartition<double, D8> dd;
-  V t[8], q[8];
-  for (int i = 0; i < 8; i += 2) {
-    t[i] = hn::InterleaveLower(d, r[i], r[i + 1]);      // r_i[0] r_i+1[0] r_i[1] r_i+1[1] | [4] [5]
-    t[i + 1] = hn::InterleaveUpper(d, r[i], r[i + 1]);  // [2] [3] | [6] [7]
-  }
-  for (int i = 0; i < 8; i += 4)
-    for (int j = 0; j < 2; ++j) {
-      const auto lo = hn::BitCast(dd, t[i + j]), hi = hn::BitCast(dd, t[i + 2 + j]);
-      q[i + 2 * j] = hn::BitCast(d, hn::InterleaveLower(dd, lo, hi));      // four rows' column 2j | 2j + 4
-      q[i + 2 * j + 1] = hn::BitCast(d, hn::InterleaveUpper(dd, lo, hi));  // column 2j + 1 | 2j + 5
-    }
-  for (int j = 0; j < 4; ++j) {
-    r[j] = hn::ConcatLowerLower(d, q[4 + j], q[j]);
-    r[j + 4] = hn::ConcatUpperUpper(d, q[4 + j], q[j]);
-  }
-}
-#endif
 
 /// panel[p * width + t] = a[t * lda + p] for t < rows and p < k; zero for rows <= t < width and
 /// for k <= p < depth (k rounded up to kGroup).
@@ -218,7 +195,7 @@ HWY_INLINE void pack_panel(const float* HWY_RESTRICT a, std::size_t lda, std::si
     for (std::size_t p0 = 0; p0 < whole_depth; p0 += 8) {
       hn::Vec<decltype(d8)> r[8];
       for (std::size_t i = 0; i < 8; ++i) r[i] = hn::LoadU(d8, a + (t0 + i) * lda + p0);
-      transpose_8x8(d8, r);
+      gemm_detail::transpose_8x8(d8, r);
       for (std::size_t j = 0; j < 8; ++j) hn::StoreU(r[j], d8, panel + (p0 + j) * width + t0);
     }
 #endif

@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include <hwy/cache_control.h>
 #include <hwy/highway.h>
@@ -59,6 +60,30 @@ HWY_INLINE float element(const T* base, std::size_t index) {
   return to_float(base[index]);
 }
 
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
+/// Transposes the 8 x 8 matrix held by r[0..7] (rows) in place: pairs of rows interleaved, then
+/// pairs of pairs, then the 128-bit halves exchanged.
+template <class D8, class V>
+HWY_INLINE void transpose_8x8(D8 d, V (&r)[8]) {
+  const hn::Repartition<double, D8> dd;
+  V t[8], q[8];
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = hn::InterleaveLower(d, r[i], r[i + 1]);      // r_i[0] r_i+1[0] r_i[1] r_i+1[1] | [4] [5]
+    t[i + 1] = hn::InterleaveUpper(d, r[i], r[i + 1]);  // [2] [3] | [6] [7]
+  }
+  for (int i = 0; i < 8; i += 4)
+    for (int j = 0; j < 2; ++j) {
+      const auto lo = hn::BitCast(dd, t[i + j]), hi = hn::BitCast(dd, t[i + 2 + j]);
+      q[i + 2 * j] = hn::BitCast(d, hn::InterleaveLower(dd, lo, hi));      // four rows' column 2j | 2j + 4
+      q[i + 2 * j + 1] = hn::BitCast(d, hn::InterleaveUpper(dd, lo, hi));  // column 2j + 1 | 2j + 5
+    }
+  for (int j = 0; j < 4; ++j) {
+    r[j] = hn::ConcatLowerLower(d, q[4 + j], q[j]);
+    r[j + 4] = hn::ConcatUpperUpper(d, q[4 + j], q[j]);
+  }
+}
+#endif
+
 /// op(A) rows [row0, row0 + rows) x depth [p0, p0 + kc) into one kRows-high panel, k-major,
 /// zero-padded to kRows rows so the micro-kernel never branches.
 template <class T>
@@ -68,7 +93,12 @@ HWY_INLINE void pack_a_panel(const T* a, std::size_t stride, bool transposed, st
   if (transposed) {  // stored k x m: a row of storage holds one depth step for all rows
     for (std::size_t p = 0; p < kc; ++p) {
       const T* src = a + (p0 + p) * stride + row0;
-      for (std::size_t i = 0; i < rows; ++i) dst[p * kRows + i] = element(src, i);
+      if (rows == kRows) {  // a count known here: vector moves, not a call to memmove per depth step
+#pragma GCC unroll 16
+        for (std::size_t i = 0; i < kRows; ++i) dst[p * kRows + i] = element(src, i);
+      } else {
+        for (std::size_t i = 0; i < rows; ++i) dst[p * kRows + i] = element(src, i);
+      }
     }
   } else {
     // Depth outer, rows inner: the panel is written in order while the rows are read as kRows
@@ -76,7 +106,23 @@ HWY_INLINE void pack_a_panel(const T* a, std::size_t stride, bool transposed, st
     const T* src[kRows];
     for (std::size_t i = 0; i < rows; ++i) src[i] = a + (row0 + i) * stride + p0;
     if (rows == kRows) {
-      for (std::size_t p = 0; p < kc; ++p)
+      std::size_t whole_depth = 0;
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
+      if constexpr (std::is_same_v<T, float> && kRows >= 8) {  // the first 8 rows by 8 x 8 register transposes
+        const hn::Full256<float> d8;
+        whole_depth = kc / 8 * 8;
+        for (std::size_t p = 0; p < whole_depth; p += 8) {
+          hn::Vec<decltype(d8)> r[8];
+          for (std::size_t i = 0; i < 8; ++i) r[i] = hn::LoadU(d8, src[i] + p);
+          transpose_8x8(d8, r);
+          for (std::size_t i = 0; i < 8; ++i) hn::StoreU(r[i], d8, dst + (p + i) * kRows);
+#pragma GCC unroll 8
+          for (std::size_t q = p; q < p + 8; ++q)
+            for (std::size_t i = 8; i < kRows; ++i) dst[q * kRows + i] = element(src[i], q);
+        }
+      }
+#endif
+      for (std::size_t p = whole_depth; p < kc; ++p)
 #pragma GCC unroll 16
         for (std::size_t i = 0; i < kRows; ++i) dst[p * kRows + i] = element(src[i], p);
     } else {
@@ -95,8 +141,25 @@ HWY_INLINE void pack_b_panel(const T* b, std::size_t stride, bool transposed, st
     constexpr std::size_t kMaxWidth = 2 * HWY_LANES(float);
     const T* src[kMaxWidth];
     for (std::size_t j = 0; j < cols; ++j) src[j] = b + (col0 + j) * stride + p0;
+    std::size_t whole_cols = 0, whole_depth = 0;  // the part moved by 8 x 8 register transposes
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
+    if constexpr (std::is_same_v<T, float>) {  // a weight matrix used transposed: the forward's B
+      const hn::Full256<float> d8;
+      whole_cols = cols / 8 * 8;
+      whole_depth = kc / 8 * 8;
+      for (std::size_t j0 = 0; j0 < whole_cols; j0 += 8)
+        for (std::size_t p = 0; p < whole_depth; p += 8) {
+          hn::Vec<decltype(d8)> r[8];
+          for (std::size_t i = 0; i < 8; ++i) r[i] = hn::LoadU(d8, src[j0 + i] + p);
+          transpose_8x8(d8, r);
+          for (std::size_t i = 0; i < 8; ++i) hn::StoreU(r[i], d8, dst + (p + i) * panel_width + j0);
+        }
+    }
+#endif
+    for (std::size_t p = whole_depth; p < kc; ++p)
+      for (std::size_t j = 0; j < whole_cols; ++j) dst[p * panel_width + j] = element(src[j], p);
     for (std::size_t p = 0; p < kc; ++p)
-      for (std::size_t j = 0; j < cols; ++j) dst[p * panel_width + j] = element(src[j], p);
+      for (std::size_t j = whole_cols; j < cols; ++j) dst[p * panel_width + j] = element(src[j], p);
   } else {
     for (std::size_t p = 0; p < kc; ++p) {
       const T* src = b + (p0 + p) * stride + col0;
