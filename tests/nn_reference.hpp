@@ -73,6 +73,7 @@ struct attention_shape {
   bool causal = true;
   bool rope = false, rope_half = true;
   double rope_base = 10000.0;
+  const vec* weight_mask = nullptr;  // dropout: a factor per weight, [batch, heads, time, time]
 };
 
 /// qkv (B*T, (H + 2G) D) -> y (B*T, H D): softmax(Q K^T / sqrt(D)) V per head, masked when causal.
@@ -101,7 +102,8 @@ inline vec attention(vec qkv, const attention_shape& s) {
         for (std::size_t j = 0; j < seen; ++j)
           for (std::size_t k = 0; k < d; ++k)
             y[(b * t_ + i) * s.heads * d + h * d + k] +=
-                score[j] / sum * qkv[(b * t_ + j) * w + (s.heads + s.kv_heads + g) * d + k];
+                score[j] / sum * (s.weight_mask ? (*s.weight_mask)[((b * s.heads + h) * t_ + i) * t_ + j] : 1.0) *
+                qkv[(b * t_ + j) * w + (s.heads + s.kv_heads + g) * d + k];
       }
     }
   return y;

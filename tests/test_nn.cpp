@@ -89,6 +89,7 @@ TEST_CASE("self-attention: backward matches finite differences", "[nn]") {
       {"RoPE, half rotation", {.heads = 2, .rope = nn::rope_options{.base = 100.0}}},
       {"RoPE, adjacent pairs, grouped",
        {.heads = 4, .kv_heads = 2, .rope = nn::rope_options{.base = 50.0, .style = kernels::rope_style::adjacent_pairs}}},
+      {"dropout on the attention weights, grouped", {.heads = 4, .kv_heads = 2, .dropout = 0.3f, .dropout_salt = 5}},
   };
   for (const variant& v : variants) {
     SECTION(v.name) {
@@ -100,6 +101,17 @@ TEST_CASE("self-attention: backward matches finite differences", "[nn]") {
         const std::size_t qkv_width = (heads + 2 * kv) * d;
         const vec qkv = ref::linear(x, batch * time, width, p[0], qkv_width, has_bias ? &p[1] : nullptr);
         ref::attention_shape s{batch, time, heads, kv, d, v.options.causal};
+        // Dropout's mask, drawn as the layer is documented to draw it: the harness runs with noise
+        // seed 0 and pass 0; weight (b, h, i, j) keeps value number salt * 2^40 + its index.
+        ref::vec mask;
+        if (v.options.dropout > 0.0f) {
+          const philox stream(seed{0}, 0);
+          for (std::size_t at = 0; at < batch * heads * time * time; ++at) {
+            const float u = static_cast<float>(stream.at((v.options.dropout_salt << 40) + at) >> 8) * 0x1p-24f;
+            mask.push_back(u < v.options.dropout ? 0.0 : 1.0 / (1.0 - v.options.dropout));
+          }
+          s.weight_mask = &mask;
+        }
         if (v.options.rope) {
           s.rope = true;
           s.rope_base = v.options.rope->base;

@@ -5,9 +5,9 @@
 //   lmkit::models::gpt<tiny> model;                 // widths checked at compile time
 //   lmkit::models::gpt<> model(config_from_file);   // the same templates, widths from a file
 //
-// Dropout (`.dropout = p`, none by default) is GPT-2's embd_pdrop and resid_pdrop: on the sum of
-// the embeddings and on each block's attention and MLP outputs before they join the residual
-// stream, while training. (Its attn_pdrop, on the attention weights, is not implemented.)
+// Dropout (`.dropout = p`, none by default) is GPT-2's embd_pdrop, attn_pdrop and resid_pdrop (and
+// nanoGPT's one `dropout`): on the sum of the embeddings, on the attention weights, and on each
+// block's attention and MLP outputs before they join the residual stream, while training.
 //
 // Parameter names follow Hugging Face's GPT-2 ("transformer.h.0.attn.c_attn.weight"), with
 // linear weights stored [out, in] as PyTorch's nn.Linear stores them.
@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <cstdlib>
 #include <map>
 #include <string>
@@ -239,10 +240,15 @@ class gpt {
   }
 
  private:
-  /// Block `layer`; its dropout masks are salted 2 (layer + 1) and 2 (layer + 1) + 1 (0 is the embeddings').
+  /// Block `layer`. Its dropout masks are salted apart: 2 (layer + 1) and 2 (layer + 1) + 1 on the
+  /// residual branches, 2^20 + layer on the attention weights (0 is the embeddings').
   static block make_block(const gpt_config& c, std::size_t layer) {
     return block(nn::layer_norm<C>(c.dim, c.bias, c.norm_eps),
-                 nn::self_attention<C>(c.dim, {.heads = c.heads, .qkv_bias = c.bias, .out_bias = c.bias}),
+                 nn::self_attention<C>(c.dim, {.heads = c.heads,
+                                               .qkv_bias = c.bias,
+                                               .out_bias = c.bias,
+                                               .dropout = c.dropout,
+                                               .dropout_salt = (std::uint64_t{1} << 20) + layer}),
                  nn::layer_norm<C>(c.dim, c.bias, c.norm_eps),
                  nn::mlp<C, Hidden>(c.dim, c.hidden_width(), c.activation, c.bias), c.dropout, layer + 1);
   }

@@ -14,8 +14,10 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <limits>
 #include <optional>
 #include <span>
@@ -24,6 +26,7 @@
 #include <vector>
 
 #include "lmkit/core/dtype.hpp"
+#include "lmkit/core/rng.hpp"
 #include "lmkit/kernels/kernels.hpp"
 #include "lmkit/nn/layer.hpp"
 #include "lmkit/nn/linear.hpp"
@@ -44,6 +47,8 @@ struct attention_options {
   bias qkv_bias = bias::no;
   bias out_bias = bias::no;
   std::optional<rope_options> rope = std::nullopt;
+  float dropout = 0.0f;            // while training, on the attention weights (GPT-2's attn_pdrop)
+  std::uint64_t dropout_salt = 0;  // sets this layer's masks apart (see nn::dropout)
 };
 
 /// The arithmetic of attention at inference.
@@ -202,6 +207,7 @@ class self_attention {
       if (rope_.positions() < t) rope_ = rope_table(t, head_dim_, options_.rope->base);
     }
     probs_ = arena.take(shape.batch * heads_ * t * t);
+    if (options_.dropout > 0.0f) dropped_ = arena.take(shape.batch * heads_ * t * t);
     y_ = arena.take(rows * heads_ * head_dim_);
     dqkv_ = arena.take(rows * qkv_width());
     dscores_ = arena.take(shape.batch * kv_heads_ * t * t);
@@ -211,6 +217,7 @@ class self_attention {
     require<argument_error>(split_.empty(), "self_attention: separate q, k, v projections are a model file's (frozen): "
                             "this layer runs infer");
     const_matrix qkv = c_attn_.forward(x, ctx);
+    dropout_active_ = ctx.training && options_.dropout > 0.0f;
     if (options_.rope) qkv = rotate(qkv, ctx);
     qkv_ = qkv;
     const std::size_t t = shape_.time, stride = qkv_width(), y_stride = heads_ * head_dim_;
@@ -230,7 +237,8 @@ class self_attention {
         kernels::softmax(row, row);
         std::fill(p + i * t + seen, p + (i + 1) * t, 0.0f);
       }
-      kernels::gemm({t, head_dim_, t, {p, dtype::f32, t, false}, {v, dtype::f32, stride, false},
+      const float* weights = dropout_active_ ? drop_weights(ctx, task, p) : p;
+      kernels::gemm({t, head_dim_, t, {weights, dtype::f32, t, false}, {v, dtype::f32, stride, false},
                      y_.data() + b * t * y_stride + h * head_dim_, y_stride, false});
     });
     return c_proj_.forward(as_matrix(std::span<const float>(y_), shape_.rows(), y_stride), ctx);
@@ -258,10 +266,18 @@ class self_attention {
         float* dq = dqkv + h * head_dim_;
         const float* dyh = dy.data() + b * t * y_stride + h * head_dim_;
         const float* p = probs_.data() + (b * heads_ + h) * t * t;
+        const float* weights = dropout_active_ ? dropped_.data() + (b * heads_ + h) * t * t : p;
         const bool first = h == g * group;
-        // dV += P^T dY;  dP = dY V^T
-        kernels::gemm({t, head_dim_, t, {p, dtype::f32, t, true}, {dyh, dtype::f32, y_stride, false}, dv, stride, !first});
+        // dV += W^T dY;  dP = dY V^T (W = P, or P with dropout's mask M: then dP = (dY V^T) * M)
+        kernels::gemm({t, head_dim_, t, {weights, dtype::f32, t, true}, {dyh, dtype::f32, y_stride, false}, dv, stride,
+                       !first});
         kernels::gemm({t, t, head_dim_, {dyh, dtype::f32, y_stride, false}, {v, dtype::f32, stride, true}, ds, t, false});
+        if (dropout_active_) {
+          // M is keep_scale where W kept a weight, 0 where it dropped one; where P itself is 0 the
+          // mask does not matter (dS = P * ...).
+          const float keep_scale = 1.0f / (1.0f - options_.dropout);
+          for (std::size_t i = 0; i < t * t; ++i) ds[i] = weights[i] != 0.0f ? ds[i] * keep_scale : 0.0f;
+        }
         // dS = P * (dP - <dP, P>) * scale, row by row (zero where the mask hid the key).
         for (std::size_t i = 0; i < t; ++i) {
           const std::size_t seen = options_.causal ? i + 1 : t;
@@ -295,11 +311,31 @@ class self_attention {
                             " is not a multiple of ", o.heads, " heads");
     require<argument_error>(kv > 0 && o.heads % kv == 0, "self_attention: ", o.heads,
                             " query heads cannot share ", kv, " key/value heads evenly");
+    require<argument_error>(o.dropout >= 0.0f && o.dropout < 1.0f, "self_attention: dropout ", o.dropout,
+                            " is not in [0, 1)");
     const std::size_t head_dim = o.head_dim ? o.head_dim : width / o.heads;
     require<argument_error>(!o.rope || head_dim % 2 == 0, "self_attention: RoPE needs an even head size, got ", head_dim);
     return head_dim;
   }
   std::size_t qkv_width() const { return (heads_ + 2 * kv_heads_) * head_dim_; }
+
+  /// The attention weights of (sequence, head) `task` with dropout: each kept with probability
+  /// 1 - p and scaled by 1 / (1 - p), drawn as nn::dropout draws (noise seed, pass, salt), at the
+  /// weights' positions in the layer's [batch, heads, T, T] array.
+  const float* drop_weights(const run_context& ctx, std::size_t task, const float* p) {
+    const std::size_t n = shape_.time * shape_.time, base = task * n;
+    const float rate = options_.dropout, keep_scale = 1.0f / (1.0f - rate);
+    const philox stream(ctx.noise, ctx.pass);
+    const std::uint64_t first_block = options_.dropout_salt << 38;
+    float* out = dropped_.data() + base;
+    std::array<std::uint32_t, 4> bits{};
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::size_t at = base + i;
+      if (i == 0 || at % 4 == 0) bits = stream.block_at(first_block + at / 4);
+      out[i] = static_cast<float>(bits[at % 4] >> 8) * 0x1p-24f < rate ? 0.0f : p[i] * keep_scale;
+    }
+    return out;
+  }
 
   /// llama.cpp's CPU flash attention for one query: keys in order, a running maximum M and sum S of
   /// exp(s - M), and the weighted values accumulated in f16 (rounded after every update, as its f16
@@ -361,7 +397,8 @@ class self_attention {
   rope_table rope_;              // training: the angles of positions 0 .. time - 1
   batch_shape shape_;
   const_matrix qkv_;
-  std::span<float> rotated_, probs_, y_, dqkv_, dscores_;
+  std::span<float> rotated_, probs_, dropped_, y_, dqkv_, dscores_;
+  bool dropout_active_ = false;
 };
 
 }  // namespace lmkit::nn
