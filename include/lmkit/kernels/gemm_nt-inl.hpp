@@ -180,7 +180,6 @@ HWY_INLINE float* scratch(std::size_t floats) {
 // Depth is padded to whole groups of kGroup (one cache line of f32), with zeros in both operands.
 constexpr std::size_t kGroup = 16;
 
-
 /// panel[p * width + t] = a[t * lda + p] for t < rows and p < k; zero for rows <= t < width and
 /// for k <= p < depth (k rounded up to kGroup).
 HWY_INLINE void pack_panel(const float* HWY_RESTRICT a, std::size_t lda, std::size_t rows, std::size_t k,
@@ -188,16 +187,12 @@ HWY_INLINE void pack_panel(const float* HWY_RESTRICT a, std::size_t lda, std::si
   const std::size_t depth = (k + kGroup - 1) / kGroup * kGroup;
   std::size_t whole_rows = 0, whole_depth = 0;  // the part moved by 8 x 8 transposes
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
-  const hn::Full256<float> d8;
   whole_rows = rows / 8 * 8;
   whole_depth = k / 8 * 8;
   for (std::size_t t0 = 0; t0 < whole_rows; t0 += 8)
-    for (std::size_t p0 = 0; p0 < whole_depth; p0 += 8) {
-      hn::Vec<decltype(d8)> r[8];
-      for (std::size_t i = 0; i < 8; ++i) r[i] = hn::LoadU(d8, a + (t0 + i) * lda + p0);
-      gemm_detail::transpose_8x8(d8, r);
-      for (std::size_t j = 0; j < 8; ++j) hn::StoreU(r[j], d8, panel + (p0 + j) * width + t0);
-    }
+    for (std::size_t p0 = 0; p0 < whole_depth; p0 += 8)
+      gemm_detail::transpose_8x8_block([&](std::size_t i) { return a + (t0 + i) * lda + p0; }, panel + p0 * width + t0,
+                                       width);
 #endif
   auto element = [&](std::size_t t, std::size_t p) { return t < rows && p < k ? a[t * lda + p] : 0.0f; };
   for (std::size_t p = whole_depth; p < depth; ++p)

@@ -82,6 +82,16 @@ HWY_INLINE void transpose_8x8(D8 d, V (&r)[8]) {
     r[j + 4] = hn::ConcatUpperUpper(d, q[4 + j], q[j]);
   }
 }
+
+/// dst[j * dst_stride + i] = row(i)[j] for i, j < 8: eight loads, the register transpose, eight stores.
+template <class Row>
+HWY_INLINE void transpose_8x8_block(const Row& row, float* dst, std::size_t dst_stride) {
+  const hn::Full256<float> d8;
+  hn::Vec<decltype(d8)> r[8];
+  for (std::size_t i = 0; i < 8; ++i) r[i] = hn::LoadU(d8, row(i));
+  transpose_8x8(d8, r);
+  for (std::size_t j = 0; j < 8; ++j) hn::StoreU(r[j], d8, dst + j * dst_stride);
+}
 #endif
 
 /// op(A) rows [row0, row0 + rows) x depth [p0, p0 + kc) into one kRows-high panel, k-major,
@@ -109,13 +119,9 @@ HWY_INLINE void pack_a_panel(const T* a, std::size_t stride, bool transposed, st
       std::size_t whole_depth = 0;
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
       if constexpr (std::is_same_v<T, float> && kRows >= 8) {  // the first 8 rows by 8 x 8 register transposes
-        const hn::Full256<float> d8;
         whole_depth = kc / 8 * 8;
         for (std::size_t p = 0; p < whole_depth; p += 8) {
-          hn::Vec<decltype(d8)> r[8];
-          for (std::size_t i = 0; i < 8; ++i) r[i] = hn::LoadU(d8, src[i] + p);
-          transpose_8x8(d8, r);
-          for (std::size_t i = 0; i < 8; ++i) hn::StoreU(r[i], d8, dst + (p + i) * kRows);
+          transpose_8x8_block([&](std::size_t i) { return src[i] + p; }, dst + p * kRows, kRows);
 #pragma GCC unroll 8
           for (std::size_t q = p; q < p + 8; ++q)
             for (std::size_t i = 8; i < kRows; ++i) dst[q * kRows + i] = element(src[i], q);
@@ -144,16 +150,11 @@ HWY_INLINE void pack_b_panel(const T* b, std::size_t stride, bool transposed, st
     std::size_t whole_cols = 0, whole_depth = 0;  // the part moved by 8 x 8 register transposes
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
     if constexpr (std::is_same_v<T, float>) {  // a weight matrix used transposed: the forward's B
-      const hn::Full256<float> d8;
       whole_cols = cols / 8 * 8;
       whole_depth = kc / 8 * 8;
       for (std::size_t j0 = 0; j0 < whole_cols; j0 += 8)
-        for (std::size_t p = 0; p < whole_depth; p += 8) {
-          hn::Vec<decltype(d8)> r[8];
-          for (std::size_t i = 0; i < 8; ++i) r[i] = hn::LoadU(d8, src[j0 + i] + p);
-          transpose_8x8(d8, r);
-          for (std::size_t i = 0; i < 8; ++i) hn::StoreU(r[i], d8, dst + (p + i) * panel_width + j0);
-        }
+        for (std::size_t p = 0; p < whole_depth; p += 8)
+          transpose_8x8_block([&](std::size_t i) { return src[j0 + i] + p; }, dst + p * panel_width + j0, panel_width);
     }
 #endif
     for (std::size_t p = whole_depth; p < kc; ++p)
