@@ -382,10 +382,22 @@ TEST_CASE("gpt: dropout acts while training only; evaluation is the dropout-free
   CHECK(b.forward(t.ids, t.targets, {2, 16}, train) == dropped);  // the same pass: the same masks
   const float another = b.forward(t.ids, t.targets, {2, 16}, {.training = true, .noise = seed{1}, .pass = 1});
   CHECK(another != dropped);
-  CHECK(models::gpt_config_from_metadata([&] {
-          const auto m = models::to_metadata(with);
-          return std::map<std::string, std::string, std::less<>>(m.begin(), m.end());
-        }()).dropout == Approx(0.2f));
+  auto metadata = [](const models::gpt_config& c) {
+    const auto m = models::to_metadata(c);
+    return std::map<std::string, std::string, std::less<>>(m.begin(), m.end());
+  };
+  CHECK(models::gpt_config_from_metadata(metadata(with)).dropout == Approx(0.2f));
+  // Bad probabilities are refused where they are given; an older checkpoint without the key has none.
+  auto bad = metadata(with);
+  bad["gpt.dropout"] = "1.5";
+  CHECK_THROWS_WITH(models::gpt_config_from_metadata(bad), Catch::Contains("gpt.dropout"));
+  bad.erase("gpt.dropout");
+  CHECK(models::gpt_config_from_metadata(bad).dropout == 0.0f);
+  models::gpt_config one = plain;
+  one.dropout = 1.0f;
+  CHECK_THROWS_AS(models::gpt<>(one), argument_error);
+  CHECK_THROWS_AS(nn::self_attention<>(8, {.heads = 2, .dropout = -0.1f}), argument_error);
+  CHECK_THROWS_AS(nn::dropout<>(8, 1.0f), argument_error);
 }
 
 // ---- The same layers at inference: `infer` over a KV cache, and frozen layers over file weights ----
