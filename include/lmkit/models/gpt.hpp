@@ -50,7 +50,7 @@ struct gpt_config {
   nn::bias bias = nn::bias::no;
   nn::activation activation = nn::activation::gelu_erf;
   float norm_eps = 1e-5f;
-  float dropout = 0.0f;  // while training: after the embeddings and on each residual branch
+  float dropout = 0.0f;  // while training: embeddings, attention weights, residual branches
 
   constexpr std::size_t hidden_width() const { return hidden ? hidden : 4 * dim; }
   /// A config whose sizes are all given (as a template argument, the model's widths are static).
