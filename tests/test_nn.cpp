@@ -400,6 +400,22 @@ TEST_CASE("gpt: dropout acts while training only; evaluation is the dropout-free
   CHECK_THROWS_AS(nn::dropout<>(8, 1.0f), argument_error);
 }
 
+TEST_CASE("gpt: infer refuses a KV cache of another shape, wrong logit slots, bad tokens and a full cache",
+          "[nn][gpt][inference]") {
+  models::gpt<> model({.vocab = 7, .context = 6, .layers = 2, .heads = 2, .dim = 8});
+  model.init(seed{1});
+  std::vector<float> scratch, last(7), three(3 * 7);
+  const std::vector<token_id> two = {1, 2};
+  gen::kv_cache cache(2, 6, 8), other_layers(1, 6, 8), short_cache(2, 2, 8);
+  CHECK_THROWS_AS(model.infer(two, other_layers, last, scratch, serial_pool()), argument_error);
+  CHECK_THROWS_AS(model.infer(two, cache, three, scratch, serial_pool()), argument_error);
+  CHECK_THROWS_AS(model.infer(std::vector<token_id>{9}, cache, last, scratch, serial_pool()), argument_error);
+  CHECK(cache.size() == 0);  // nothing ran
+  model.infer(two, short_cache, last, scratch, serial_pool());
+  CHECK_THROWS_WITH(model.infer(two, short_cache, last, scratch, serial_pool()), Catch::Contains("context is full"));
+  CHECK_THROWS_AS(nn::rms_norm<>(std::span<const float>{}, {}, 1e-5f), argument_error);  // a frozen norm needs its gain
+}
+
 // ---- The same layers at inference: `infer` over a KV cache, and frozen layers over file weights ----
 
 namespace {

@@ -1,9 +1,11 @@
 // Inverted dropout: while training, each activation is zeroed with probability p and the rest are
 // scaled by 1 / (1 - p); otherwise the identity. The mask is drawn from the run context's noise
 // seed, stream = its pass number, at positions set apart by the layer's `salt` (each dropout layer
-// of a model has its own): the same masks on any thread count, and after a resume.
+// of a model has its own; dropout_mask, which attention's dropout uses too): the same masks on any
+// thread count, and after a resume.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -15,6 +17,20 @@
 #include "lmkit/nn/layer.hpp"
 
 namespace lmkit::nn {
+
+/// mask[i] = 0 with probability `rate`, else 1 / (1 - rate), for the values first .. first + n - 1
+/// of the mask salted `salt` in this pass: value (salt << 40) + first + i of Philox stream
+/// (ctx.noise, ctx.pass), 2^40 values per salt and pass (more than any batch). Four per Philox block.
+inline void dropout_mask(const run_context& ctx, std::uint64_t salt, std::size_t first, float rate, std::span<float> mask) {
+  const philox stream(ctx.noise, ctx.pass);
+  const float keep_scale = 1.0f / (1.0f - rate);
+  std::array<std::uint32_t, 4> bits{};
+  for (std::size_t i = 0; i < mask.size(); ++i) {
+    const std::uint64_t at = (salt << 40) + first + i;
+    if (i == 0 || at % 4 == 0) bits = stream.block_at(at / 4);
+    mask[i] = static_cast<float>(bits[at % 4] >> 8) * 0x1p-24f < rate ? 0.0f : keep_scale;
+  }
+}
 
 template <std::size_t Width = dynamic>
 class dropout {
@@ -43,15 +59,8 @@ class dropout {
   const_matrix forward(const_matrix x, const run_context& ctx) {
     active_ = ctx.training && p_ > 0.0f;
     if (!active_) return x;
-    const float keep_scale = 1.0f / (1.0f - p_);
-    const philox stream(ctx.noise, ctx.pass);
-    const std::uint64_t first_block = salt_ << 38;  // 2^40 values per layer and pass: more than any batch
     ctx.pool->for_each_chunk(rows_ * width_, 4096, [&](std::size_t begin, std::size_t end) {
-      for (std::size_t i = begin; i < end; i += 4) {  // chunks start at multiples of 4
-        const auto bits = stream.block_at(first_block + i / 4);
-        for (std::size_t j = 0; j < 4 && i + j < end; ++j)
-          mask_[i + j] = static_cast<float>(bits[j] >> 8) * 0x1p-24f < p_ ? 0.0f : keep_scale;
-      }
+      dropout_mask(ctx, salt_, begin, p_, std::span<float>(mask_).subspan(begin, end - begin));
     });
     kernels::mul(x.span(), mask_, y_);
     return as_matrix(std::span<const float>(y_), rows_, width_);

@@ -14,7 +14,6 @@
 #pragma once
 
 #include <algorithm>
-#include <array>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -28,6 +27,7 @@
 #include "lmkit/core/dtype.hpp"
 #include "lmkit/core/rng.hpp"
 #include "lmkit/kernels/kernels.hpp"
+#include "lmkit/nn/dropout.hpp"
 #include "lmkit/nn/layer.hpp"
 #include "lmkit/nn/linear.hpp"
 #include "lmkit/nn/rope_table.hpp"
@@ -319,22 +319,14 @@ class self_attention {
   }
   std::size_t qkv_width() const { return (heads_ + 2 * kv_heads_) * head_dim_; }
 
-  /// The attention weights of (sequence, head) `task` with dropout: each kept with probability
-  /// 1 - p and scaled by 1 / (1 - p), drawn as nn::dropout draws (noise seed, pass, salt), at the
-  /// weights' positions in the layer's [batch, heads, T, T] array.
+  /// The attention weights of (sequence, head) `task` with dropout: nn::dropout_mask at the
+  /// weights' positions in the layer's [batch, heads, T, T] array, times the weights.
   const float* drop_weights(const run_context& ctx, std::size_t task, const float* p) {
-    const std::size_t n = shape_.time * shape_.time, base = task * n;
-    const float rate = options_.dropout, keep_scale = 1.0f / (1.0f - rate);
-    const philox stream(ctx.noise, ctx.pass);
-    const std::uint64_t first_block = options_.dropout_salt << 38;
-    float* out = dropped_.data() + base;
-    std::array<std::uint32_t, 4> bits{};
-    for (std::size_t i = 0; i < n; ++i) {
-      const std::size_t at = base + i;
-      if (i == 0 || at % 4 == 0) bits = stream.block_at(first_block + at / 4);
-      out[i] = static_cast<float>(bits[at % 4] >> 8) * 0x1p-24f < rate ? 0.0f : p[i] * keep_scale;
-    }
-    return out;
+    const std::size_t n = shape_.time * shape_.time;
+    const std::span<float> out = dropped_.subspan(task * n, n);
+    dropout_mask(ctx, options_.dropout_salt, task * n, options_.dropout, out);
+    kernels::mul(out, std::span<const float>(p, n), out);
+    return out.data();
   }
 
   /// llama.cpp's CPU flash attention for one query: keys in order, a running maximum M and sum S of
