@@ -19,9 +19,10 @@ namespace {
 
 using namespace lmkit;
 
-void gpt_step(benchmark::State& state, models::gpt_config config, nn::batch_shape shape, float clip) {
+void gpt_step(benchmark::State& state, models::gpt_config config, nn::batch_shape shape, float clip,
+              kernels::product_precision products = kernels::product_precision::f32) {
   const thread_pool pool(static_cast<int>(state.range(0)));
-  const nn::run_context ctx{&pool, true};
+  const nn::run_context ctx{.pool = &pool, .training = true, .products = products};
   models::gpt<> model(config);
   model.init(seed{1});
   train::parameter_list params(model);
@@ -50,8 +51,21 @@ void gpt2_small(benchmark::State& state) {
            {4, 256}, 0.0f);
 }
 
+// The same steps with the products of bf16-rounded operands (`train --products bf16`; AMX tiles
+// where the CPU has them): PyTorch's autocast to bfloat16.
+constexpr auto bf16 = kernels::product_precision::bf16;
+void shakespeare_bf16(benchmark::State& state) {
+  gpt_step(state, {.vocab = 65, .context = 64, .layers = 4, .heads = 4, .dim = 128}, {12, 64}, 1.0f, bf16);
+}
+void gpt2_small_bf16(benchmark::State& state) {
+  gpt_step(state, {.vocab = 50257, .context = 1024, .layers = 12, .heads = 12, .dim = 768, .bias = nn::bias::yes},
+           {4, 256}, 0.0f, bf16);
+}
+
 BENCHMARK(shakespeare)->Name("gpt_step/shakespeare")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(gpt2_small)->Name("gpt_step/gpt2_small")->Arg(1)->Arg(2)->UseRealTime()->Iterations(3)->Unit(benchmark::kMillisecond);
+BENCHMARK(shakespeare_bf16)->Name("gpt_step/shakespeare_bf16")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(gpt2_small_bf16)->Name("gpt_step/gpt2_small_bf16")->Arg(1)->Arg(2)->UseRealTime()->Iterations(3)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 

@@ -528,17 +528,22 @@ struct operand_storage {
   kernels::matrix_operand operand;
 };
 
+using gemm_route = void (*)(const kernels::gemm_problem&, const thread_pool&);
+
 template <class TA, class TB>
-void check_gemm(std::size_t m, std::size_t n, std::size_t k, bool ta, bool tb, bool accumulate, const thread_pool& pool) {
+void check_gemm(std::size_t m, std::size_t n, std::size_t k, bool ta, bool tb, bool accumulate, const thread_pool& pool,
+                kernels::product_precision products = kernels::product_precision::f32,
+                gemm_route route = kernels::gemm) {
   INFO("m " << m << " n " << n << " k " << k << " transposed " << ta << tb << " accumulate " << accumulate << " types "
-            << name_of(dtype_of<TA>) << " " << name_of(dtype_of<TB>));
+            << name_of(dtype_of<TA>) << " " << name_of(dtype_of<TB>) << " bf16 products "
+            << (products == kernels::product_precision::bf16));
   operand_storage<TA> a(m, k, ta, 50 + m, 1);
   operand_storage<TB> b(k, n, tb, 60 + n, 2);
   const std::size_t ldc = n + 5;
   std::vector<float> c = random_floats(m * ldc + 1, 70);
   auto expected = c;
-  kernels::gemm_problem problem{m, n, k, a.operand, b.operand, c.data() + 1, ldc, accumulate};
-  kernels::gemm(problem, pool);
+  kernels::gemm_problem problem{m, n, k, a.operand, b.operand, c.data() + 1, ldc, accumulate, products};
+  route(problem, pool);
   problem.c = expected.data() + 1;
   std::vector<double> magnitude;
   ref::gemm(problem, &magnitude);
@@ -732,6 +737,49 @@ TEST_CASE("matmul backward gives the gradients of both operands", "[kernels][gem
       REQUIRE(close(db(p, j), g, 1e-5, 1e-6));
       REQUIRE(close(dbt(j, p), g, 1e-5, 1e-6));
     }
+}
+
+namespace {
+// Shapes for bf16 products: the edges of the 32 x 32 blocks, of the 16-column tiles and of the
+// 32-deep steps, and transposed operands wider than one 16 x 16 register transpose.
+const struct {
+  std::size_t m, n, k;
+} bf16_shapes[] = {{0, 5, 3},   {4, 0, 3},    {3, 4, 0},    {1, 1, 1},     {2, 3, 5},     {17, 15, 31},
+                   {32, 32, 32}, {33, 31, 33}, {16, 48, 64}, {47, 17, 100}, {64, 96, 160}, {100, 70, 300}};
+
+void check_bf16_products(gemm_route route) {
+  const thread_pool two(2);
+  for (const auto& s : bf16_shapes)
+    for (bool ta : {false, true})
+      for (bool tb : {false, true})
+        for (bool accumulate : {false, true})
+          check_gemm<float, float>(s.m, s.n, s.k, ta, tb, accumulate, two, kernels::product_precision::bf16, route);
+}
+}  // namespace
+
+TEST_CASE("bf16 products without AMX equal the triple loop over bf16-rounded operands", "[kernels][gemm]") {
+  check_bf16_products(kernels::detail::gemm_bf16_portable);
+  // bf16 and f16 operands take the same route.
+  const thread_pool two(2);
+  check_gemm<bf16, float>(37, 45, 70, false, true, true, two, kernels::product_precision::bf16);
+  check_gemm<float, f16>(37, 45, 70, true, false, false, two, kernels::product_precision::bf16);
+}
+
+TEST_CASE("bf16 products on AMX tiles equal the triple loop over bf16-rounded operands", "[kernels][gemm][amx]") {
+  if (!kernels::amx_bf16_usable()) test::skip_test("this CPU or OS offers no AMX-BF16 tiles");
+  check_bf16_products(kernels::gemm_bf16_amx);
+  // Results do not depend on the thread count, and are rounded from f32 operands, not truncated.
+  const thread_pool one(1), two(2);
+  operand_storage<float> a(300, 200, true, 100, 0);
+  operand_storage<float> b(200, 150, false, 101, 0);
+  std::vector<float> c1(300 * 150), c2(300 * 150, 1.0f);
+  kernels::gemm({300, 150, 200, a.operand, b.operand, c1.data(), 150, false, kernels::product_precision::bf16}, one);
+  kernels::gemm({300, 150, 200, a.operand, b.operand, c2.data(), 150, false, kernels::product_precision::bf16}, two);
+  REQUIRE(std::memcmp(c1.data(), c2.data(), c1.size() * sizeof(float)) == 0);
+  const float x[1] = {1.0f + 0x1p-8f + 0x1p-12f}, y[1] = {1.0f};  // rounds up to 1 + 2^-7 in bf16
+  float z = 0.0f;
+  kernels::gemm({1, 1, 1, {x, dtype::f32, 1, false}, {y, dtype::f32, 1, false}, &z, 1, false, kernels::product_precision::bf16});
+  REQUIRE(z == 1.0f + 0x1p-7f);
 }
 
 TEST_CASE("products give identical bits with 1 and 2 threads", "[kernels][gemm][threads]") {

@@ -345,6 +345,7 @@ TEST_CASE("gpt: the same sizes as run-time values give the same model and number
 
 TEST_CASE("gpt: loss and gradients are bit-identical on 1 and 2 threads", "[nn][gpt]") {
   const float dropout = GENERATE(0.0f, 0.1f);
+  const auto products = GENERATE(kernels::product_precision::f32, kernels::product_precision::bf16);
   const models::gpt_config c{.vocab = 50, .context = 32, .layers = 2, .heads = 4, .dim = 64, .dropout = dropout};
   const token_batch b = random_batch(4 * 32, c.vocab, 3);
   std::vector<std::vector<float>> grads[2];
@@ -353,7 +354,7 @@ TEST_CASE("gpt: loss and gradients are bit-identical on 1 and 2 threads", "[nn][
   for (int run = 0; run < 2; ++run) {
     models::gpt<> model(c);
     model.init(seed{4});
-    const nn::run_context ctx{run == 0 ? &serial_pool() : &two, true, seed{8}, 3};
+    const nn::run_context ctx{run == 0 ? &serial_pool() : &two, true, seed{8}, 3, products};
     model.visit_parameters([](std::string_view, nn::parameter& p) { p.zero_grad(); });
     losses[run] = model.forward(b.ids, b.targets, {4, 32}, ctx);
     model.backward(ctx);
@@ -363,6 +364,37 @@ TEST_CASE("gpt: loss and gradients are bit-identical on 1 and 2 threads", "[nn][
   CHECK(losses[0] == losses[1]);
   REQUIRE(grads[0].size() == grads[1].size());
   for (std::size_t k = 0; k < grads[0].size(); ++k) REQUIRE(grads[0][k] == grads[1][k]);
+}
+
+TEST_CASE("gpt: bf16 products give the f32 model's loss and gradients to bf16's precision", "[nn][gpt]") {
+  const models::gpt_config c{.vocab = 50, .context = 32, .layers = 2, .heads = 4, .dim = 64};
+  const token_batch b = random_batch(4 * 32, c.vocab, 3);
+  std::vector<std::vector<float>> grads[2];
+  float losses[2];
+  for (int run = 0; run < 2; ++run) {
+    models::gpt<> model(c);
+    model.init(seed{4});
+    nn::run_context ctx;
+    ctx.products = run == 0 ? kernels::product_precision::f32 : kernels::product_precision::bf16;
+    model.visit_parameters([](std::string_view, nn::parameter& p) { p.zero_grad(); });
+    losses[run] = model.forward(b.ids, b.targets, {4, 32}, ctx);
+    model.backward(ctx);
+    model.visit_parameters(
+        [&](std::string_view, nn::parameter& p) { grads[run].emplace_back(p.grad().begin(), p.grad().end()); });
+  }
+  // The products did change (bf16 was used), by about bf16's unit roundoff (2^-9) relative.
+  CHECK(losses[0] != losses[1]);
+  CHECK(std::abs(losses[1] - losses[0]) <= 4e-3 * std::abs(losses[0]));
+  REQUIRE(grads[0].size() == grads[1].size());
+  for (std::size_t k = 0; k < grads[0].size(); ++k) {
+    double diff = 0.0, norm = 0.0;
+    for (std::size_t i = 0; i < grads[0][k].size(); ++i) {
+      diff += std::pow(double{grads[1][k][i]} - grads[0][k][i], 2);
+      norm += std::pow(double{grads[0][k][i]}, 2);
+    }
+    INFO("parameter " << k);
+    CHECK(std::sqrt(diff) <= 0.02 * std::sqrt(norm));
+  }
 }
 
 TEST_CASE("gpt: dropout acts while training only; evaluation is the dropout-free model's", "[nn][gpt]") {

@@ -70,6 +70,13 @@ inline std::filesystem::path shared_data(const std::string& relative) {
   return path;
 }
 
+/// Ends the test process with code 77, which ctest reports as skipped: for a test whose subject
+/// (a CPU feature, a file) is not here. Never a pass.
+[[noreturn]] inline void skip_test(const char* why) {
+  std::fprintf(stderr, "SKIPPED: %s\n", why);
+  std::exit(77);
+}
+
 /// The whole content of a file.
 inline std::string read_file(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);

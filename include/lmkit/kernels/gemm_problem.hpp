@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 #include "lmkit/core/dtype.hpp"
 
@@ -17,6 +18,11 @@ struct matrix_operand {
   bool transposed = false;
 };
 
+/// How a product's terms are formed. f32: exactly, in f32. bf16: from the operands rounded to
+/// bf16 (each product then exact), summed in f32 -- PyTorch's autocast to bfloat16; on a CPU with
+/// AMX the products run on its tiles (kernels/amx_gemm.hpp), many times faster than f32 FMAs.
+enum class product_precision : std::uint8_t { f32, bf16 };
+
 /// C[m x n] (row stride ldc) = op(A)[m x k] * op(B)[k x n], added to C when `accumulate`.
 struct gemm_problem {
   std::size_t m = 0, n = 0, k = 0;
@@ -24,6 +30,7 @@ struct gemm_problem {
   float* c = nullptr;
   std::size_t ldc = 0;
   bool accumulate = false;
+  product_precision products = product_precision::f32;
 };
 
 }  // namespace lmkit::kernels

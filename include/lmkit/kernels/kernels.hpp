@@ -11,12 +11,14 @@
 #include <cstdint>
 #include <cstring>
 #include <span>
+#include <vector>
 
 #include "lmkit/core/dtype.hpp"
 #include "lmkit/core/error.hpp"
 #include "lmkit/core/parallel.hpp"
 #include "lmkit/core/tensor.hpp"
 #include "lmkit/core/weight_matrix.hpp"
+#include "lmkit/kernels/amx_gemm.hpp"
 #include "lmkit/kernels/gemm_problem.hpp"
 #include "lmkit/kernels/optimizer_coefficients.hpp"
 #include "lmkit/kernels/prepacked_matrix.hpp"
@@ -365,6 +367,37 @@ inline void elman_cell_backward(std::span<const float> gates, std::span<float> d
 
 // ---- matrix products ----------------------------------------------------------------------
 
+namespace detail {
+/// A compact bf16 copy of an operand (rows x cols as the product sees it), in its stored layout.
+inline matrix_operand rounded_to_bf16(const matrix_operand& op, std::size_t rows, std::size_t cols, std::vector<bf16>& store) {
+  if (op.type == dtype::bf16 || rows * cols == 0) return op;
+  const std::size_t stored_rows = op.transposed ? cols : rows, stored_cols = op.transposed ? rows : cols;
+  store.resize(stored_rows * stored_cols);
+  std::vector<float> widened(op.type == dtype::f16 ? stored_cols : 0);
+  for (std::size_t r = 0; r < stored_rows; ++r) {
+    const std::span<bf16> out{store.data() + r * stored_cols, stored_cols};
+    if (op.type == dtype::f32) {
+      convert({static_cast<const float*>(op.data) + r * op.stride, stored_cols}, out);
+    } else {
+      convert({static_cast<const f16*>(op.data) + r * op.stride, stored_cols}, std::span<float>{widened});
+      convert(std::span<const float>{widened}, out);
+    }
+  }
+  return {store.data(), dtype::bf16, stored_cols, op.transposed};
+}
+
+/// bf16 products without AMX: the operands rounded to bf16 once, then the f32 kernel, whose
+/// products of bf16 values are exact -- the same terms as on the tiles, summed in another order.
+inline void gemm_bf16_portable(const gemm_problem& g, const thread_pool& pool) {
+  std::vector<bf16> a_rounded, b_rounded;
+  gemm_problem rounded = g;
+  rounded.products = product_precision::f32;
+  rounded.a = rounded_to_bf16(g.a, g.m, g.k, a_rounded);
+  rounded.b = rounded_to_bf16(g.b, g.k, g.n, b_rounded);
+  HWY_DYNAMIC_DISPATCH(gemm)(rounded, pool);
+}
+}  // namespace detail
+
 /// The general product; checks that the problem is well formed, then dispatches.
 inline void gemm(const gemm_problem& g, const thread_pool& pool = serial_pool()) {
   auto check_operand = [](const matrix_operand& op, std::size_t rows, std::size_t cols, const char* name) {
@@ -377,6 +410,10 @@ inline void gemm(const gemm_problem& g, const thread_pool& pool = serial_pool())
   check_operand(g.b, g.k, g.n, "B");
   require<shape_error>(g.ldc >= g.n, "gemm: C stride ", g.ldc, " is smaller than its ", g.n, " columns");
   require<argument_error>(g.c != nullptr || g.m * g.n == 0, "gemm: C has no data");
+  if (g.products == product_precision::bf16) {
+    if (amx_bf16_usable() && g.a.type == dtype::f32 && g.b.type == dtype::f32) return gemm_bf16_amx(g, pool);
+    return detail::gemm_bf16_portable(g, pool);
+  }
   HWY_DYNAMIC_DISPATCH(gemm)(g, pool);
 }
 
@@ -432,12 +469,13 @@ void matmul(tensor_view<TA, EA> a, tensor_view<TB, EB> b, tensor_view<float, EC>
 /// c (+)= a * b^T with a [m x k], b [n x k] (a weight stored [out, in]), c [m x n].
 template <class TA, class EA, class TB, class EB, class EC>
 void matmul_nt(tensor_view<TA, EA> a, tensor_view<TB, EB> b, tensor_view<float, EC> c,
-               const thread_pool& pool = serial_pool(), bool accumulate = false) {
+               const thread_pool& pool = serial_pool(), bool accumulate = false,
+               product_precision products = product_precision::f32) {
   require<shape_error>(a.extent(1) == b.extent(1) && c.extent(0) == a.extent(0) && c.extent(1) == b.extent(0),
                        "matmul_nt: [", a.extent(0), " x ", a.extent(1), "] * [", b.extent(0), " x ", b.extent(1),
                        "]^T does not give [", c.extent(0), " x ", c.extent(1), "]");
   gemm({a.extent(0), b.extent(0), a.extent(1), detail::operand(a, false, "a"), detail::operand(b, true, "b"), c.data(),
-        c.stride(0), accumulate},
+        c.stride(0), accumulate, products},
        pool);
 }
 

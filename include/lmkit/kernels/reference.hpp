@@ -240,13 +240,19 @@ inline double element(const matrix_operand& m, std::size_t r, std::size_t c) {
 }
 
 /// The triple loop. Also returns, per element of C, sum_k |a b| (for error bounds) if asked.
+/// With bf16 products each operand element is first rounded to bf16 (nearest, ties to even).
 inline void gemm(const gemm_problem& g, std::vector<double>* magnitude = nullptr) {
   if (magnitude) magnitude->assign(g.m * g.n, 0.0);
+  const bool bf16_products = g.products == product_precision::bf16;
+  auto value = [&](const matrix_operand& m, std::size_t r, std::size_t c) {
+    const double x = element(m, r, c);
+    return bf16_products ? double{bf16::from_float(static_cast<float>(x)).to_float()} : x;
+  };
   for (std::size_t i = 0; i < g.m; ++i)
     for (std::size_t j = 0; j < g.n; ++j) {
       double sum = g.accumulate ? g.c[i * g.ldc + j] : 0.0, size = std::abs(sum);
       for (std::size_t p = 0; p < g.k; ++p) {
-        const double term = element(g.a, i, p) * element(g.b, p, j);
+        const double term = value(g.a, i, p) * value(g.b, p, j);
         sum += term;
         size += std::abs(term);
       }

@@ -172,7 +172,7 @@ class gpt {
     x = ln_f_.forward(h_.forward(x, ctx), ctx);
     final_ = x;
     const nn::matrix out = nn::as_matrix(logits_, shape.rows(), config_.vocab);
-    kernels::matmul_nt(x, wte_.weight().value_matrix(), out, *ctx.pool);  // tied output layer
+    kernels::matmul_nt(x, wte_.weight().value_matrix(), out, *ctx.pool, false, ctx.products);  // tied output layer
     return out;
   }
 
@@ -188,10 +188,10 @@ class gpt {
     // The tied output layer: dx = dlogits wte;  dwte += dlogits^T x.
     const std::size_t rows = shape_.rows(), vocab = config_.vocab, dim = config_.dim;
     kernels::gemm({rows, dim, vocab, {dlogits.data(), dtype::f32, vocab, false}, {wte_.weight().value().data(), dtype::f32, dim, false},
-                   dx_.data(), dim, false},
+                   dx_.data(), dim, false, ctx.products},
                   *ctx.pool);
     kernels::gemm({vocab, dim, rows, {dlogits.data(), dtype::f32, vocab, true}, {final_.data(), dtype::f32, dim, false},
-                   wte_.weight().grad().data(), dim, true},
+                   wte_.weight().grad().data(), dim, true, ctx.products},
                   *ctx.pool);
     const nn::const_matrix dx = nn::as_matrix(std::span<const float>(dx_), rows, dim);
     const nn::const_matrix dh = h_.backward(ln_f_.backward(dx, ctx), ctx);

@@ -18,6 +18,7 @@
 #include "lmkit/core/extents.hpp"
 #include "lmkit/core/parallel.hpp"
 #include "lmkit/core/rng.hpp"
+#include "lmkit/kernels/gemm_problem.hpp"
 #include "lmkit/kernels/kernels.hpp"
 #include "lmkit/nn/arena.hpp"
 #include "lmkit/nn/parameter.hpp"
@@ -39,11 +40,15 @@ enum class bias { no, yes };
 /// Random masks (dropout) are drawn from (noise, pass): the run's seed and the number of the
 /// training pass (micro-batch) in the run, which train_step sets. A mask is thus a function of
 /// where the run is, not of how many calls came before: a resumed run draws the same masks.
+/// `products` says how the matrix products of linear layers, attention and tied output heads
+/// form their terms: exactly in f32, or from bf16-rounded operands (PyTorch's autocast to
+/// bfloat16; AMX tiles where the CPU has them). Everything else stays in f32.
 struct run_context {
   const thread_pool* pool = &serial_pool();
   bool training = true;
   seed noise = {};
   std::uint64_t pass = 0;
+  kernels::product_precision products = kernels::product_precision::f32;
 };
 
 /// A visitor that sees (name, parameter&); layers call it once per parameter they own.

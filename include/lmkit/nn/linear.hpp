@@ -83,7 +83,7 @@ class linear {
                          x.extent(1), "], expected [", rows_, " x ", in_, "]");
     x_ = x;
     const matrix y = as_matrix(y_, rows_, out_);
-    kernels::matmul_nt(x, weight_.value_matrix(), y, *ctx.pool);
+    kernels::matmul_nt(x, weight_.value_matrix(), y, *ctx.pool, false, ctx.products);
     if (has_bias())
       for (std::size_t r = 0; r < rows_; ++r) kernels::add(y[r].span(), bias_.value(), y[r].span());
     return y;
@@ -97,10 +97,10 @@ class linear {
     const kernels::matrix_operand dy_operand{dy.data(), dtype::f32, dy.stride(0), false};
     const kernels::matrix_operand dy_transposed{dy.data(), dtype::f32, dy.stride(0), true};
     kernels::gemm({rows_, in_, out_, dy_operand, {weight_.value().data(), dtype::f32, in_, false}, dx.data(), dx.stride(0),
-                   false},
+                   false, ctx.products},
                   *ctx.pool);
     kernels::gemm({out_, in_, rows_, dy_transposed, {x_.data(), dtype::f32, x_.stride(0), false}, weight_.grad().data(),
-                   in_, true},
+                   in_, true, ctx.products},
                   *ctx.pool);
     if (has_bias())
       for (std::size_t r = 0; r < rows_; ++r) kernels::add(dy[r].span(), bias_.grad(), bias_.grad());

@@ -1,0 +1,293 @@
+// Products of bf16-rounded operands on Intel AMX tiles: C (+)= bf16(A) * bf16(B), with the products
+// exact and the sums in f32 (TDPBF16PS), what PyTorch's autocast to bfloat16 asks of a matmul.
+//
+// Highway has no AMX operations, so this one path is written with the compiler's AMX and
+// AVX-512 intrinsics, in functions that carry their own target attributes; it runs only when
+// `amx_bf16_usable()` (the CPU has AMX-BF16 and AVX512-BF16, the OS enables tile state and grants
+// this process the right to use it). kernels::gemm calls it for a problem that asks for bf16
+// products, and otherwise rounds the operands itself and runs the f32 kernel: the same products,
+// summed in another order.
+//
+// Layout. A is packed to bf16 rows [m_pad x k_pad] (k contiguous, what a tile row of A is); B to
+// the pair-interleaved ("VNNI") form TDPBF16PS reads, [k_pad / 2][n_pad][2]: row kk of it holds,
+// for every column, B[2kk][col] and B[2kk+1][col] side by side. Padding is zero, so partial tiles
+// need no special kernel, only a masked store of C. C is made of 32 x 32 blocks, each four 16 x 16
+// f32 tiles fed by two tiles of A and two of B per step of 32 along k; every block sums its whole
+// k in the same order, so the result does not depend on the thread count.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "lmkit/core/aligned_buffer.hpp"
+#include "lmkit/core/parallel.hpp"
+#include "lmkit/kernels/gemm_problem.hpp"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
+#include <immintrin.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#define LMKIT_HAS_AMX_PATH 1
+#else
+#define LMKIT_HAS_AMX_PATH 0
+#endif
+
+namespace lmkit::kernels {
+
+#if LMKIT_HAS_AMX_PATH
+namespace amx_detail {
+
+constexpr std::size_t block = 32;  // C block edge: 2 x 2 tiles of 16 x 16
+constexpr std::size_t tile = 16;
+
+inline std::size_t round_up(std::size_t x, std::size_t to) { return (x + to - 1) / to * to; }
+
+/// Asks, once per process, whether tiles may be used: CPUID for AMX-TILE, AMX-BF16 and
+/// AVX512-BF16, XCR0 for the tile state, then Linux's arch_prctl for the permission (the kernel
+/// leaves the 8 KiB tile state off until a process asks).
+inline bool probe() {
+  unsigned a, b, c, d;
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
+  const bool amx_tile = (d >> 24) & 1u, amx_bf16 = (d >> 22) & 1u, avx512bw = (b >> 30) & 1u;
+  if (!amx_tile || !amx_bf16 || !avx512bw) return false;
+  if (!__get_cpuid_count(7, 1, &a, &b, &c, &d) || !((a >> 5) & 1u)) return false;  // AVX512-BF16
+  if (!__get_cpuid(1, &a, &b, &c, &d) || !((c >> 27) & 1u)) return false;          // OSXSAVE
+  unsigned lo, hi;
+  __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+  const std::uint64_t xcr0 = (std::uint64_t{hi} << 32) | lo;
+  const std::uint64_t needed = (1u << 1) | (1u << 2) | (7u << 5) | (3u << 17);  // SSE, AVX, AVX-512, tiles
+  if ((xcr0 & needed) != needed) return false;
+  constexpr long arch_req_xcomp_perm = 0x1023, xfeature_xtiledata = 18;
+  return syscall(SYS_arch_prctl, arch_req_xcomp_perm, xfeature_xtiledata) == 0;
+}
+
+/// The tile configuration: palette 1, every tile 16 rows of 64 bytes.
+struct alignas(64) tile_config {
+  std::uint8_t palette = 1, start_row = 0;
+  std::uint8_t reserved[14] = {};
+  std::uint16_t bytes_per_row[16] = {};
+  std::uint8_t rows[16] = {};
+};
+
+#define LMKIT_AMX_TARGET __attribute__((target("avx512f,avx512bw,avx512bf16,amx-tile,amx-bf16")))
+
+inline __mmask16 first(std::size_t count) {
+  return count >= 16 ? __mmask16(0xffff) : __mmask16((1u << count) - 1u);
+}
+
+/// Transposes a 16 x 16 block of 32-bit elements held in 16 registers, in place.
+LMKIT_AMX_TARGET inline void transpose_16x16(__m512i (&r)[16]) {
+  __m512i t[16], u[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+  }
+  // Each 128-bit lane L of u[4i + j] now holds column 4L + j of rows 4i .. 4i + 3.
+  for (int i = 0; i < 4; ++i) {
+    u[4 * i] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+    u[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+    u[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+    u[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+  }
+  for (int j = 0; j < 4; ++j) {
+    const __m512i x0 = _mm512_shuffle_i32x4(u[j], u[4 + j], 0x44), x1 = _mm512_shuffle_i32x4(u[j], u[4 + j], 0xee);
+    const __m512i y0 = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0x44), y1 = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0xee);
+    r[j] = _mm512_shuffle_i32x4(x0, y0, 0x88);
+    r[4 + j] = _mm512_shuffle_i32x4(x0, y0, 0xdd);
+    r[8 + j] = _mm512_shuffle_i32x4(x1, y1, 0x88);
+    r[12 + j] = _mm512_shuffle_i32x4(x1, y1, 0xdd);
+  }
+}
+
+/// Rows [r0, r1) of A (m x k as the product sees it) into `packed` [m_pad x k_pad] bf16.
+LMKIT_AMX_TARGET inline void pack_a(const matrix_operand& a, std::size_t m, std::size_t k, std::size_t k_pad,
+                                    std::uint16_t* packed, std::size_t r0, std::size_t r1) {
+  const float* src = static_cast<const float*>(a.data);
+  if (!a.transposed) {
+    for (std::size_t r = r0; r < r1; ++r) {
+      std::uint16_t* dst = packed + r * k_pad;
+      if (r >= m) {
+        std::memset(dst, 0, k_pad * sizeof(std::uint16_t));
+        continue;
+      }
+      const float* row = src + r * a.stride;
+      for (std::size_t c = 0; c < k_pad; c += 32) {
+        const std::size_t left = c < k ? k - c : 0;
+        const __m512 lo = _mm512_maskz_loadu_ps(first(left), row + c);
+        const __m512 hi = _mm512_maskz_loadu_ps(first(left > 16 ? left - 16 : 0), row + c + 16);
+        _mm512_storeu_si512(dst + c, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+      }
+    }
+    return;
+  }
+  // Stored as A^T [k x m]: element (r, c) at src[c * stride + r]. Per band of 16 rows (r0 and r1
+  // are multiples of 16) and 32 k: two 16 x 16 register transposes, then the conversion.
+  for (std::size_t band = r0; band < r1; band += tile) {
+    const __mmask16 valid = first(band < m ? m - band : 0);
+    for (std::size_t c = 0; c < k_pad; c += 32) {
+      __m512i lo[16], hi[16];
+      for (std::size_t i = 0; i < tile; ++i) {
+        const bool in_lo = c + i < k, in_hi = c + tile + i < k;
+        lo[i] = _mm512_castps_si512(in_lo ? _mm512_maskz_loadu_ps(valid, src + (c + i) * a.stride + band) : _mm512_setzero_ps());
+        hi[i] = _mm512_castps_si512(in_hi ? _mm512_maskz_loadu_ps(valid, src + (c + tile + i) * a.stride + band)
+                                          : _mm512_setzero_ps());
+      }
+      transpose_16x16(lo);
+      transpose_16x16(hi);
+      for (std::size_t i = 0; i < tile; ++i)
+        _mm512_storeu_si512(packed + (band + i) * k_pad + c,
+                            (__m512i)_mm512_cvtne2ps_pbh(_mm512_castsi512_ps(hi[i]), _mm512_castsi512_ps(lo[i])));
+    }
+  }
+}
+
+/// Pair rows [p0, p1) of B (k x n as the product sees it) into `packed` [k_pad / 2][n_pad][2] bf16.
+LMKIT_AMX_TARGET inline void pack_b(const matrix_operand& b, std::size_t k, std::size_t n, std::size_t n_pad,
+                                    std::uint16_t* packed, std::size_t p0, std::size_t p1) {
+  const float* src = static_cast<const float*>(b.data);
+  if (b.transposed) {
+    // Stored as B^T [n x k]: a pair (B[2p][col], B[2p+1][col]) is adjacent in stored row col, so
+    // 16 stored rows of 32 k, converted, are 16 rows of 16 pairs; one 32-bit transpose makes them
+    // 16 packed rows of 16 columns. p0 and p1 are multiples of 16.
+    for (std::size_t p = p0; p < p1; p += tile) {
+      const std::size_t k0 = 2 * p, left = k0 < k ? k - k0 : 0;
+      const __mmask16 mask_lo = first(left), mask_hi = first(left > 16 ? left - 16 : 0);
+      for (std::size_t c = 0; c < n_pad; c += tile) {
+        __m512i rows[16];
+        for (std::size_t j = 0; j < tile; ++j) {
+          if (c + j >= n) {
+            rows[j] = _mm512_setzero_si512();
+            continue;
+          }
+          const float* row = src + (c + j) * b.stride + k0;
+          rows[j] = (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(mask_hi, row + 16), _mm512_maskz_loadu_ps(mask_lo, row));
+        }
+        transpose_16x16(rows);
+        for (std::size_t i = 0; i < tile; ++i) _mm512_storeu_si512(packed + (p + i) * n_pad * 2 + 2 * c, rows[i]);
+      }
+    }
+    return;
+  }
+  // cvtne2ps_pbh gives the 16 values of the even k then the 16 of the odd k; interleave them.
+  const __m512i interleave = _mm512_setr_epi32(0x00100000, 0x00110001, 0x00120002, 0x00130003, 0x00140004, 0x00150005,
+                                               0x00160006, 0x00170007, 0x00180008, 0x00190009, 0x001a000a, 0x001b000b,
+                                               0x001c000c, 0x001d000d, 0x001e000e, 0x001f000f);
+  for (std::size_t p = p0; p < p1; ++p) {
+    const std::size_t k0 = 2 * p, k1 = 2 * p + 1;
+    std::uint16_t* dst = packed + p * n_pad * 2;
+    for (std::size_t c = 0; c < n_pad; c += tile) {
+      const std::size_t left = c < n ? n - c : 0;
+      const __m512 even = _mm512_maskz_loadu_ps(k0 < k ? first(left) : 0, src + k0 * b.stride + c);
+      const __m512 odd = _mm512_maskz_loadu_ps(k1 < k ? first(left) : 0, src + k1 * b.stride + c);
+      const __m512i pairs = _mm512_permutexvar_epi16(interleave, (__m512i)_mm512_cvtne2ps_pbh(odd, even));
+      _mm512_storeu_si512(dst + 2 * c, pairs);
+    }
+  }
+}
+
+/// Blocks [b0, b1) of C, numbered column-block major: block i is rows (i % m_blocks) * 32 and
+/// columns (i / m_blocks) * 32, so consecutive blocks share their B panel.
+LMKIT_AMX_TARGET inline void multiply_blocks(const gemm_problem& g, const std::uint16_t* a, const std::uint16_t* b,
+                                             std::size_t k_pad, std::size_t n_pad, std::size_t b0, std::size_t b1) {
+  tile_config config;
+  for (int t = 0; t < 8; ++t) {
+    config.rows[t] = tile;
+    config.bytes_per_row[t] = 64;
+  }
+  _tile_loadconfig(&config);
+  const std::size_t m_blocks = round_up(g.m, block) / block;
+  const long a_stride = static_cast<long>(k_pad * 2), b_stride = static_cast<long>(n_pad * 4);
+  // The tiles go to a block-sized buffer that stays in L1, and from it to C with vector moves:
+  // a tile stored straight into C's rows (a cache line each, often not in L1) holds its tile
+  // register until the lines arrive, and the next block's products wait for that register.
+  alignas(64) float out[block * block];
+  constexpr long out_stride = block * sizeof(float);
+  for (std::size_t i = b0; i < b1; ++i) {
+    const std::size_t row = (i % m_blocks) * block, col = (i / m_blocks) * block;
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    const std::uint16_t* a_rows = a + row * k_pad;
+    const std::uint16_t* b_cols = b + col * 2;
+    for (std::size_t kk = 0; kk < k_pad; kk += 32) {
+      _tile_loadd(4, a_rows + kk, a_stride);
+      _tile_loadd(5, a_rows + tile * k_pad + kk, a_stride);
+      _tile_loadd(6, b_cols + kk / 2 * n_pad * 2, b_stride);
+      _tile_loadd(7, b_cols + kk / 2 * n_pad * 2 + tile * 2, b_stride);
+      _tile_dpbf16ps(0, 4, 6);
+      _tile_dpbf16ps(1, 4, 7);
+      _tile_dpbf16ps(2, 5, 6);
+      _tile_dpbf16ps(3, 5, 7);
+    }
+    _tile_stored(0, out, out_stride);
+    _tile_stored(1, out + tile, out_stride);
+    _tile_stored(2, out + tile * block, out_stride);
+    _tile_stored(3, out + tile * block + tile, out_stride);
+    const std::size_t rows = std::min(block, g.m - row), cols = std::min(block, g.n - col);
+    const __mmask16 left = first(cols), right = first(cols > tile ? cols - tile : 0);
+    float* c = g.c + row * g.ldc + col;
+    for (std::size_t r = 0; r < rows; ++r, c += g.ldc) {
+      __m512 lo = _mm512_load_ps(out + r * block), hi = _mm512_load_ps(out + r * block + tile);
+      if (g.accumulate) {
+        lo = _mm512_add_ps(lo, _mm512_maskz_loadu_ps(left, c));
+        hi = _mm512_add_ps(hi, _mm512_maskz_loadu_ps(right, c + tile));
+      }
+      _mm512_mask_storeu_ps(c, left, lo);
+      _mm512_mask_storeu_ps(c + tile, right, hi);
+    }
+  }
+  _tile_release();
+}
+
+#undef LMKIT_AMX_TARGET
+
+/// Packing space, kept by the calling thread between products (it grows to the largest seen).
+struct workspace {
+  aligned_buffer<std::uint16_t> a, b;
+};
+
+inline workspace& thread_workspace() {
+  thread_local workspace w;
+  return w;
+}
+
+}  // namespace amx_detail
+
+/// Whether this CPU and OS let lmkit multiply on AMX tiles (asked once per process).
+inline bool amx_bf16_usable() {
+  static const bool usable = amx_detail::probe();
+  return usable;
+}
+
+/// C (+)= bf16(A) * bf16(B) on AMX tiles, f32 operands only. The caller checks amx_bf16_usable().
+inline void gemm_bf16_amx(const gemm_problem& g, const thread_pool& pool) {
+  using namespace amx_detail;
+  if (g.m == 0 || g.n == 0) return;
+  const std::size_t m_pad = round_up(g.m, block), n_pad = round_up(g.n, block), k_pad = round_up(std::max<std::size_t>(g.k, 1), 32);
+  workspace& w = thread_workspace();
+  if (w.a.size() < m_pad * k_pad) w.a = aligned_buffer<std::uint16_t>(m_pad * k_pad, uninitialized);
+  if (w.b.size() < k_pad * n_pad) w.b = aligned_buffer<std::uint16_t>(k_pad * n_pad, uninitialized);
+  std::uint16_t* a = w.a.data();
+  std::uint16_t* b = w.b.data();
+  // Grains of about 64 KiB of packed output per task.
+  pool.for_each_chunk(m_pad, std::max<std::size_t>(tile, 32768 / k_pad / tile * tile),
+                      [&](std::size_t r0, std::size_t r1) { pack_a(g.a, g.m, g.k, k_pad, a, r0, r1); });
+  pool.for_each_chunk(k_pad / 2, std::max<std::size_t>(tile, 16384 / n_pad / tile * tile),
+                      [&](std::size_t p0, std::size_t p1) { pack_b(g.b, g.k, g.n, n_pad, b, p0, p1); });
+  const std::size_t blocks = (m_pad / block) * (n_pad / block);
+  // A block of 32 x 32 x k_pad is 64 k_pad multiply-adds per row pair; aim for ~20 us per task.
+  const std::size_t grain = std::max<std::size_t>(1, 4096 / k_pad);
+  pool.for_each_chunk(blocks, grain, [&](std::size_t b0, std::size_t b1) { multiply_blocks(g, a, b, k_pad, n_pad, b0, b1); });
+}
+
+#else
+inline bool amx_bf16_usable() { return false; }
+inline void gemm_bf16_amx(const gemm_problem&, const thread_pool&) {}
+#endif
+
+}  // namespace lmkit::kernels
