@@ -45,6 +45,7 @@ struct options {
   std::optional<std::size_t> steps, batch, context, layers, heads, dim, embedding, warmup;
   std::optional<float> lr, min_lr, weight_decay, beta1, beta2, clip;
   float dropout = 0.0f;
+  std::optional<kernels::product_precision> products;
   std::size_t accumulation = 1, save_every = 0, eval_every = 250, eval_batches = 20, final_eval_batches = 200;
   int threads = 0;
   std::uint64_t seed = 1337;
@@ -54,7 +55,7 @@ int usage(int code) {
   std::fputs(
       "usage: train --data FILE [--family gpt|lstm] [--steps N] [--batch B] [--context T] [--layers L]\n"
       "             [--heads H] [--dim C] [--embedding E] [--dropout P] [--lr X] [--min-lr X] [--warmup N]\n"
-      "             [--weight-decay X]\n"
+      "             [--weight-decay X] [--products f32|bf16]\n"
       "             [--beta1 X] [--beta2 X] [--clip X] [--threads N] [--seed S] [--eval-every N]\n"
       "             [--eval-batches N] [--final-eval-batches N] [--accumulate N] [--curve PREFIX]\n"
       "             [--save CHECKPOINT [--save-every N]] [--resume CHECKPOINT]\n"
@@ -62,7 +63,9 @@ int usage(int code) {
       "  Shakespeare CPU configuration by default; lstm: embedding 64, 2 x 256 (--dim), 32 streams x 64 steps,\n"
       "  Adam 2e-3, clip 5. --threads 0 uses every core. --save writes a safetensors checkpoint (weights,\n"
       "  optimizer state, step, data position, carried state) at the end and every N steps; --resume\n"
-      "  continues one to --steps, giving the same numbers as a run that was never stopped.\n",
+      "  continues one to --steps, giving the same numbers as a run that was never stopped. --products bf16\n"
+      "  (gpt) forms the matrix products of the linear layers and the output head from bf16-rounded operands,\n"
+      "  summed in f32, as PyTorch's autocast to bfloat16 does (on AMX tiles where the CPU has them).\n",
       code == 0 ? stdout : stderr);
   return code;
 }
@@ -126,6 +129,8 @@ int train_model(typename Family::model_type& model, std::map<std::string, std::s
   constexpr bool recurrent = std::is_same_v<Family, lstm_family>;
   const thread_pool pool(o.threads);
   nn::run_context ctx{&pool, true, seed{o.seed}};  // dropout masks from the run's seed
+  ctx.products = o.products.value_or(kernels::product_precision::f32);
+  metadata["train.products"] = ctx.products == kernels::product_precision::bf16 ? "bf16" : "f32";
   model.init(seed{o.seed});
   train::parameter_list params(model);
   train::adam optimizer(params, adam);
@@ -137,6 +142,11 @@ int train_model(typename Family::model_type& model, std::map<std::string, std::s
   std::fprintf(stderr, "%s: %.3fM parameters; %zu train / %zu val tokens; batch %zu x %zu; %d threads\n", Family::name,
                params.element_count() / 1e6, train_tokens.size(), val_tokens.size(), shape.batch, shape.time,
                pool.threads());
+  auto say_products = [&] {
+    if (ctx.products == kernels::product_precision::bf16)
+      std::fprintf(stderr, "products: bf16 operands, f32 sums (%s)\n",
+                   kernels::amx_bf16_usable() ? "AMX tiles" : "no AMX here: rounded operands on the f32 kernel, slower");
+  };
 
   std::uint64_t first_step = 0;
   if (!o.resume.empty()) {
@@ -148,6 +158,11 @@ int train_model(typename Family::model_type& model, std::map<std::string, std::s
     const train::run_position at = train::load_checkpoint(o.resume, params, optimizer, &state);
     first_step = at.step;
     ctx.noise = at.noise;
+    // The run goes on with its products unless told otherwise (then it is not the same run).
+    if (const auto p = at.metadata.find("train.products"); p != at.metadata.end() && !o.products) {
+      ctx.products = p->second == "bf16" ? kernels::product_precision::bf16 : kernels::product_precision::f32;
+      metadata["train.products"] = p->second;
+    }
     if constexpr (recurrent) {
       restore_state(model, state);
       const auto p = at.metadata.find("streams.position");
@@ -158,6 +173,7 @@ int train_model(typename Family::model_type& model, std::map<std::string, std::s
     }
     std::fprintf(stderr, "resumed %s at step %llu\n", o.resume.c_str(), static_cast<unsigned long long>(first_step));
   }
+  say_products();
   auto save = [&](std::uint64_t step) {
     if (o.save.empty()) return;
     train::run_position position{.step = step, .noise = ctx.noise, .metadata = metadata};
@@ -250,6 +266,11 @@ int run(int argc, char** argv) {
     else if (a == "--dim") o.dim = count();
     else if (a == "--embedding") o.embedding = count();
     else if (a == "--dropout") o.dropout = real();
+    else if (a == "--products") {
+      const std::string p = value();
+      require<argument_error>(p == "f32" || p == "bf16", "train: --products is f32 or bf16, not '", p, "'");
+      o.products = p == "bf16" ? kernels::product_precision::bf16 : kernels::product_precision::f32;
+    }
     else if (a == "--lr") o.lr = real();
     else if (a == "--min-lr") o.min_lr = real();
     else if (a == "--warmup") o.warmup = count();
@@ -272,6 +293,9 @@ int run(int argc, char** argv) {
   if (o.data.empty()) return usage(2);
   require<argument_error>(o.family == "gpt" || o.family == "lstm", "train: unknown family '", o.family, "' (gpt, lstm)");
   require<argument_error>(o.dropout == 0.0f || o.family == "gpt", "train: --dropout is for the gpt family");
+  require<argument_error>(o.products.value_or(kernels::product_precision::f32) == kernels::product_precision::f32 ||
+                              o.family == "gpt",
+                          "train: --products bf16 is for the gpt family (the LSTM's recurrent products are f32)");
 
   const std::string corpus = read_text(o.data);
   require<argument_error>(!corpus.empty(), "train: ", o.data, " is empty");

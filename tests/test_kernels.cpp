@@ -741,11 +741,13 @@ TEST_CASE("matmul backward gives the gradients of both operands", "[kernels][gem
 
 namespace {
 // Shapes for bf16 products: the edges of the 32 x 32 blocks, of the 16-column tiles and of the
-// 32-deep steps, and transposed operands wider than one 16 x 16 register transpose.
+// 32-deep steps, transposed operands wider than one 16 x 16 register transpose, and more than one
+// band of rows (128), group of columns (256) and depth step (256).
 const struct {
   std::size_t m, n, k;
-} bf16_shapes[] = {{0, 5, 3},   {4, 0, 3},    {3, 4, 0},    {1, 1, 1},     {2, 3, 5},     {17, 15, 31},
-                   {32, 32, 32}, {33, 31, 33}, {16, 48, 64}, {47, 17, 100}, {64, 96, 160}, {100, 70, 300}};
+} bf16_shapes[] = {{0, 5, 3},     {4, 0, 3},     {3, 4, 0},      {1, 1, 1},      {2, 3, 5},
+                   {17, 15, 31},  {32, 32, 32},  {33, 31, 33},   {16, 48, 64},   {47, 17, 100},
+                   {64, 96, 160}, {100, 70, 300}, {130, 270, 40}, {140, 20, 520}};
 
 void check_bf16_products(gemm_route route) {
   const thread_pool two(2);

@@ -8,12 +8,12 @@
 // products, and otherwise rounds the operands itself and runs the f32 kernel: the same products,
 // summed in another order.
 //
-// Layout. A is packed to bf16 rows [m_pad x k_pad] (k contiguous, what a tile row of A is); B to
-// the pair-interleaved ("VNNI") form TDPBF16PS reads, [k_pad / 2][n_pad][2]: row kk of it holds,
-// for every column, B[2kk][col] and B[2kk+1][col] side by side. Padding is zero, so partial tiles
-// need no special kernel, only a masked store of C. C is made of 32 x 32 blocks, each four 16 x 16
-// f32 tiles fed by two tiles of A and two of B per step of 32 along k; every block sums its whole
-// k in the same order, so the result does not depend on the thread count.
+// Layout. A is packed to bf16 tiles of 16 rows x 32 k (k contiguous, what a tile row of A is); B
+// to the pair-interleaved ("VNNI") form TDPBF16PS reads, tiles of 16 pair rows x 16 columns x 2:
+// pair row p holds, for each column, B[2p][col] and B[2p+1][col] side by side. Padding is zero,
+// so partial tiles need no special kernel, only a masked store of C. C is made of 32 x 32 blocks,
+// each four 16 x 16 f32 tiles fed by two tiles of A and two of B per step of 32 along k; every
+// element's sum runs over k in one fixed order, so the result does not depend on the thread count.
 #pragma once
 
 #include <algorithm>
@@ -103,23 +103,26 @@ LMKIT_AMX_TARGET inline void transpose_16x16(__m512i (&r)[16]) {
   }
 }
 
-/// Rows [r0, r1) of A (m x k as the product sees it) into `packed` [m_pad x k_pad] bf16.
+/// Where the packed operands keep one tile: every tile (16 rows of 64 bytes) is 1 KiB of its own,
+/// and a row of tiles along k is contiguous. A tile loaded from rows k_pad or n_pad apart would
+/// touch 16 lines a multiple of 1 KiB apart, which share a few of L1's sets and evict each other.
+/// A: rows r .. r+15, k from c; B: pair rows p .. p+15 (k from 2p), columns j .. j+15.
+inline std::size_t a_tile(std::size_t r, std::size_t c, std::size_t k_pad) { return (r / tile * (k_pad / 32) + c / 32) * 512; }
+inline std::size_t b_tile(std::size_t p, std::size_t j, std::size_t k_pad) { return (j / tile * (k_pad / 32) + p / tile) * 512; }
+
+/// Rows [r0, r1) of A (m x k as the product sees it) into `packed`, tiles of 16 x 32 bf16.
 LMKIT_AMX_TARGET inline void pack_a(const matrix_operand& a, std::size_t m, std::size_t k, std::size_t k_pad,
                                     std::uint16_t* packed, std::size_t r0, std::size_t r1) {
   const float* src = static_cast<const float*>(a.data);
   if (!a.transposed) {
     for (std::size_t r = r0; r < r1; ++r) {
-      std::uint16_t* dst = packed + r * k_pad;
-      if (r >= m) {
-        std::memset(dst, 0, k_pad * sizeof(std::uint16_t));
-        continue;
-      }
-      const float* row = src + r * a.stride;
+      const float* row = src + std::min(r, m - 1) * a.stride;  // rows past m are zeros
       for (std::size_t c = 0; c < k_pad; c += 32) {
-        const std::size_t left = c < k ? k - c : 0;
+        std::uint16_t* dst = packed + a_tile(r, c, k_pad) + r % tile * 32;
+        const std::size_t left = r < m && c < k ? k - c : 0;
         const __m512 lo = _mm512_maskz_loadu_ps(first(left), row + c);
         const __m512 hi = _mm512_maskz_loadu_ps(first(left > 16 ? left - 16 : 0), row + c + 16);
-        _mm512_storeu_si512(dst + c, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+        _mm512_store_si512(dst, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
       }
     }
     return;
@@ -139,15 +142,16 @@ LMKIT_AMX_TARGET inline void pack_a(const matrix_operand& a, std::size_t m, std:
       transpose_16x16(lo);
       transpose_16x16(hi);
       for (std::size_t i = 0; i < tile; ++i)
-        _mm512_storeu_si512(packed + (band + i) * k_pad + c,
+        _mm512_store_si512(packed + a_tile(band, c, k_pad) + i * 32,
                             (__m512i)_mm512_cvtne2ps_pbh(_mm512_castsi512_ps(hi[i]), _mm512_castsi512_ps(lo[i])));
     }
   }
 }
 
-/// Pair rows [p0, p1) of B (k x n as the product sees it) into `packed` [k_pad / 2][n_pad][2] bf16.
+/// Pair rows [p0, p1) of B (k x n as the product sees it) into `packed`, tiles of 16 pair rows x
+/// 16 columns x 2.
 LMKIT_AMX_TARGET inline void pack_b(const matrix_operand& b, std::size_t k, std::size_t n, std::size_t n_pad,
-                                    std::uint16_t* packed, std::size_t p0, std::size_t p1) {
+                                    std::size_t k_pad, std::uint16_t* packed, std::size_t p0, std::size_t p1) {
   const float* src = static_cast<const float*>(b.data);
   if (b.transposed) {
     // Stored as B^T [n x k]: a pair (B[2p][col], B[2p+1][col]) is adjacent in stored row col, so
@@ -167,7 +171,7 @@ LMKIT_AMX_TARGET inline void pack_b(const matrix_operand& b, std::size_t k, std:
           rows[j] = (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(mask_hi, row + 16), _mm512_maskz_loadu_ps(mask_lo, row));
         }
         transpose_16x16(rows);
-        for (std::size_t i = 0; i < tile; ++i) _mm512_storeu_si512(packed + (p + i) * n_pad * 2 + 2 * c, rows[i]);
+        for (std::size_t i = 0; i < tile; ++i) _mm512_store_si512(packed + b_tile(p, c, k_pad) + i * 32, rows[i]);
       }
     }
     return;
@@ -178,67 +182,94 @@ LMKIT_AMX_TARGET inline void pack_b(const matrix_operand& b, std::size_t k, std:
                                                0x001c000c, 0x001d000d, 0x001e000e, 0x001f000f);
   for (std::size_t p = p0; p < p1; ++p) {
     const std::size_t k0 = 2 * p, k1 = 2 * p + 1;
-    std::uint16_t* dst = packed + p * n_pad * 2;
     for (std::size_t c = 0; c < n_pad; c += tile) {
       const std::size_t left = c < n ? n - c : 0;
       const __m512 even = _mm512_maskz_loadu_ps(k0 < k ? first(left) : 0, src + k0 * b.stride + c);
       const __m512 odd = _mm512_maskz_loadu_ps(k1 < k ? first(left) : 0, src + k1 * b.stride + c);
       const __m512i pairs = _mm512_permutexvar_epi16(interleave, (__m512i)_mm512_cvtne2ps_pbh(odd, even));
-      _mm512_storeu_si512(dst + 2 * c, pairs);
+      _mm512_store_si512(packed + b_tile(p, c, k_pad) + p % tile * 32, pairs);
     }
   }
 }
 
-/// Blocks [b0, b1) of C, numbered column-block major: block i is rows (i % m_blocks) * 32 and
-/// columns (i / m_blocks) * 32, so consecutive blocks share their B panel.
-LMKIT_AMX_TARGET inline void multiply_blocks(const gemm_problem& g, const std::uint16_t* a, const std::uint16_t* b,
-                                             std::size_t k_pad, std::size_t n_pad, std::size_t b0, std::size_t b1) {
+// Cache blocking, as in GotoBLAS: a task owns a band of up to `band_rows` rows and `group_cols`
+// columns of C; along k it goes in steps of `depth`, and for each step it sweeps the columns 32 at
+// a time, holding that slice of B (32 columns x depth, 16 KiB) in L1 while the band's rows of A
+// (128 x depth, 64 KiB) stream from L2. Without the depth steps a GPT-2-sized product read both
+// operands from L2 at every tile. A C block gathers one depth step's sum, then is added to C (the
+// first step writes it, unless the problem accumulates): the order of the sums depends on k
+// alone, never on the tasks.
+constexpr std::size_t band_rows = 128, group_cols = 256, depth = 256;
+
+/// One 32 x 32 block of C, rows `row` and columns `col` (both inside the padding), over k in
+/// [k0, k1): the four tiles' sum, stored to `out` (32 x 32, in L1).
+LMKIT_AMX_TARGET inline void block_sum(const std::uint16_t* a, const std::uint16_t* b, std::size_t k_pad, std::size_t row, std::size_t col, std::size_t k0, std::size_t k1, float* out) {
+  constexpr long stride = 64;
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  const std::uint16_t* a_top = a + a_tile(row, k0, k_pad);
+  const std::uint16_t* a_bottom = a + a_tile(row + tile, k0, k_pad);
+  const std::uint16_t* b_left = b + b_tile(k0 / 2, col, k_pad);
+  const std::uint16_t* b_right = b + b_tile(k0 / 2, col + tile, k_pad);
+  for (std::size_t kk = k0, i = 0; kk < k1; kk += 32, i += 512) {
+    _tile_loadd(4, a_top + i, stride);
+    _tile_loadd(5, a_bottom + i, stride);
+    _tile_loadd(6, b_left + i, stride);
+    _tile_loadd(7, b_right + i, stride);
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(1, 4, 7);
+    _tile_dpbf16ps(2, 5, 6);
+    _tile_dpbf16ps(3, 5, 7);
+  }
+  // Through a buffer in L1, then to C with vector moves: a tile stored straight into C's rows (a
+  // cache line each, often not in L1) holds its register until the lines arrive, and the next
+  // block's products wait for that register.
+  constexpr long out_stride = block * sizeof(float);
+  _tile_stored(0, out, out_stride);
+  _tile_stored(1, out + tile, out_stride);
+  _tile_stored(2, out + tile * block, out_stride);
+  _tile_stored(3, out + tile * block + tile, out_stride);
+}
+
+/// C's block at (row, col) = `out` (+ C when `add`), within C's m x n.
+LMKIT_AMX_TARGET inline void store_block(const gemm_problem& g, std::size_t row, std::size_t col, const float* out, bool add) {
+  const std::size_t rows = std::min(block, g.m - row), cols = std::min(block, g.n - col);
+  const __mmask16 left = first(cols), right = first(cols > tile ? cols - tile : 0);
+  float* c = g.c + row * g.ldc + col;
+  for (std::size_t r = 0; r < rows; ++r, c += g.ldc) {
+    __m512 lo = _mm512_load_ps(out + r * block), hi = _mm512_load_ps(out + r * block + tile);
+    if (add) {
+      lo = _mm512_add_ps(lo, _mm512_maskz_loadu_ps(left, c));
+      hi = _mm512_add_ps(hi, _mm512_maskz_loadu_ps(right, c + tile));
+    }
+    _mm512_mask_storeu_ps(c, left, lo);
+    _mm512_mask_storeu_ps(c + tile, right, hi);
+  }
+}
+
+/// Tasks [t0, t1): task t is band t / groups, column group t % groups.
+LMKIT_AMX_TARGET inline void multiply_tasks(const gemm_problem& g, const std::uint16_t* a, const std::uint16_t* b,
+                                            std::size_t k_pad, std::size_t t0, std::size_t t1) {
   tile_config config;
   for (int t = 0; t < 8; ++t) {
     config.rows[t] = tile;
     config.bytes_per_row[t] = 64;
   }
   _tile_loadconfig(&config);
-  const std::size_t m_blocks = round_up(g.m, block) / block;
-  const long a_stride = static_cast<long>(k_pad * 2), b_stride = static_cast<long>(n_pad * 4);
-  // The tiles go to a block-sized buffer that stays in L1, and from it to C with vector moves:
-  // a tile stored straight into C's rows (a cache line each, often not in L1) holds its tile
-  // register until the lines arrive, and the next block's products wait for that register.
+  const std::size_t groups = (g.n + group_cols - 1) / group_cols;
   alignas(64) float out[block * block];
-  constexpr long out_stride = block * sizeof(float);
-  for (std::size_t i = b0; i < b1; ++i) {
-    const std::size_t row = (i % m_blocks) * block, col = (i / m_blocks) * block;
-    _tile_zero(0);
-    _tile_zero(1);
-    _tile_zero(2);
-    _tile_zero(3);
-    const std::uint16_t* a_rows = a + row * k_pad;
-    const std::uint16_t* b_cols = b + col * 2;
-    for (std::size_t kk = 0; kk < k_pad; kk += 32) {
-      _tile_loadd(4, a_rows + kk, a_stride);
-      _tile_loadd(5, a_rows + tile * k_pad + kk, a_stride);
-      _tile_loadd(6, b_cols + kk / 2 * n_pad * 2, b_stride);
-      _tile_loadd(7, b_cols + kk / 2 * n_pad * 2 + tile * 2, b_stride);
-      _tile_dpbf16ps(0, 4, 6);
-      _tile_dpbf16ps(1, 4, 7);
-      _tile_dpbf16ps(2, 5, 6);
-      _tile_dpbf16ps(3, 5, 7);
-    }
-    _tile_stored(0, out, out_stride);
-    _tile_stored(1, out + tile, out_stride);
-    _tile_stored(2, out + tile * block, out_stride);
-    _tile_stored(3, out + tile * block + tile, out_stride);
-    const std::size_t rows = std::min(block, g.m - row), cols = std::min(block, g.n - col);
-    const __mmask16 left = first(cols), right = first(cols > tile ? cols - tile : 0);
-    float* c = g.c + row * g.ldc + col;
-    for (std::size_t r = 0; r < rows; ++r, c += g.ldc) {
-      __m512 lo = _mm512_load_ps(out + r * block), hi = _mm512_load_ps(out + r * block + tile);
-      if (g.accumulate) {
-        lo = _mm512_add_ps(lo, _mm512_maskz_loadu_ps(left, c));
-        hi = _mm512_add_ps(hi, _mm512_maskz_loadu_ps(right, c + tile));
-      }
-      _mm512_mask_storeu_ps(c, left, lo);
-      _mm512_mask_storeu_ps(c + tile, right, hi);
+  for (std::size_t task = t0; task < t1; ++task) {
+    const std::size_t row0 = task / groups * band_rows, row1 = std::min(row0 + band_rows, g.m);
+    const std::size_t col0 = task % groups * group_cols, col1 = std::min(col0 + group_cols, g.n);
+    for (std::size_t k0 = 0; k0 < k_pad; k0 += depth) {
+      const std::size_t k1 = std::min(k0 + depth, k_pad);
+      for (std::size_t col = col0; col < col1; col += block)
+        for (std::size_t row = row0; row < row1; row += block) {
+          block_sum(a, b, k_pad, row, col, k0, k1, out);
+          store_block(g, row, col, out, k0 > 0 || g.accumulate);
+        }
     }
   }
   _tile_release();
@@ -278,11 +309,9 @@ inline void gemm_bf16_amx(const gemm_problem& g, const thread_pool& pool) {
   pool.for_each_chunk(m_pad, std::max<std::size_t>(tile, 32768 / k_pad / tile * tile),
                       [&](std::size_t r0, std::size_t r1) { pack_a(g.a, g.m, g.k, k_pad, a, r0, r1); });
   pool.for_each_chunk(k_pad / 2, std::max<std::size_t>(tile, 16384 / n_pad / tile * tile),
-                      [&](std::size_t p0, std::size_t p1) { pack_b(g.b, g.k, g.n, n_pad, b, p0, p1); });
-  const std::size_t blocks = (m_pad / block) * (n_pad / block);
-  // A block of 32 x 32 x k_pad is 64 k_pad multiply-adds per row pair; aim for ~20 us per task.
-  const std::size_t grain = std::max<std::size_t>(1, 4096 / k_pad);
-  pool.for_each_chunk(blocks, grain, [&](std::size_t b0, std::size_t b1) { multiply_blocks(g, a, b, k_pad, n_pad, b0, b1); });
+                      [&](std::size_t p0, std::size_t p1) { pack_b(g.b, g.k, g.n, n_pad, k_pad, b, p0, p1); });
+  const std::size_t tasks = ((g.m + band_rows - 1) / band_rows) * ((g.n + group_cols - 1) / group_cols);
+  pool.for_each_chunk(tasks, 1, [&](std::size_t t0, std::size_t t1) { multiply_tasks(g, a, b, k_pad, t0, t1); });
 }
 
 #else
