@@ -336,7 +336,8 @@ int main(int argc, char** argv) {
   try {
     return run(argc, argv);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "train: %s\n", e.what());
+    const std::string_view what = e.what();  // the tool's own messages already say "train: "
+    std::fprintf(stderr, "%s%s\n", what.starts_with("train: ") ? "" : "train: ", e.what());
     return 1;
   }
 }
