@@ -352,7 +352,7 @@ TEST_CASE("activations equal the reference and their backward the derivative", "
   struct activation {
     const char* name;
     void (*forward)(std::span<const float>, std::span<float>);
-    void (*backward)(std::span<const float>, std::span<const float>, std::span<float>);
+    void (*backward)(std::span<const float>, std::span<const float>, std::span<float>, bool);
     double (*value)(double);
     double (*derivative)(double);
   };
@@ -370,13 +370,16 @@ TEST_CASE("activations equal the reference and their backward the derivative", "
           if (n > 4) x[0] = 0.0f, x[1] = -120.0f, x[2] = 120.0f, x[3] = 1e-20f;  // zero, saturation, tiny
           const auto dy = random_floats(n, 31);
           misaligned mx(x, offset), out(std::vector<float>(n), offset), dx(std::vector<float>(n, 0.5f), offset);
+          misaligned written(std::vector<float>(n, 0.5f), offset);
           act.forward(mx.span(n), out.span(n));
-          act.backward(mx.span(n), dy, dx.span(n));
+          act.backward(mx.span(n), dy, dx.span(n), true);
+          act.backward(mx.span(n), dy, written.span(n), false);
           for (std::size_t i = 0; i < n; ++i) {
             INFO("x = " << x[i]);
             REQUIRE(close(out.data()[i], act.value(x[i]), 1e-5, 2e-7 * std::max(1.0f, std::abs(x[i]))));
-            const double g = 0.5 + dy[i] * act.derivative(x[i]);
-            REQUIRE(close(dx.data()[i], g, 1e-5, 1e-6));
+            const double g = dy[i] * act.derivative(x[i]);
+            REQUIRE(close(dx.data()[i], 0.5 + g, 1e-5, 1e-6));  // added to what dx held
+            REQUIRE(close(written.data()[i], g, 1e-5, 1e-6));   // or written over it
           }
         }
   });

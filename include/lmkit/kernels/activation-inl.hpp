@@ -123,22 +123,28 @@ inline void silu(const float* x, float* out, std::size_t n) {
   map_unary(x, out, n, [](auto d, auto v) HWY_ATTR { return activation::silu(d, v); });
 }
 
-/// dx += dy * f'(x), over n elements.
+/// dx += dy * f'(x), over n elements; dx = dy * f'(x) when not `accumulate` (no zeroing pass over
+/// dx first: these arrays are the MLP's widest and the step's memory traffic).
 template <class Derivative>
-HWY_INLINE void activation_backward(const float* x, const float* dy, float* dx, std::size_t n, const Derivative& derivative) {
+HWY_INLINE void activation_backward(const float* x, const float* dy, float* dx, std::size_t n, bool accumulate,
+                                    const Derivative& derivative) {
+  if (!accumulate) {
+    map_binary(x, dy, dx, n, [&derivative](auto d, auto xv, auto dyv) HWY_ATTR { return hn::Mul(dyv, derivative(d, xv)); });
+    return;
+  }
   map_ternary(x, dy, dx, dx, n, [&derivative](auto d, auto xv, auto dyv, auto dxv) HWY_ATTR {
     return hn::MulAdd(dyv, derivative(d, xv), dxv);
   });
 }
 
-inline void gelu_tanh_backward(const float* x, const float* dy, float* dx, std::size_t n) {
-  activation_backward(x, dy, dx, n, [](auto d, auto v) HWY_ATTR { return activation::gelu_tanh_derivative(d, v); });
+inline void gelu_tanh_backward(const float* x, const float* dy, float* dx, std::size_t n, bool accumulate) {
+  activation_backward(x, dy, dx, n, accumulate, [](auto d, auto v) HWY_ATTR { return activation::gelu_tanh_derivative(d, v); });
 }
-inline void gelu_erf_backward(const float* x, const float* dy, float* dx, std::size_t n) {
-  activation_backward(x, dy, dx, n, [](auto d, auto v) HWY_ATTR { return activation::gelu_erf_derivative(d, v); });
+inline void gelu_erf_backward(const float* x, const float* dy, float* dx, std::size_t n, bool accumulate) {
+  activation_backward(x, dy, dx, n, accumulate, [](auto d, auto v) HWY_ATTR { return activation::gelu_erf_derivative(d, v); });
 }
-inline void silu_backward(const float* x, const float* dy, float* dx, std::size_t n) {
-  activation_backward(x, dy, dx, n, [](auto d, auto v) HWY_ATTR { return activation::silu_derivative(d, v); });
+inline void silu_backward(const float* x, const float* dy, float* dx, std::size_t n, bool accumulate) {
+  activation_backward(x, dy, dx, n, accumulate, [](auto d, auto v) HWY_ATTR { return activation::silu_derivative(d, v); });
 }
 
 }  // namespace lmkit::kernels::HWY_NAMESPACE

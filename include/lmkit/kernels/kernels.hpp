@@ -265,12 +265,14 @@ inline void rms_norm_backward(std::span<const float> x, std::span<const float> w
     detail::same_size(x.size(), out.size(), #NAME);                                                     \
     HWY_DYNAMIC_DISPATCH(NAME)(x.data(), out.data(), x.size());                                         \
   }                                                                                                     \
-  inline void NAME##_backward(std::span<const float> x, std::span<const float> dy, std::span<float> dx) { \
+  inline void NAME##_backward(std::span<const float> x, std::span<const float> dy, std::span<float> dx,   \
+                              bool accumulate = true) {                                                 \
     detail::same_size(x.size(), dy.size(), #NAME "_backward");                                          \
     detail::same_size(x.size(), dx.size(), #NAME "_backward");                                          \
-    HWY_DYNAMIC_DISPATCH(NAME##_backward)(x.data(), dy.data(), dx.data(), x.size());                    \
+    HWY_DYNAMIC_DISPATCH(NAME##_backward)(x.data(), dy.data(), dx.data(), x.size(), accumulate);        \
   }
-/// GELU, tanh approximation (GPT-2): 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))); backward adds dy f'(x).
+/// GELU, tanh approximation (GPT-2): 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))); backward adds
+/// dy f'(x) to dx, or writes it there when not `accumulate`.
 LMKIT_ACTIVATION(gelu_tanh)
 /// GELU, exact: 0.5 x (1 + erf(x / sqrt 2)) (BERT, PyTorch's default).
 LMKIT_ACTIVATION(gelu_erf)

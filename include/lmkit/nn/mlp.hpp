@@ -26,11 +26,12 @@ inline void activate(activation a, std::span<const float> x, std::span<float> y)
     case activation::silu: kernels::silu(x, y); break;
   }
 }
+/// dx = dy f'(x) (written, not added).
 inline void activate_backward(activation a, std::span<const float> x, std::span<const float> dy, std::span<float> dx) {
   switch (a) {
-    case activation::gelu_erf: kernels::gelu_erf_backward(x, dy, dx); break;
-    case activation::gelu_tanh: kernels::gelu_tanh_backward(x, dy, dx); break;
-    case activation::silu: kernels::silu_backward(x, dy, dx); break;
+    case activation::gelu_erf: kernels::gelu_erf_backward(x, dy, dx, false); break;
+    case activation::gelu_tanh: kernels::gelu_tanh_backward(x, dy, dx, false); break;
+    case activation::silu: kernels::silu_backward(x, dy, dx, false); break;
   }
 }
 /// Runs body(span) over the rows of an activation buffer in fixed chunks.
@@ -97,7 +98,6 @@ class mlp {
     const const_matrix dh = c_proj_.backward(dy, ctx);
     const std::size_t hidden = c_fc_.out_features();
     detail::for_each_row_chunk(ctx, rows_, hidden, [&](std::size_t at, std::size_t n) {
-      std::fill_n(dh_.begin() + at, n, 0.0f);
       detail::activate_backward(act_, std::span<const float>(pre_.data() + at, n), std::span<const float>(dh.data() + at, n),
                                 dh_.subspan(at, n));
     });
@@ -192,8 +192,8 @@ class swiglu_mlp {
       // d up = dh * silu(gate);  d silu = dh * up, then through silu.
       kernels::mul(dh_part, silu_.subspan(at, n), dup_.subspan(at, n));
       kernels::mul(dh_part, std::span<const float>(up_out_.data() + at, n), h_.subspan(at, n));  // h is free now
-      std::fill_n(dgate_.begin() + at, n, 0.0f);
-      kernels::silu_backward(std::span<const float>(gate_out_.data() + at, n), h_.subspan(at, n), dgate_.subspan(at, n));
+      kernels::silu_backward(std::span<const float>(gate_out_.data() + at, n), h_.subspan(at, n), dgate_.subspan(at, n),
+                             false);
     });
     const const_matrix dx_gate = gate_.backward(as_matrix(std::span<const float>(dgate_), rows_, hidden), ctx);
     const const_matrix dx_up = up_.backward(as_matrix(std::span<const float>(dup_), rows_, hidden), ctx);
