@@ -4,6 +4,8 @@
 # ../shared/peers/README.md (Debian's python3-torch with libopenblas0-openmp).
 #
 #   bench/run_train.sh [BUILD_DIR] [gpt2]      (gpt2: also the GPT-2 small AdamW step, ~1 min each)
+#
+# Then the GPT steps with bf16 products beside PyTorch's fp32 step and its autocast to bfloat16.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=${1:-$here/../build}
@@ -35,5 +37,30 @@ if [ "${2:-}" = gpt2 ]; then
     theirs=$(peer $threads train_gpt2_step.py | sed -nE 's/.*: ([0-9.]+) ms\/step.*/\1/p')
     mine=$(ours "^gpt_step/gpt2_small/$threads/")
     awk -v t=$threads -v p="$theirs" -v o="$mine" 'BEGIN { printf "%-28s %8s %14.0f %12.0f %7.2fx\n", "gpt2 small AdamW 4x256", t, p, o, p / o }'
+  done
+fi
+# lmkit's bf16 products (AMX tiles here) beside PyTorch's fp32 step (the issue's peer) and beside
+# PyTorch under autocast to bfloat16 (like for like; bench/pytorch_autocast_step.py).
+autocast() {  # THREADS shakespeare|gpt2
+  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_WAIT_POLICY=PASSIVE PEER_THREADS=$1 \
+    /usr/bin/python3 "$here/pytorch_autocast_step.py" "$2" "$peers/pytorch" | sed -nE 's/.*: ([0-9.]+) ms\/step.*/\1/p'
+}
+printf '%-28s %8s %14s %14s %12s %10s %10s\n' "run (lmkit bf16 products)" threads "PyTorch fp32" "PyTorch bf16" "lmkit ms" "vs fp32" "vs bf16"
+bf16_row() {  # NAME THREADS FILTER PEER_SCRIPT PEER_SED AUTOCAST_NAME
+  local fp32 bf16 mine
+  fp32=$(peer $2 $4 | sed -nE "$5")
+  bf16=$(autocast $2 $6)
+  mine=$(ours "$3")
+  awk -v n="$1" -v t=$2 -v p="$fp32" -v q="$bf16" -v o="$mine" \
+    'BEGIN { printf "%-28s %8s %14.2f %14.2f %12.2f %9.2fx %9.2fx\n", n, t, p, q, o, p / o, q / o }'
+}
+for threads in 1 2; do
+  bf16_row "gpt shakespeare (nanoGPT)" $threads "^gpt_step/shakespeare_bf16/$threads/" "train_gpt_shakespeare.py 200" \
+    's/.* ([0-9.]+) ms\/iter.*/\1/p' shakespeare
+done
+if [ "${2:-}" = gpt2 ]; then
+  for threads in 1 2; do
+    bf16_row "gpt2 small AdamW 4x256" $threads "^gpt_step/gpt2_small_bf16/$threads/" train_gpt2_step.py \
+      's/.*: ([0-9.]+) ms\/step.*/\1/p' gpt2
   done
 fi
