@@ -39,6 +39,11 @@
 namespace lmkit::kernels {
 
 #if LMKIT_HAS_AMX_PATH
+// GCC 12's AVX-512 unpack intrinsics pass a self-initialised `_mm512_undefined_epi32()`, which it
+// then reports as uninitialised once inlined here (GCC bug 105593, fixed in 13).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 namespace amx_detail {
 
 constexpr std::size_t block = 32;  // C block edge: 2 x 2 tiles of 16 x 16
@@ -110,15 +115,16 @@ LMKIT_AMX_TARGET inline void transpose_16x16(__m512i (&r)[16]) {
 inline std::size_t a_tile(std::size_t r, std::size_t c, std::size_t k_pad) { return (r / tile * (k_pad / 32) + c / 32) * 512; }
 inline std::size_t b_tile(std::size_t p, std::size_t j, std::size_t k_pad) { return (j / tile * (k_pad / 32) + p / tile) * 512; }
 
-/// Rows [r0, r1) of A (m x k as the product sees it) into `packed`, tiles of 16 x 32 bf16.
+/// Rows [r0, r1) of A (m x k as the product sees it; rows past m are zeros) into `packed`, tiles of
+/// 16 x 32 bf16, row r at tile row (r - base) / 16. r0, r1 and base are multiples of 16.
 LMKIT_AMX_TARGET inline void pack_a(const matrix_operand& a, std::size_t m, std::size_t k, std::size_t k_pad,
-                                    std::uint16_t* packed, std::size_t r0, std::size_t r1) {
+                                    std::uint16_t* packed, std::size_t r0, std::size_t r1, std::size_t base) {
   const float* src = static_cast<const float*>(a.data);
   if (!a.transposed) {
     for (std::size_t r = r0; r < r1; ++r) {
       const float* row = src + std::min(r, m - 1) * a.stride;  // rows past m are zeros
       for (std::size_t c = 0; c < k_pad; c += 32) {
-        std::uint16_t* dst = packed + a_tile(r, c, k_pad) + r % tile * 32;
+        std::uint16_t* dst = packed + a_tile(r - base, c, k_pad) + r % tile * 32;
         const std::size_t left = r < m && c < k ? k - c : 0;
         const __m512 lo = _mm512_maskz_loadu_ps(first(left), row + c);
         const __m512 hi = _mm512_maskz_loadu_ps(first(left > 16 ? left - 16 : 0), row + c + 16);
@@ -142,16 +148,18 @@ LMKIT_AMX_TARGET inline void pack_a(const matrix_operand& a, std::size_t m, std:
       transpose_16x16(lo);
       transpose_16x16(hi);
       for (std::size_t i = 0; i < tile; ++i)
-        _mm512_store_si512(packed + a_tile(band, c, k_pad) + i * 32,
+        _mm512_store_si512(packed + a_tile(band - base, c, k_pad) + i * 32,
                             (__m512i)_mm512_cvtne2ps_pbh(_mm512_castsi512_ps(hi[i]), _mm512_castsi512_ps(lo[i])));
     }
   }
 }
 
-/// Pair rows [p0, p1) of B (k x n as the product sees it) into `packed`, tiles of 16 pair rows x
-/// 16 columns x 2.
-LMKIT_AMX_TARGET inline void pack_b(const matrix_operand& b, std::size_t k, std::size_t n, std::size_t n_pad,
-                                    std::size_t k_pad, std::uint16_t* packed, std::size_t p0, std::size_t p1) {
+/// Pair rows [p0, p1) and columns [c0, c1) of B (k x n as the product sees it; columns past n are
+/// zeros) into `packed`, tiles of 16 pair rows x 16 columns x 2, column j at tile column
+/// (j - c0) / 16. c0 and c1 are multiples of 16, and so are p0 and p1 when B is transposed.
+LMKIT_AMX_TARGET inline void pack_b(const matrix_operand& b, std::size_t k, std::size_t n, std::size_t k_pad,
+                                    std::uint16_t* packed, std::size_t p0, std::size_t p1, std::size_t c0,
+                                    std::size_t c1) {
   const float* src = static_cast<const float*>(b.data);
   if (b.transposed) {
     // Stored as B^T [n x k]: a pair (B[2p][col], B[2p+1][col]) is adjacent in stored row col, so
@@ -160,7 +168,7 @@ LMKIT_AMX_TARGET inline void pack_b(const matrix_operand& b, std::size_t k, std:
     for (std::size_t p = p0; p < p1; p += tile) {
       const std::size_t k0 = 2 * p, left = k0 < k ? k - k0 : 0;
       const __mmask16 mask_lo = first(left), mask_hi = first(left > 16 ? left - 16 : 0);
-      for (std::size_t c = 0; c < n_pad; c += tile) {
+      for (std::size_t c = c0; c < c1; c += tile) {
         __m512i rows[16];
         for (std::size_t j = 0; j < tile; ++j) {
           if (c + j >= n) {
@@ -171,7 +179,7 @@ LMKIT_AMX_TARGET inline void pack_b(const matrix_operand& b, std::size_t k, std:
           rows[j] = (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(mask_hi, row + 16), _mm512_maskz_loadu_ps(mask_lo, row));
         }
         transpose_16x16(rows);
-        for (std::size_t i = 0; i < tile; ++i) _mm512_store_si512(packed + b_tile(p, c, k_pad) + i * 32, rows[i]);
+        for (std::size_t i = 0; i < tile; ++i) _mm512_store_si512(packed + b_tile(p, c - c0, k_pad) + i * 32, rows[i]);
       }
     }
     return;
@@ -182,23 +190,24 @@ LMKIT_AMX_TARGET inline void pack_b(const matrix_operand& b, std::size_t k, std:
                                                0x001c000c, 0x001d000d, 0x001e000e, 0x001f000f);
   for (std::size_t p = p0; p < p1; ++p) {
     const std::size_t k0 = 2 * p, k1 = 2 * p + 1;
-    for (std::size_t c = 0; c < n_pad; c += tile) {
+    for (std::size_t c = c0; c < c1; c += tile) {
       const std::size_t left = c < n ? n - c : 0;
       const __m512 even = _mm512_maskz_loadu_ps(k0 < k ? first(left) : 0, src + k0 * b.stride + c);
       const __m512 odd = _mm512_maskz_loadu_ps(k1 < k ? first(left) : 0, src + k1 * b.stride + c);
       const __m512i pairs = _mm512_permutexvar_epi16(interleave, (__m512i)_mm512_cvtne2ps_pbh(odd, even));
-      _mm512_store_si512(packed + b_tile(p, c, k_pad) + p % tile * 32, pairs);
+      _mm512_store_si512(packed + b_tile(p, c - c0, k_pad) + p % tile * 32, pairs);
     }
   }
 }
 
-// Cache blocking, as in GotoBLAS: a task owns a band of up to `band_rows` rows and `group_cols`
-// columns of C; along k it goes in steps of `depth`, and for each step it sweeps the columns 32 at
-// a time, holding that slice of B (32 columns x depth, 16 KiB) in L1 while the band's rows of A
-// (128 x depth, 64 KiB) stream from L2. Without the depth steps a GPT-2-sized product read both
-// operands from L2 at every tile. A C block gathers one depth step's sum, then is added to C (the
-// first step writes it, unless the problem accumulates): the order of the sums depends on k
-// alone, never on the tasks.
+// Cache blocking, as in GotoBLAS. The smaller operand is packed once and shared; tasks split the
+// larger side, each packing its own share: a band of `band_rows` rows of A, or a group of
+// `group_cols` columns of B (so the largest product, the tied head's 50257-wide one, packs 256 KiB
+// per thread, not 100 MiB). Along k a task goes in steps of `depth`, and for each step it sweeps
+// its columns 32 at a time, holding that slice of B (32 columns x depth, 16 KiB) in L1 while the
+// rows of A stream from L2. A C block gathers one depth step's sum, then is added to C (the first
+// step writes it, unless the problem accumulates): the order of the sums depends on k alone,
+// never on the tasks.
 constexpr std::size_t band_rows = 128, group_cols = 256, depth = 256;
 
 /// One 32 x 32 block of C, rows `row` and columns `col` (both inside the padding), over k in
@@ -249,38 +258,41 @@ LMKIT_AMX_TARGET inline void store_block(const gemm_problem& g, std::size_t row,
   }
 }
 
-/// Tasks [t0, t1): task t is band t / groups, column group t % groups.
-LMKIT_AMX_TARGET inline void multiply_tasks(const gemm_problem& g, const std::uint16_t* a, const std::uint16_t* b,
-                                            std::size_t k_pad, std::size_t t0, std::size_t t1) {
+/// C's rows [row0, row1) x columns [col0, col1) (row0, col0 multiples of 32) from packed A whose
+/// tile rows start at row `a_base` and packed B whose tile columns start at column `b_base`.
+LMKIT_AMX_TARGET inline void multiply_region(const gemm_problem& g, const std::uint16_t* a, std::size_t a_base,
+                                             const std::uint16_t* b, std::size_t b_base, std::size_t k_pad,
+                                             std::size_t row0, std::size_t row1, std::size_t col0, std::size_t col1) {
   tile_config config;
   for (int t = 0; t < 8; ++t) {
     config.rows[t] = tile;
     config.bytes_per_row[t] = 64;
   }
   _tile_loadconfig(&config);
-  const std::size_t groups = (g.n + group_cols - 1) / group_cols;
   alignas(64) float out[block * block];
-  for (std::size_t task = t0; task < t1; ++task) {
-    const std::size_t row0 = task / groups * band_rows, row1 = std::min(row0 + band_rows, g.m);
-    const std::size_t col0 = task % groups * group_cols, col1 = std::min(col0 + group_cols, g.n);
-    for (std::size_t k0 = 0; k0 < k_pad; k0 += depth) {
-      const std::size_t k1 = std::min(k0 + depth, k_pad);
-      for (std::size_t col = col0; col < col1; col += block)
-        for (std::size_t row = row0; row < row1; row += block) {
-          block_sum(a, b, k_pad, row, col, k0, k1, out);
-          store_block(g, row, col, out, k0 > 0 || g.accumulate);
-        }
-    }
+  for (std::size_t k0 = 0; k0 < k_pad; k0 += depth) {
+    const std::size_t k1 = std::min(k0 + depth, k_pad);
+    for (std::size_t col = col0; col < col1; col += block)
+      for (std::size_t row = row0; row < row1; row += block) {
+        block_sum(a, b, k_pad, row - a_base, col - b_base, k0, k1, out);
+        store_block(g, row, col, out, k0 > 0 || g.accumulate);
+      }
   }
   _tile_release();
 }
 
 #undef LMKIT_AMX_TARGET
 
-/// Packing space, kept by the calling thread between products (it grows to the largest seen).
+/// Packing space, kept by each thread between products (it grows to the largest seen): the shared
+/// operand of the products this thread calls, and its share of the other in the tasks it runs.
 struct workspace {
-  aligned_buffer<std::uint16_t> a, b;
+  aligned_buffer<std::uint16_t> shared, share;
 };
+
+inline std::uint16_t* room(aligned_buffer<std::uint16_t>& buffer, std::size_t size) {
+  if (buffer.size() < size) buffer = aligned_buffer<std::uint16_t>(size, uninitialized);
+  return buffer.data();
+}
 
 inline workspace& thread_workspace() {
   thread_local workspace w;
@@ -288,6 +300,7 @@ inline workspace& thread_workspace() {
 }
 
 }  // namespace amx_detail
+#pragma GCC diagnostic pop
 
 /// Whether this CPU and OS let lmkit multiply on AMX tiles (asked once per process).
 inline bool amx_bf16_usable() {
@@ -300,18 +313,30 @@ inline void gemm_bf16_amx(const gemm_problem& g, const thread_pool& pool) {
   using namespace amx_detail;
   if (g.m == 0 || g.n == 0) return;
   const std::size_t m_pad = round_up(g.m, block), n_pad = round_up(g.n, block), k_pad = round_up(std::max<std::size_t>(g.k, 1), 32);
-  workspace& w = thread_workspace();
-  if (w.a.size() < m_pad * k_pad) w.a = aligned_buffer<std::uint16_t>(m_pad * k_pad, uninitialized);
-  if (w.b.size() < k_pad * n_pad) w.b = aligned_buffer<std::uint16_t>(k_pad * n_pad, uninitialized);
-  std::uint16_t* a = w.a.data();
-  std::uint16_t* b = w.b.data();
-  // Grains of about 64 KiB of packed output per task.
+  std::uint16_t* shared = nullptr;
+  if (g.m >= g.n) {  // bands of rows; B packed once
+    shared = room(thread_workspace().shared, k_pad * n_pad);
+    pool.for_each_chunk(k_pad / 2, std::max<std::size_t>(tile, 16384 / n_pad / tile * tile), [&](std::size_t p0, std::size_t p1) {
+      pack_b(g.b, g.k, g.n, k_pad, shared, p0, p1, 0, n_pad);
+    });
+    pool.for_each_index((g.m + band_rows - 1) / band_rows, [&](std::size_t band) {
+      const std::size_t row0 = band * band_rows, row1 = std::min(row0 + band_rows, g.m), rows = round_up(row1 - row0, block);
+      std::uint16_t* share = room(thread_workspace().share, rows * k_pad);
+      pack_a(g.a, g.m, g.k, k_pad, share, row0, row0 + rows, row0);
+      multiply_region(g, share, row0, shared, 0, k_pad, row0, row1, 0, g.n);
+    });
+    return;
+  }
+  // groups of columns; A packed once
+  shared = room(thread_workspace().shared, m_pad * k_pad);
   pool.for_each_chunk(m_pad, std::max<std::size_t>(tile, 32768 / k_pad / tile * tile),
-                      [&](std::size_t r0, std::size_t r1) { pack_a(g.a, g.m, g.k, k_pad, a, r0, r1); });
-  pool.for_each_chunk(k_pad / 2, std::max<std::size_t>(tile, 16384 / n_pad / tile * tile),
-                      [&](std::size_t p0, std::size_t p1) { pack_b(g.b, g.k, g.n, n_pad, k_pad, b, p0, p1); });
-  const std::size_t tasks = ((g.m + band_rows - 1) / band_rows) * ((g.n + group_cols - 1) / group_cols);
-  pool.for_each_chunk(tasks, 1, [&](std::size_t t0, std::size_t t1) { multiply_tasks(g, a, b, k_pad, t0, t1); });
+                      [&](std::size_t r0, std::size_t r1) { pack_a(g.a, g.m, g.k, k_pad, shared, r0, r1, 0); });
+  pool.for_each_index((g.n + group_cols - 1) / group_cols, [&](std::size_t group) {
+    const std::size_t col0 = group * group_cols, col1 = std::min(col0 + group_cols, g.n), cols = round_up(col1 - col0, block);
+    std::uint16_t* share = room(thread_workspace().share, k_pad * cols);
+    pack_b(g.b, g.k, g.n, k_pad, share, 0, k_pad / 2, col0, col0 + cols);
+    multiply_region(g, shared, 0, share, col0, k_pad, 0, g.m, col0, col1);
+  });
 }
 
 #else
