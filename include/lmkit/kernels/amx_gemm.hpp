@@ -19,8 +19,6 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
-#include <vector>
 
 #include "lmkit/core/aligned_buffer.hpp"
 #include "lmkit/core/parallel.hpp"
@@ -80,7 +78,8 @@ struct alignas(64) tile_config {
 
 #define LMKIT_AMX_TARGET __attribute__((target("avx512f,avx512bw,avx512bf16,amx-tile,amx-bf16")))
 
-inline __mmask16 first(std::size_t count) {
+/// The mask of a vector's first `count` lanes (all 16 from 16 on).
+inline __mmask16 first_lanes(std::size_t count) {
   return count >= 16 ? __mmask16(0xffff) : __mmask16((1u << count) - 1u);
 }
 
@@ -126,8 +125,8 @@ LMKIT_AMX_TARGET inline void pack_a(const matrix_operand& a, std::size_t m, std:
       for (std::size_t c = 0; c < k_pad; c += 32) {
         std::uint16_t* dst = packed + a_tile(r - base, c, k_pad) + r % tile * 32;
         const std::size_t left = r < m && c < k ? k - c : 0;
-        const __m512 lo = _mm512_maskz_loadu_ps(first(left), row + c);
-        const __m512 hi = _mm512_maskz_loadu_ps(first(left > 16 ? left - 16 : 0), row + c + 16);
+        const __m512 lo = _mm512_maskz_loadu_ps(first_lanes(left), row + c);
+        const __m512 hi = _mm512_maskz_loadu_ps(first_lanes(left > 16 ? left - 16 : 0), row + c + 16);
         _mm512_store_si512(dst, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
       }
     }
@@ -136,7 +135,7 @@ LMKIT_AMX_TARGET inline void pack_a(const matrix_operand& a, std::size_t m, std:
   // Stored as A^T [k x m]: element (r, c) at src[c * stride + r]. Per band of 16 rows (r0 and r1
   // are multiples of 16) and 32 k: two 16 x 16 register transposes, then the conversion.
   for (std::size_t band = r0; band < r1; band += tile) {
-    const __mmask16 valid = first(band < m ? m - band : 0);
+    const __mmask16 valid = first_lanes(band < m ? m - band : 0);
     for (std::size_t c = 0; c < k_pad; c += 32) {
       __m512i lo[16], hi[16];
       for (std::size_t i = 0; i < tile; ++i) {
@@ -167,7 +166,7 @@ LMKIT_AMX_TARGET inline void pack_b(const matrix_operand& b, std::size_t k, std:
     // 16 packed rows of 16 columns. p0 and p1 are multiples of 16.
     for (std::size_t p = p0; p < p1; p += tile) {
       const std::size_t k0 = 2 * p, left = k0 < k ? k - k0 : 0;
-      const __mmask16 mask_lo = first(left), mask_hi = first(left > 16 ? left - 16 : 0);
+      const __mmask16 mask_lo = first_lanes(left), mask_hi = first_lanes(left > 16 ? left - 16 : 0);
       for (std::size_t c = c0; c < c1; c += tile) {
         __m512i rows[16];
         for (std::size_t j = 0; j < tile; ++j) {
@@ -192,8 +191,8 @@ LMKIT_AMX_TARGET inline void pack_b(const matrix_operand& b, std::size_t k, std:
     const std::size_t k0 = 2 * p, k1 = 2 * p + 1;
     for (std::size_t c = c0; c < c1; c += tile) {
       const std::size_t left = c < n ? n - c : 0;
-      const __m512 even = _mm512_maskz_loadu_ps(k0 < k ? first(left) : 0, src + k0 * b.stride + c);
-      const __m512 odd = _mm512_maskz_loadu_ps(k1 < k ? first(left) : 0, src + k1 * b.stride + c);
+      const __m512 even = _mm512_maskz_loadu_ps(k0 < k ? first_lanes(left) : 0, src + k0 * b.stride + c);
+      const __m512 odd = _mm512_maskz_loadu_ps(k1 < k ? first_lanes(left) : 0, src + k1 * b.stride + c);
       const __m512i pairs = _mm512_permutexvar_epi16(interleave, (__m512i)_mm512_cvtne2ps_pbh(odd, even));
       _mm512_store_si512(packed + b_tile(p, c - c0, k_pad) + p % tile * 32, pairs);
     }
@@ -212,7 +211,8 @@ constexpr std::size_t band_rows = 128, group_cols = 256, depth = 256;
 
 /// One 32 x 32 block of C, rows `row` and columns `col` (both inside the padding), over k in
 /// [k0, k1): the four tiles' sum, stored to `out` (32 x 32, in L1).
-LMKIT_AMX_TARGET inline void block_sum(const std::uint16_t* a, const std::uint16_t* b, std::size_t k_pad, std::size_t row, std::size_t col, std::size_t k0, std::size_t k1, float* out) {
+LMKIT_AMX_TARGET inline void block_sum(const std::uint16_t* a, const std::uint16_t* b, std::size_t k_pad, std::size_t row,
+                                       std::size_t col, std::size_t k0, std::size_t k1, float* out) {
   constexpr long stride = 64;
   _tile_zero(0);
   _tile_zero(1);
@@ -245,7 +245,7 @@ LMKIT_AMX_TARGET inline void block_sum(const std::uint16_t* a, const std::uint16
 /// C's block at (row, col) = `out` (+ C when `add`), within C's m x n.
 LMKIT_AMX_TARGET inline void store_block(const gemm_problem& g, std::size_t row, std::size_t col, const float* out, bool add) {
   const std::size_t rows = std::min(block, g.m - row), cols = std::min(block, g.n - col);
-  const __mmask16 left = first(cols), right = first(cols > tile ? cols - tile : 0);
+  const __mmask16 left = first_lanes(cols), right = first_lanes(cols > tile ? cols - tile : 0);
   float* c = g.c + row * g.ldc + col;
   for (std::size_t r = 0; r < rows; ++r, c += g.ldc) {
     __m512 lo = _mm512_load_ps(out + r * block), hi = _mm512_load_ps(out + r * block + tile);
