@@ -1,6 +1,9 @@
 // Matrix product throughput, lmkit beside OpenBLAS's cblas_sgemm in the same run, in GFLOP/s.
 // Square sizes, and the two shapes of a 124M-parameter transformer: decoding one token
-// (1x768 times 768x2304) and a 128-token prompt (128x768 times 768x3072).
+// (1x768 times 768x2304) and a 128-token prompt (128x768 times 768x3072); and two training
+// products: the char GPT's q, k, v projection (768 tokens, 128 -> 384) and GPT-2 small's (1024
+// tokens, 768 -> 2304). lmkit/bf16_products_Bt is the bf16-products product (AMX tiles where the CPU
+// has them; docs/kernels.md) on f32 operands.
 //
 //   build/bench/bench_matmul --benchmark_counters_tabular=true
 // bench/run_matmul.sh runs it with OpenBLAS's default kernels and, where the CPU has AVX-512,
@@ -35,14 +38,16 @@ void set_counters(benchmark::State& state, std::size_t m, std::size_t n, std::si
 }
 
 // Args: m, n, k, threads. `transposed_b` stores B as [n x k] (a weight [out, in]).
-template <lmkit::dtype BType, bool TransposedB>
+template <lmkit::dtype BType, bool TransposedB,
+          lmkit::kernels::product_precision Products = lmkit::kernels::product_precision::f32>
 void lmkit_gemm(benchmark::State& state) {
   const std::size_t m = state.range(0), n = state.range(1), k = state.range(2);
   const lmkit::thread_pool pool(static_cast<int>(state.range(3)));
   problem_data data(m, n, k);
   const void* b = BType == lmkit::dtype::f32 ? static_cast<const void*>(data.b.data()) : data.b_bf16.data();
   const lmkit::kernels::gemm_problem problem{
-      m, n, k, {data.a.data(), lmkit::dtype::f32, k, false}, {b, BType, TransposedB ? k : n, TransposedB}, data.c.data(), n, false};
+      m, n, k, {data.a.data(), lmkit::dtype::f32, k, false}, {b, BType, TransposedB ? k : n, TransposedB}, data.c.data(), n, false,
+      Products};
   lmkit::kernels::gemm(problem, pool);  // warm the workspace
   for (auto _ : state) {
     lmkit::kernels::gemm(problem, pool);
@@ -79,6 +84,8 @@ void shapes(benchmark::internal::Benchmark* b) {
     for (int size : {256, 512, 1024, 2048}) b->Args({size, size, size, threads});
     b->Args({1, 2304, 768, threads});    // decode: one token through a 768 -> 2304 projection
     b->Args({128, 3072, 768, threads});  // prefill: a 128-token prompt through 768 -> 3072
+    b->Args({768, 384, 128, threads});    // training: the char GPT's q, k, v projection
+    b->Args({1024, 2304, 768, threads});  // training: GPT-2 small's
   }
   b->UseRealTime()->Unit(benchmark::kMillisecond);
 }
@@ -88,6 +95,9 @@ void shapes(benchmark::internal::Benchmark* b) {
 BENCHMARK(lmkit_gemm<lmkit::dtype::f32, false>)->Name("lmkit/f32")->Apply(shapes);
 BENCHMARK(lmkit_gemm<lmkit::dtype::f32, true>)->Name("lmkit/f32_Bt")->Apply(shapes);
 BENCHMARK(lmkit_gemm<lmkit::dtype::bf16, true>)->Name("lmkit/bf16_Bt")->Apply(shapes);
+BENCHMARK(lmkit_gemm<lmkit::dtype::f32, true, lmkit::kernels::product_precision::bf16>)
+    ->Name("lmkit/bf16_products_Bt")
+    ->Apply(shapes);
 #if LMKIT_BENCH_OPENBLAS
 BENCHMARK(openblas_sgemm<false>)->Name("openblas/f32")->Apply(shapes);
 BENCHMARK(openblas_sgemm<true>)->Name("openblas/f32_Bt")->Apply(shapes);

@@ -40,7 +40,7 @@ awk -F, '
   END {
     for (k in L) {
       split(k, kk, "|");
-      base = kk[1]; sub(/^bf16_/, "f32_", base);
+      base = kk[1]; sub(/^bf16_(products_)?/, "f32_", base);  # bf16 weights or products: beside f32
       ok = base "|" kk[2];
       if (ok in O) printf "%-10s %-20s %7.1f GF/s %9.1f GF/s %7.2fx  (OpenBLAS %s)\n", kk[1], kk[2], L[k], O[ok], L[k] / O[ok], S[ok];
       else printf "%-10s %-20s %7.1f GF/s\n", kk[1], kk[2], L[k];
