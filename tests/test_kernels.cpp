@@ -182,6 +182,14 @@ TEST_CASE("softmax and log-softmax equal the reference and stay finite for large
           kernels::log_softmax(mx.span(n), out.span(n));
           ref::log_softmax(x.data(), expected.data(), n);
           for (std::size_t i = 0; i < n; ++i) REQUIRE(close(out.data()[i], expected[i], 1e-6, 1e-5));
+
+          // In place (out is x): the same bits as into another buffer.
+          misaligned log_in_place(x, offset), in_place(x, offset);
+          kernels::log_softmax(log_in_place.span(n), log_in_place.span(n));
+          for (std::size_t i = 0; i < n; ++i) REQUIRE(log_in_place.data()[i] == out.data()[i]);
+          kernels::softmax(mx.span(n), out.span(n));
+          kernels::softmax(in_place.span(n), in_place.span(n));
+          for (std::size_t i = 0; i < n; ++i) REQUIRE(in_place.data()[i] == out.data()[i]);
         }
   });
 }

@@ -72,7 +72,8 @@ inline float dot(const float* a, const float* b, std::size_t n) {
   return hn::GetLane(hn::SumOfLanes(d, hn::Add(s0, s1)));
 }
 
-/// out[i] = exp(x[i] - shift); returns the sum of the out[i]. Exp is zero below -104 by itself.
+/// Returns the sum of exp(x[i] - shift), and writes each term to out[i] unless `out` is null.
+/// Exp is zero below -104 by itself.
 inline float exp_shifted(const float* x, float shift, float* out, std::size_t n) {
   const hn::ScalableTag<float> d;
   const std::size_t lanes = hn::Lanes(d);
@@ -82,13 +83,13 @@ inline float exp_shifted(const float* x, float shift, float* out, std::size_t n)
   for (; i + lanes <= n; i += lanes) {
     const auto e = hn::Exp(d, hn::Sub(hn::LoadU(d, x + i), s));
     sum = hn::Add(sum, e);
-    hn::StoreU(e, d, out + i);
+    if (out) hn::StoreU(e, d, out + i);
   }
   if (i < n) {
     const std::size_t m = std::min(lanes, n - i);
     const auto e = hn::IfThenElseZero(hn::FirstN(d, m), hn::Exp(d, hn::Sub(load_tail(d, x + i, m), s)));
     sum = hn::Add(sum, e);
-    store_tail(e, d, out + i, m);
+    if (out) store_tail(e, d, out + i, m);
   }
   return hn::GetLane(hn::SumOfLanes(d, sum));
 }
@@ -104,8 +105,8 @@ inline void softmax(const float* x, float* out, std::size_t n) {
 inline void log_softmax(const float* x, float* out, std::size_t n) {
   if (n == 0) return;
   const float max = max_of(x, n);
-  // The exponentials are only summed; `out` is scratch for them before it receives the result.
-  const float log_sum = std::log(exp_shifted(x, max, out, n));
+  // The exponentials are only summed, never stored: `out` may be `x`, still read below.
+  const float log_sum = std::log(exp_shifted(x, max, nullptr, n));
   // (x - max) - log_sum, not x - (max + log_sum): the sum max + log_sum would round at max's
   // magnitude and cost the entries near the maximum all their digits.
   map_unary(x, out, n, [max, log_sum](auto d, auto v) HWY_ATTR {
