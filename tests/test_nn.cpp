@@ -209,6 +209,31 @@ TEST_CASE("softmax cross-entropy: loss and gradient match the reference", "[nn]"
   CHECK_THROWS_AS(ce.forward(nn::as_matrix(std::span<const float>(logits), rows, vocab), out_of_range, {}), argument_error);
 }
 
+TEST_CASE("softmax cross-entropy in place: the same loss and gradient, written over the logits", "[nn]") {
+  const std::size_t rows = 6, vocab = 9;
+  philox rng(seed{8});
+  std::vector<float> logits(rows * vocab);
+  for (float& v : logits) v = static_cast<float>(3.0 * rng.normal());
+  const std::vector<token_id> targets = {8, 0, 4, 4, 2, 7};
+  nn::softmax_cross_entropy apart, in_place;
+  nn::activation_arena arena;
+  arena.plan([&](nn::activation_arena& a) {
+    apart.reserve(a, {3, 2}, vocab);
+    in_place.reserve_in_place(a, {3, 2}, vocab);
+  });
+  const float loss = apart.forward(nn::as_matrix(std::span<const float>(logits), rows, vocab), targets, {});
+  const nn::const_matrix want = apart.backward({}, 0.5f);
+  std::vector<float> buffer = logits;
+  const nn::matrix over = nn::as_matrix(std::span<float>(buffer), rows, vocab);
+  CHECK(in_place.forward_in_place(over, targets, {}) == loss);
+  const nn::const_matrix got = in_place.backward({}, 0.5f);
+  CHECK(got.data() == buffer.data());  // no buffer of its own
+  for (std::size_t i = 0; i < rows * vocab; ++i) REQUIRE(got.data()[i] == want.data()[i]);
+  // Each forward goes with its own reserve.
+  CHECK_THROWS_AS(in_place.forward(nn::as_matrix(std::span<const float>(logits), rows, vocab), targets, {}), argument_error);
+  CHECK_THROWS_AS(apart.forward_in_place(over, targets, {}), argument_error);
+}
+
 TEST_CASE("dropout: drops about p of the activations, scales the rest, and masks the gradient alike", "[nn]") {
   nn::dropout<> drop(100, 0.25f, /*salt=*/3);
   nn::activation_arena arena;
@@ -382,9 +407,11 @@ TEST_CASE("gpt: bf16 products give the f32 model's loss and gradients to bf16's 
     model.visit_parameters(
         [&](std::string_view, nn::parameter& p) { grads[run].emplace_back(p.grad().begin(), p.grad().end()); });
   }
-  // The products did change (bf16 was used), by about bf16's unit roundoff (2^-9) relative.
+  // The products did change (bf16 was used), each by up to bf16's unit roundoff (2^-9) relative;
+  // the loss at initialisation, near log(vocab) with small logits, hardly moves (measured 9e-6
+  // relative), the gradients by up to 0.6% (norm of the difference over the norm).
   CHECK(losses[0] != losses[1]);
-  CHECK(std::abs(losses[1] - losses[0]) <= 4e-3 * std::abs(losses[0]));
+  CHECK(std::abs(losses[1] - losses[0]) <= 1e-4 * std::abs(losses[0]));
   REQUIRE(grads[0].size() == grads[1].size());
   for (std::size_t k = 0; k < grads[0].size(); ++k) {
     double diff = 0.0, norm = 0.0;
@@ -393,7 +420,7 @@ TEST_CASE("gpt: bf16 products give the f32 model's loss and gradients to bf16's 
       norm += std::pow(double{grads[0][k][i]}, 2);
     }
     INFO("parameter " << k);
-    CHECK(std::sqrt(diff) <= 0.02 * std::sqrt(norm));
+    CHECK(std::sqrt(diff) <= 0.01 * std::sqrt(norm));
   }
 }
 

@@ -161,25 +161,19 @@ class gpt {
       ln_f_.reserve(a, shape);
       logits_ = a.take(shape.rows() * config_.vocab);
       dx_ = a.take(shape.rows() * config_.dim);
-      loss_.reserve(a, shape, config_.vocab);
+      loss_.reserve_in_place(a, shape, config_.vocab);  // the probabilities replace the logits
     });
   }
 
   /// Logits [batch * time, vocab] for `ids` (rows b * time + t).
   nn::const_matrix logits(std::span<const token_id> ids, nn::batch_shape shape, const nn::run_context& ctx) {
-    reserve(shape);
-    nn::const_matrix x = drop_.forward(wpe_.forward(wte_.forward(ids, ctx), ctx), ctx);
-    x = ln_f_.forward(h_.forward(x, ctx), ctx);
-    final_ = x;
-    const nn::matrix out = nn::as_matrix(logits_, shape.rows(), config_.vocab);
-    kernels::matmul_nt(x, wte_.weight().value_matrix(), out, *ctx.pool, false, ctx.products);  // tied output layer
-    return out;
+    return run_logits(ids, shape, ctx);
   }
 
   /// Mean cross-entropy of `targets` (the next token of each position).
   float forward(std::span<const token_id> ids, std::span<const token_id> targets, nn::batch_shape shape,
                 const nn::run_context& ctx) {
-    return loss_.forward(logits(ids, shape, ctx), targets, ctx);
+    return loss_.forward_in_place(run_logits(ids, shape, ctx), targets, ctx);
   }
 
   /// Adds the gradient of (dloss * the last forward's loss) to every parameter's gradient.
@@ -240,6 +234,17 @@ class gpt {
   }
 
  private:
+  /// The logits in their buffer, where the loss's forward may write over them.
+  nn::matrix run_logits(std::span<const token_id> ids, nn::batch_shape shape, const nn::run_context& ctx) {
+    reserve(shape);
+    nn::const_matrix x = drop_.forward(wpe_.forward(wte_.forward(ids, ctx), ctx), ctx);
+    x = ln_f_.forward(h_.forward(x, ctx), ctx);
+    final_ = x;
+    const nn::matrix out = nn::as_matrix(logits_, shape.rows(), config_.vocab);
+    kernels::matmul_nt(x, wte_.weight().value_matrix(), out, *ctx.pool, false, ctx.products);  // tied output layer
+    return out;
+  }
+
   /// Block `layer`. Its dropout masks are salted apart: 2 (layer + 1) and 2 (layer + 1) + 1 on the
   /// residual branches, 2^20 + layer on the attention weights (0 is the embeddings').
   static block make_block(const gpt_config& c, std::size_t layer) {
