@@ -781,8 +781,35 @@ TEST_CASE("bf16 products without AMX equal the triple loop over bf16-rounded ope
 TEST_CASE("bf16 products on AMX tiles equal the triple loop over bf16-rounded operands", "[kernels][gemm][amx]") {
   if (!kernels::amx_bf16_usable()) test::skip_test("this CPU or OS offers no AMX-BF16 tiles");
   check_bf16_products(kernels::gemm_bf16_amx);
+  // A k long enough to go in three slices (the shared operand's pack over its budget), with B
+  // shared (m >= n) and A shared, each operand stored both ways. The entries are small integers,
+  // so every sum is exact: the product must equal the integer triple loop to the bit.
+  const thread_pool two(2);
+  const std::size_t long_k = 2 * (kernels::amx_detail::shared_pack_bytes / 2 / 32) + 300;
+  auto small_int = [](std::size_t x, std::size_t y) {
+    return static_cast<int>(((x * 2654435761u + y * 40503u) >> 13) % 5) - 2;
+  };
+  for (const auto [m, n] : {std::pair<std::size_t, std::size_t>{40, 20}, {20, 40}})
+    for (bool transposed : {false, true}) {
+      INFO("m " << m << " n " << n << " k " << long_k << " transposed " << transposed);
+      std::vector<float> a(m * long_k), b(long_k * n), c(m * n, 5.0f);
+      for (std::size_t i = 0; i < m; ++i)
+        for (std::size_t p = 0; p < long_k; ++p) a[transposed ? p * m + i : i * long_k + p] = small_int(i, p);
+      for (std::size_t p = 0; p < long_k; ++p)
+        for (std::size_t j = 0; j < n; ++j) b[transposed ? j * long_k + p : p * n + j] = small_int(p, j + 1000);
+      kernels::gemm_bf16_amx({m, n, long_k, {a.data(), dtype::f32, transposed ? m : long_k, transposed},
+                              {b.data(), dtype::f32, transposed ? long_k : n, transposed}, c.data(), n, true,
+                              kernels::product_precision::bf16},
+                             two);
+      for (std::size_t i = 0; i < m; ++i)
+        for (std::size_t j = 0; j < n; ++j) {
+          long want = 5;
+          for (std::size_t p = 0; p < long_k; ++p) want += long{small_int(i, p)} * small_int(p, j + 1000);
+          REQUIRE(c[i * n + j] == static_cast<float>(want));
+        }
+    }
   // Results do not depend on the thread count, and are rounded from f32 operands, not truncated.
-  const thread_pool one(1), two(2);
+  const thread_pool one(1);
   operand_storage<float> a(300, 200, true, 100, 0);
   operand_storage<float> b(200, 150, false, 101, 0);
   std::vector<float> c1(300 * 150), c2(300 * 150, 1.0f);

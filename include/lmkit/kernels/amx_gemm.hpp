@@ -209,6 +209,19 @@ LMKIT_AMX_TARGET inline void pack_b(const matrix_operand& b, std::size_t k, std:
 // never on the tasks.
 constexpr std::size_t band_rows = 128, group_cols = 256, depth = 256;
 
+// The shared operand is packed whole along k. A product with a long k (the tied head's dx, k =
+// vocab: 77 MiB of GPT-2 small's weight in bf16) goes in slices of k instead, each packed in at most
+// this much, each slice's sum added to C; the slices are whole depth steps, so every element's
+// sum keeps its order over k and the bits are those of one piece.
+constexpr std::size_t shared_pack_bytes = std::size_t{8} << 20;
+
+/// The operand's view from column (A) or row (B) `k0` on along k.
+inline matrix_operand from_k(matrix_operand x, std::size_t k0, bool k_is_column) {
+  const std::size_t offset = k_is_column != x.transposed ? k0 : k0 * x.stride;
+  x.data = static_cast<const float*>(x.data) + offset;
+  return x;
+}
+
 /// One 32 x 32 block of C, rows `row` and columns `col` (both inside the padding), over k in
 /// [k0, k1): the four tiles' sum, stored to `out` (32 x 32, in L1).
 LMKIT_AMX_TARGET inline void block_sum(const std::uint16_t* a, const std::uint16_t* b, std::size_t k_pad, std::size_t row,
@@ -312,7 +325,20 @@ inline bool amx_bf16_usable() {
 inline void gemm_bf16_amx(const gemm_problem& g, const thread_pool& pool) {
   using namespace amx_detail;
   if (g.m == 0 || g.n == 0) return;
-  const std::size_t m_pad = round_up(g.m, block), n_pad = round_up(g.n, block), k_pad = round_up(std::max<std::size_t>(g.k, 1), 32);
+  const std::size_t m_pad = round_up(g.m, block), n_pad = round_up(g.n, block);
+  const std::size_t slice = std::max(depth, shared_pack_bytes / 2 / (g.m >= g.n ? n_pad : m_pad) / depth * depth);
+  if (g.k > slice) {
+    for (std::size_t k0 = 0; k0 < g.k; k0 += slice) {
+      gemm_problem part = g;
+      part.k = std::min(slice, g.k - k0);
+      part.a = from_k(g.a, k0, true);
+      part.b = from_k(g.b, k0, false);
+      part.accumulate = g.accumulate || k0 > 0;
+      gemm_bf16_amx(part, pool);
+    }
+    return;
+  }
+  const std::size_t k_pad = round_up(std::max<std::size_t>(g.k, 1), 32);
   std::uint16_t* shared = nullptr;
   if (g.m >= g.n) {  // bands of rows; B packed once
     shared = room(thread_workspace().shared, k_pad * n_pad);
