@@ -3,7 +3,7 @@
 // (1x768 times 768x2304) and a 128-token prompt (128x768 times 768x3072); and two training
 // products: the char GPT's q, k, v projection (768 tokens, 128 -> 384) and GPT-2 small's (1024
 // tokens, 768 -> 2304). lmkit/bf16_products_Bt is the bf16-products product (AMX tiles where the CPU
-// has them; docs/kernels.md) on f32 operands.
+// has them; docs/kernels.md) on f32 operands; amx/* are its rooflines (below).
 //
 //   build/bench/bench_matmul --benchmark_counters_tabular=true
 // bench/run_matmul.sh runs it with OpenBLAS's default kernels and, where the CPU has AVX-512,
@@ -79,6 +79,64 @@ void openblas_sgemm(benchmark::State& state) {
 }
 #endif
 
+#if LMKIT_HAS_AMX_PATH
+namespace amx = lmkit::kernels::amx_detail;
+
+// Two rooflines for lmkit/bf16_products_Bt. amx/tile_peak: the tiles' own rate, TDPBF16PS on tiles
+// already loaded into four independent sums (nothing read from memory). amx/multiply_packed: the
+// product's inner loops (amx_detail::multiply_region) on operands packed once beforehand, one
+// task's 128-row band, the operands in L2: the product without its packing.
+__attribute__((target("amx-tile,amx-bf16"))) void amx_tile_peak(benchmark::State& state) {
+  if (!lmkit::kernels::amx_bf16_usable()) return state.SkipWithError("this CPU has no usable AMX tiles");
+  amx::tile_config config;
+  for (int t = 0; t < 8; ++t) config.rows[t] = 16, config.bytes_per_row[t] = 64;
+  _tile_loadconfig(&config);
+  alignas(64) static std::uint16_t operand[512];
+  alignas(64) static float sum[256];
+  _tile_loadd(4, operand, 64);
+  _tile_loadd(5, operand, 64);
+  _tile_loadd(6, operand, 64);
+  _tile_loadd(7, operand, 64);
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  constexpr int steps = 4096;
+  for (auto _ : state) {
+    for (int i = 0; i < steps; ++i) {
+      _tile_dpbf16ps(0, 4, 6);
+      _tile_dpbf16ps(1, 4, 7);
+      _tile_dpbf16ps(2, 5, 6);
+      _tile_dpbf16ps(3, 5, 7);
+    }
+  }
+  _tile_stored(0, sum, 64);
+  benchmark::DoNotOptimize(sum[0]);
+  _tile_release();
+  state.counters["GFLOP/s"] = benchmark::Counter(steps * 4 * 2.0 * 16 * 16 * 32 * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["threads"] = 1;
+}
+
+void amx_multiply_packed(benchmark::State& state) {
+  if (!lmkit::kernels::amx_bf16_usable()) return state.SkipWithError("this CPU has no usable AMX tiles");
+  const std::size_t m = state.range(0), n = state.range(1), k = state.range(2);
+  problem_data data(m, n, k);
+  const lmkit::kernels::gemm_problem problem{
+      m, n, k, {data.a.data(), lmkit::dtype::f32, k, false}, {data.b.data(), lmkit::dtype::f32, k, true}, data.c.data(), n, false,
+      lmkit::kernels::product_precision::bf16};
+  const std::size_t m_pad = amx::round_up(m, amx::block), n_pad = amx::round_up(n, amx::block), k_pad = amx::round_up(k, 32);
+  lmkit::aligned_buffer<std::uint16_t> a(m_pad * k_pad), b(k_pad * n_pad);
+  amx::pack_a(problem.a, m, k, k_pad, a.data(), 0, m_pad, 0);
+  amx::pack_b(problem.b, k, n, k_pad, b.data(), 0, k_pad / 2, 0, n_pad);
+  for (auto _ : state) {
+    amx::multiply_region(problem, a.data(), 0, b.data(), 0, k_pad, 0, m, 0, n);
+    benchmark::DoNotOptimize(data.c.data());
+    benchmark::ClobberMemory();
+  }
+  set_counters(state, m, n, k);
+}
+#endif
+
 void shapes(benchmark::internal::Benchmark* b) {
   for (int threads : {1, 2}) {
     for (int size : {256, 512, 1024, 2048}) b->Args({size, size, size, threads});
@@ -98,6 +156,10 @@ BENCHMARK(lmkit_gemm<lmkit::dtype::bf16, true>)->Name("lmkit/bf16_Bt")->Apply(sh
 BENCHMARK(lmkit_gemm<lmkit::dtype::f32, true, lmkit::kernels::product_precision::bf16>)
     ->Name("lmkit/bf16_products_Bt")
     ->Apply(shapes);
+#if LMKIT_HAS_AMX_PATH
+BENCHMARK(amx_tile_peak)->Name("amx/tile_peak");
+BENCHMARK(amx_multiply_packed)->Name("amx/multiply_packed")->Args({128, 256, 768, 1})->Args({128, 384, 128, 1})->UseRealTime();
+#endif
 #if LMKIT_BENCH_OPENBLAS
 BENCHMARK(openblas_sgemm<false>)->Name("openblas/f32")->Apply(shapes);
 BENCHMARK(openblas_sgemm<true>)->Name("openblas/f32_Bt")->Apply(shapes);

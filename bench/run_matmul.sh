@@ -16,7 +16,7 @@ trap 'rm -rf "$out"' EXIT
 run() {  # name, then env assignments
   local name=$1; shift
   env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$@" "$bench" --benchmark_format=csv \
-    --benchmark_repetitions="$reps" --benchmark_min_time=0.2 2>/dev/null | grep -E '^"(lmkit|openblas)/' > "$out/$name.csv"
+    --benchmark_repetitions="$reps" --benchmark_min_time=0.2 2>/dev/null | grep -E '^"(lmkit|openblas|amx)/' > "$out/$name.csv"
 }
 
 run default
@@ -34,6 +34,7 @@ awk -F, '
     split($1, p, "/"); lib = p[1]; variant = p[2];
     key = variant "|" p[3] "x" p[4] "x" p[5] " t" p[6];
     gflops = $(NF - 1) + 0;
+    if (lib == "amx") next;
     if (lib == "lmkit") { if (gflops > L[key]) L[key] = gflops }
     else if (gflops > O[key]) { O[key] = gflops; source = FILENAME; sub(/.*\//, "", source); sub(/\.csv$/, "", source); S[key] = source }
   }
@@ -46,3 +47,7 @@ awk -F, '
       else printf "%-10s %-20s %7.1f GF/s\n", kk[1], kk[2], L[k];
     }
   }' "$out"/*.csv | sort -k1,1 -k3,3 -k2,2V
+
+# The AMX rooflines (bench_matmul.cpp): the tiles' own rate and the multiplication of packed operands.
+awk -F, '{ gsub(/"/, "", $0); if ($1 ~ /^amx\// && $(NF - 1) + 0 > R[$1]) R[$1] = $(NF - 1) + 0 }
+  END { for (k in R) printf "%-40s %9.1f GF/s (one thread)\n", k, R[k] }' "$out/default.csv" | sort
