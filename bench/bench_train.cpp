@@ -20,7 +20,7 @@ namespace {
 using namespace lmkit;
 
 void gpt_step(benchmark::State& state, models::gpt_config config, nn::batch_shape shape, float clip,
-              kernels::product_precision products = kernels::product_precision::f32) {
+              kernels::product_precision products) {
   const thread_pool pool(static_cast<int>(state.range(0)));
   const nn::run_context ctx{.pool = &pool, .training = true, .products = products};
   models::gpt<> model(config);
@@ -43,29 +43,21 @@ void gpt_step(benchmark::State& state, models::gpt_config config, nn::batch_shap
   set_step_counters(state, shape.rows());
 }
 
-void shakespeare(benchmark::State& state) {
-  gpt_step(state, {.vocab = 65, .context = 64, .layers = 4, .heads = 4, .dim = 128}, {12, 64}, 1.0f);
-}
-void gpt2_small(benchmark::State& state) {
-  gpt_step(state, {.vocab = 50257, .context = 1024, .layers = 12, .heads = 12, .dim = 768, .bias = nn::bias::yes},
-           {4, 256}, 0.0f);
-}
-
-// The same steps with the products of bf16-rounded operands (`train --products bf16`; AMX tiles
+const models::gpt_config shakespeare{.vocab = 65, .context = 64, .layers = 4, .heads = 4, .dim = 128};
+const models::gpt_config gpt2_small{.vocab = 50257, .context = 1024, .layers = 12, .heads = 12, .dim = 768,
+                                    .bias = nn::bias::yes};
+// The *_bf16 steps take the products of bf16-rounded operands (`train --products bf16`; AMX tiles
 // where the CPU has them): PyTorch's autocast to bfloat16.
-constexpr auto bf16 = kernels::product_precision::bf16;
-void shakespeare_bf16(benchmark::State& state) {
-  gpt_step(state, {.vocab = 65, .context = 64, .layers = 4, .heads = 4, .dim = 128}, {12, 64}, 1.0f, bf16);
-}
-void gpt2_small_bf16(benchmark::State& state) {
-  gpt_step(state, {.vocab = 50257, .context = 1024, .layers = 12, .heads = 12, .dim = 768, .bias = nn::bias::yes},
-           {4, 256}, 0.0f, bf16);
-}
+constexpr auto f32 = kernels::product_precision::f32, bf16 = kernels::product_precision::bf16;
 
-BENCHMARK(shakespeare)->Name("gpt_step/shakespeare")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
-BENCHMARK(gpt2_small)->Name("gpt_step/gpt2_small")->Arg(1)->Arg(2)->UseRealTime()->Iterations(3)->Unit(benchmark::kMillisecond);
-BENCHMARK(shakespeare_bf16)->Name("gpt_step/shakespeare_bf16")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
-BENCHMARK(gpt2_small_bf16)->Name("gpt_step/gpt2_small_bf16")->Arg(1)->Arg(2)->UseRealTime()->Iterations(3)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(gpt_step, shakespeare, shakespeare, nn::batch_shape{12, 64}, 1.0f, f32)
+    ->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(gpt_step, gpt2_small, gpt2_small, nn::batch_shape{4, 256}, 0.0f, f32)
+    ->Arg(1)->Arg(2)->UseRealTime()->Iterations(3)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(gpt_step, shakespeare_bf16, shakespeare, nn::batch_shape{12, 64}, 1.0f, bf16)
+    ->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(gpt_step, gpt2_small_bf16, gpt2_small, nn::batch_shape{4, 256}, 0.0f, bf16)
+    ->Arg(1)->Arg(2)->UseRealTime()->Iterations(3)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 

@@ -46,6 +46,8 @@ autocast() {  # THREADS shakespeare|gpt2
     /usr/bin/python3 "$here/pytorch_autocast_step.py" "$2" "$peers/pytorch" | sed -nE 's/.*: ([0-9.]+) ms\/step.*/\1/p'
 }
 printf '%-28s %8s %14s %14s %12s %10s %10s\n' "run (lmkit bf16 products)" threads "PyTorch fp32" "PyTorch bf16" "lmkit ms" "vs fp32" "vs bf16"
+# The fp32 peer runs again here rather than reusing the figure above: this host's speed drifts
+# between minutes, so each ratio compares runs made one right after the other.
 bf16_row() {  # NAME THREADS FILTER PEER_SCRIPT PEER_SED AUTOCAST_NAME
   local fp32 bf16 mine
   fp32=$(peer $2 $4 | sed -nE "$5")

@@ -130,7 +130,7 @@ int train_model(typename Family::model_type& model, std::map<std::string, std::s
   const thread_pool pool(o.threads);
   nn::run_context ctx{&pool, true, seed{o.seed}};  // dropout masks from the run's seed
   ctx.products = o.products.value_or(kernels::product_precision::f32);
-  metadata["train.products"] = ctx.products == kernels::product_precision::bf16 ? "bf16" : "f32";
+  metadata["train.products"] = kernels::name_of(ctx.products);
   model.init(seed{o.seed});
   train::parameter_list params(model);
   train::adam optimizer(params, adam);
@@ -160,7 +160,9 @@ int train_model(typename Family::model_type& model, std::map<std::string, std::s
     ctx.noise = at.noise;
     // The run goes on with its products unless told otherwise (then it is not the same run).
     if (const auto p = at.metadata.find("train.products"); p != at.metadata.end() && !o.products) {
-      ctx.products = p->second == "bf16" ? kernels::product_precision::bf16 : kernels::product_precision::f32;
+      const auto products = kernels::product_precision_named(p->second);
+      require<format_error>(products.has_value(), o.resume, ": train.products is '", p->second, "', not f32 or bf16");
+      ctx.products = *products;
       metadata["train.products"] = p->second;
     }
     if constexpr (recurrent) {
@@ -268,8 +270,8 @@ int run(int argc, char** argv) {
     else if (a == "--dropout") o.dropout = real();
     else if (a == "--products") {
       const std::string p = value();
-      require<argument_error>(p == "f32" || p == "bf16", "train: --products is f32 or bf16, not '", p, "'");
-      o.products = p == "bf16" ? kernels::product_precision::bf16 : kernels::product_precision::f32;
+      o.products = kernels::product_precision_named(p);
+      require<argument_error>(o.products.has_value(), "train: --products is f32 or bf16, not '", p, "'");
     }
     else if (a == "--lr") o.lr = real();
     else if (a == "--min-lr") o.min_lr = real();

@@ -3,6 +3,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
+#include <string_view>
 
 #include "lmkit/core/dtype.hpp"
 
@@ -22,6 +24,15 @@ struct matrix_operand {
 /// bf16 (each product then exact), summed in f32 -- PyTorch's autocast to bfloat16; on a CPU with
 /// AMX the products run on its tiles (kernels/amx_gemm.hpp), many times faster than f32 FMAs.
 enum class product_precision : std::uint8_t { f32, bf16 };
+
+constexpr std::string_view name_of(product_precision p) { return p == product_precision::bf16 ? "bf16" : "f32"; }
+
+/// The precision `name_of` names ("f32", "bf16"); nothing for any other text.
+constexpr std::optional<product_precision> product_precision_named(std::string_view name) {
+  if (name == "f32") return product_precision::f32;
+  if (name == "bf16") return product_precision::bf16;
+  return std::nullopt;
+}
 
 /// C[m x n] (row stride ldc) = op(A)[m x k] * op(B)[k x n], added to C when `accumulate`.
 struct gemm_problem {
