@@ -781,11 +781,12 @@ TEST_CASE("bf16 products without AMX equal the triple loop over bf16-rounded ope
 TEST_CASE("bf16 products on AMX tiles equal the triple loop over bf16-rounded operands", "[kernels][gemm][amx]") {
   if (!kernels::amx_bf16_usable()) test::skip_test("this CPU or OS offers no AMX-BF16 tiles");
   check_bf16_products(kernels::gemm_bf16_amx);
-  // A k long enough to go in three slices (the shared operand's pack over its budget), with B
-  // shared (m >= n) and A shared, each operand stored both ways. The entries are small integers,
-  // so every sum is exact: the product must equal the integer triple loop to the bit.
+  // A k long enough to go in several slices (a pack of its whole k over the budget: 128 rows of a
+  // band, or 256 columns of a group), with B shared (m >= n) and A shared, each operand stored both
+  // ways. The entries are small integers, so every sum is exact: the product must equal the
+  // integer triple loop to the bit.
   const thread_pool two(2);
-  const std::size_t long_k = 2 * (kernels::amx_detail::shared_pack_bytes / 2 / 32) + 300;
+  const std::size_t long_k = 2 * (kernels::amx_detail::pack_bytes / 2 / 128) + 300;
   auto small_int = [](std::size_t x, std::size_t y) {
     return static_cast<int>(((x * 2654435761u + y * 40503u) >> 13) % 5) - 2;
   };

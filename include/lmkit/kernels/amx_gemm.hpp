@@ -209,11 +209,12 @@ LMKIT_AMX_TARGET inline void pack_b(const matrix_operand& b, std::size_t k, std:
 // never on the tasks.
 constexpr std::size_t band_rows = 128, group_cols = 256, depth = 256;
 
-// The shared operand is packed whole along k. A product with a long k (the tied head's dx, k =
-// vocab: 77 MiB of GPT-2 small's weight in bf16) goes in slices of k instead, each packed in at most
-// this much, each slice's sum added to C; the slices are whole depth steps, so every element's
-// sum keeps its order over k and the bits are those of one piece.
-constexpr std::size_t shared_pack_bytes = std::size_t{8} << 20;
+// Both packs, the shared operand and a task's share of the other, hold the whole of k. A product
+// with a long k (the tied head's dx, k = vocab: 77 MiB of GPT-2 small's weight in bf16) goes in
+// slices of k instead, so that neither pack exceeds this size; each slice's sum is added to C. The
+// slices are whole depth steps, so every element's sum keeps its order over k and the bits are
+// those of one piece.
+constexpr std::size_t pack_bytes = std::size_t{8} << 20;
 
 /// The operand's view from column (A) or row (B) `k0` on along k.
 inline matrix_operand from_k(matrix_operand x, std::size_t k0, bool k_is_column) {
@@ -326,7 +327,8 @@ inline void gemm_bf16_amx(const gemm_problem& g, const thread_pool& pool) {
   using namespace amx_detail;
   if (g.m == 0 || g.n == 0) return;
   const std::size_t m_pad = round_up(g.m, block), n_pad = round_up(g.n, block);
-  const std::size_t slice = std::max(depth, shared_pack_bytes / 2 / (g.m >= g.n ? n_pad : m_pad) / depth * depth);
+  const std::size_t widest_pack = g.m >= g.n ? std::max(n_pad, band_rows) : std::max(m_pad, group_cols);
+  const std::size_t slice = std::max(depth, pack_bytes / sizeof(std::uint16_t) / widest_pack / depth * depth);
   if (g.k > slice) {
     for (std::size_t k0 = 0; k0 < g.k; k0 += slice) {
       gemm_problem part = g;
