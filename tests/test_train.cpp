@@ -129,6 +129,42 @@ TEST_CASE("AdamW decays matrices but not norm gains; SGD with momentum follows t
   CHECK(p.value()[0] == Approx(-1.9));
 }
 
+TEST_CASE("optimizers, train_step and the window sampler refuse settings that would train on NaN or nothing",
+          "[train]") {
+  nn::parameter p({3}, nn::decay::yes);
+  one_parameter holder{&p};
+  const train::parameter_list params(holder);
+  const float nan = std::nanf(""), inf = INFINITY;
+  for (const train::adam_options bad :
+       {train::adam_options{.lr = -1e-3f}, train::adam_options{.lr = nan}, train::adam_options{.beta1 = 1.0f},
+        train::adam_options{.beta2 = -0.1f}, train::adam_options{.eps = -1e-8f}, train::adam_options{.weight_decay = inf}})
+    CHECK_THROWS_AS(train::adam(params, bad), argument_error);
+  train::adam adam(params, {});
+  CHECK_THROWS_WITH(adam.step(nan), Catch::Contains("learning rate"));
+  CHECK(adam.steps() == 0);  // refused before counting the step
+  for (const train::sgd_options bad : {train::sgd_options{.lr = nan}, train::sgd_options{.momentum = -0.9f},
+                                       train::sgd_options{.weight_decay = -1.0f}})
+    CHECK_THROWS_AS(train::sgd(params, bad), argument_error);
+  train::sgd sgd(params, {});
+  CHECK_THROWS_AS(sgd.step(-1.0f), argument_error);
+
+  const std::vector<token_id> tokens = token_stream(100);
+  CHECK_THROWS_WITH(train::window_sampler(tokens, {0, 16}, philox(seed{1})), Catch::Contains("empty batch shape"));
+  CHECK_THROWS_AS(train::window_sampler(tokens, {4, 0}, philox(seed{1})), argument_error);
+  models::gpt<> model(small);
+  CHECK_THROWS_AS(model.reserve({0, 16}), argument_error);
+
+  pass_recorder recorder;
+  train::parameter_list recorded(recorder);
+  train::adam recorder_adam(recorded, {});
+  train::window_sampler sampler(tokens, {2, 8}, philox(seed{1}));
+  std::vector<token_id> ids, targets;
+  CHECK_THROWS_WITH(train::train_step(recorder, recorder_adam, recorded, train::constant_schedule{}, sampler, 0,
+                                      {.clip = nan}, {}, ids, targets),
+                    Catch::Contains("clip"));
+  CHECK(recorder.seen.empty());
+}
+
 TEST_CASE("training repeats bit for bit on 1 and 2 threads, and after a checkpoint and resume", "[train]") {
   const std::vector<token_id> tokens = token_stream(4000);
   const thread_pool one(1), two(2);

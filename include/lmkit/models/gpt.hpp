@@ -149,6 +149,7 @@ class gpt {
 
   /// Sets up the buffers for batches of this shape (only when the shape changes).
   void reserve(nn::batch_shape shape) {
+    require<argument_error>(shape.batch >= 1, "gpt: a batch needs at least one sequence");
     require<argument_error>(shape.time >= 1 && shape.time <= config_.context, "gpt: ", shape.time,
                             " positions do not fit the context of ", config_.context);
     if (shape == shape_) return;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "lmkit/core/aligned_buffer.hpp"
+#include "lmkit/core/error.hpp"
 #include "lmkit/core/parallel.hpp"
 #include "lmkit/kernels/kernels.hpp"
 #include "lmkit/train/parameter_list.hpp"
@@ -31,6 +32,14 @@ struct adam_options {
 class adam {
  public:
   adam(parameter_list params, adam_options options) : params_(std::move(params)), options_(options) {
+    // PyTorch's checks: a NaN or negative setting would otherwise turn every weight into NaN silently.
+    require<argument_error>(std::isfinite(options.lr) && options.lr >= 0.0f, "adam: learning rate ", options.lr,
+                            " is not a finite number >= 0");
+    require<argument_error>(options.beta1 >= 0.0f && options.beta1 < 1.0f && options.beta2 >= 0.0f && options.beta2 < 1.0f,
+                            "adam: betas (", options.beta1, ", ", options.beta2, ") are not in [0, 1)");
+    require<argument_error>(std::isfinite(options.eps) && options.eps >= 0.0f, "adam: eps ", options.eps, " is not >= 0");
+    require<argument_error>(std::isfinite(options.weight_decay) && options.weight_decay >= 0.0f, "adam: weight decay ",
+                            options.weight_decay, " is not a finite number >= 0");
     for (const named_parameter& p : params_) {
       m_.emplace_back(p.parameter->size());
       v_.emplace_back(p.parameter->size());
@@ -58,6 +67,8 @@ class adam {
 
   /// One update with learning rate `lr` (from a schedule; the options' lr when omitted).
   void step(float lr, const thread_pool& pool = serial_pool()) {
+    require<argument_error>(std::isfinite(lr) && lr >= 0.0f, "adam: step ", step_ + 1, " has learning rate ", lr,
+                            ", not a finite number >= 0");
     ++step_;
     const double correction1 = 1.0 - std::pow(static_cast<double>(options_.beta1), static_cast<double>(step_));
     const double correction2 = 1.0 - std::pow(static_cast<double>(options_.beta2), static_cast<double>(step_));

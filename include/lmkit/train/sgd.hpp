@@ -2,11 +2,13 @@
 //   g += wd p;  buf = momentum buf + g (buf = g on the first step);  p -= lr buf
 #pragma once
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
 
 #include "lmkit/core/aligned_buffer.hpp"
+#include "lmkit/core/error.hpp"
 #include "lmkit/core/parallel.hpp"
 #include "lmkit/train/parameter_list.hpp"
 
@@ -21,6 +23,12 @@ struct sgd_options {
 class sgd {
  public:
   sgd(parameter_list params, sgd_options options) : params_(std::move(params)), options_(options) {
+    require<argument_error>(std::isfinite(options.lr) && options.lr >= 0.0f, "sgd: learning rate ", options.lr,
+                            " is not a finite number >= 0");
+    require<argument_error>(std::isfinite(options.momentum) && options.momentum >= 0.0f, "sgd: momentum ",
+                            options.momentum, " is not a finite number >= 0");
+    require<argument_error>(std::isfinite(options.weight_decay) && options.weight_decay >= 0.0f, "sgd: weight decay ",
+                            options.weight_decay, " is not a finite number >= 0");
     if (options_.momentum != 0.0f)
       for (const named_parameter& p : params_) velocity_.emplace_back(p.parameter->size());
   }
@@ -41,6 +49,8 @@ class sgd {
   }
 
   void step(float lr, const thread_pool& = serial_pool()) {
+    require<argument_error>(std::isfinite(lr) && lr >= 0.0f, "sgd: step ", step_ + 1, " has learning rate ", lr,
+                            ", not a finite number >= 0");
     for (std::size_t i = 0; i < params_.size(); ++i) {
       nn::parameter& p = *params_[i].parameter;
       const float wd = p.decays() ? options_.weight_decay : 0.0f;

@@ -5,10 +5,12 @@
 // seed): a resumed run repeats an uninterrupted one bit for bit.
 #pragma once
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
 
+#include "lmkit/core/error.hpp"
 #include "lmkit/nn/layer.hpp"
 #include "lmkit/train/parameter_list.hpp"
 
@@ -30,6 +32,8 @@ template <class Model, class Optimizer, class Schedule, class Batches>
 step_report train_step(Model& model, Optimizer& optimizer, const parameter_list& params, const Schedule& schedule,
                        Batches& batches, std::uint64_t step, const step_options& options, const nn::run_context& ctx,
                        std::vector<token_id>& ids, std::vector<token_id>& targets) {
+  require<argument_error>(options.clip >= 0.0 && options.clip < HUGE_VAL, "train_step: clip norm ", options.clip,
+                          " is not a finite number >= 0 (0: no clipping)");
   const std::size_t micro = options.accumulation ? options.accumulation : 1;
   optimizer.zero_grad(*ctx.pool);
   double loss_sum = 0.0;

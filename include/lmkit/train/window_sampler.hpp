@@ -17,6 +17,8 @@ class window_sampler {
  public:
   window_sampler(std::span<const token_id> tokens, nn::batch_shape shape, philox rng)
       : tokens_(tokens), shape_(shape), rng_(rng) {
+    require<argument_error>(shape.batch > 0 && shape.time > 0, "window_sampler: empty batch shape (", shape.batch, " x ",
+                            shape.time, ")");
     require<argument_error>(tokens.size() > shape.time + 1, "window_sampler: a stream of ", tokens.size(),
                             " tokens is too short for windows of ", shape.time, " (+1 for the targets)");
   }
