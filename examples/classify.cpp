@@ -36,6 +36,8 @@
 #include <lmkit/text/char_tokenizer.hpp>
 #include <lmkit/train/checkpoint.hpp>
 
+#include "cli_numbers.hpp"
+
 #ifndef LMKIT_EXAMPLES_DATA
 #define LMKIT_EXAMPLES_DATA "examples/data"
 #endif
@@ -132,11 +134,11 @@ int run(int argc, char** argv) {
     else if (a == "--tokenizer") tokenizer_path = value();
     else if (a == "--data") data = value();
     else if (a == "--normalise") normalise = true;
-    else if (a == "--threads") threads = std::stoi(value());
+    else if (a == "--threads") threads = static_cast<int>(cli::whole_number("classify", a, value()));
     else if (a == "--shots") {
       shots.clear();
       std::stringstream list(value());
-      for (std::string k; std::getline(list, k, ',');) shots.push_back(std::stoul(k));
+      for (std::string k; std::getline(list, k, ',');) shots.push_back(cli::whole_number("classify", "--shots", k));
     } else return usage(2);
   }
   if (model_path.empty() == checkpoint.empty()) return usage(2);
@@ -184,7 +186,8 @@ int main(int argc, char** argv) {
   try {
     return run(argc, argv);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "classify: %s\n", e.what());
+    const std::string_view what = e.what();
+    std::fprintf(stderr, "%s%s\n", what.starts_with("classify: ") ? "" : "classify: ", e.what());
     return 1;
   }
 }

@@ -26,6 +26,7 @@
 #include <lmkit/train/train_step.hpp>
 #include <lmkit/train/window_sampler.hpp>
 
+#include "cli_numbers.hpp"
 #include "story_corpus.hpp"
 
 namespace {
@@ -111,9 +112,9 @@ int run(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--corpus" && i + 1 < argc) corpus_path = argv[++i];
-    else if (a == "--steps" && i + 1 < argc) steps = std::stoul(argv[++i]);
-    else if (a == "--threads" && i + 1 < argc) threads = std::stoi(argv[++i]);
-    else if (a == "--seed" && i + 1 < argc) seed_value = std::stoull(argv[++i]);
+    else if (a == "--steps" && i + 1 < argc) steps = cli::whole_number("demo", a, argv[++i]);
+    else if (a == "--threads" && i + 1 < argc) threads = static_cast<int>(cli::whole_number("demo", a, argv[++i]));
+    else if (a == "--seed" && i + 1 < argc) seed_value = cli::whole_number("demo", a, argv[++i]);
     else {
       std::fputs("usage: demo [--corpus FILE] [--steps N] [--threads N] [--seed S]\n", stderr);
       return a == "-h" || a == "--help" ? 0 : 2;
@@ -227,7 +228,8 @@ int main(int argc, char** argv) {
   try {
     return run(argc, argv);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "demo: %s\n", e.what());
+    const std::string_view what = e.what();
+    std::fprintf(stderr, "%s%s\n", what.starts_with("demo: ") ? "" : "demo: ", e.what());
     return 1;
   }
 }

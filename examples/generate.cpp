@@ -36,6 +36,8 @@
 #include <lmkit/text/char_tokenizer.hpp>
 #include <lmkit/train/checkpoint.hpp>
 
+#include "cli_numbers.hpp"
+
 namespace {
 
 using namespace lmkit;
@@ -242,37 +244,42 @@ int run(int argc, char** argv) {
       require<argument_error>(i + 1 < argc, "generate: ", a, " needs a value");
       return argv[++i];
     };
+    auto whole = [&] { return cli::whole_number("generate", a, value()); };
+    auto number = [&] { return cli::finite_number("generate", a, value()); };
     if (a == "-h" || a == "--help") return usage(0);
     else if (a == "--checkpoint") o.checkpoint = value();
     else if (a == "--model") o.model = value();
     else if (a == "--tokenizer") o.tokenizer = value();
     else if (a == "--prompt") o.prompt = value();
-    else if (a == "-n") o.count = std::stoul(value());
-    else if (a == "--context") o.context = std::stoul(value());
-    else if (a == "--temp") o.sampler.temperature = std::stof(value());
-    else if (a == "--top-k") o.sampler.top_k = std::stoul(value());
-    else if (a == "--top-p") o.sampler.top_p = std::stof(value());
-    else if (a == "--min-p") o.sampler.min_p = std::stof(value());
-    else if (a == "--typical") o.sampler.typical_p = std::stof(value());
-    else if (a == "--repeat-penalty") o.sampler.repeat_penalty = std::stof(value());
+    else if (a == "-n") o.count = whole();
+    else if (a == "--context") o.context = whole();
+    else if (a == "--temp") o.sampler.temperature = number();
+    else if (a == "--top-k") o.sampler.top_k = whole();
+    else if (a == "--top-p") o.sampler.top_p = number();
+    else if (a == "--min-p") o.sampler.min_p = number();
+    else if (a == "--typical") o.sampler.typical_p = number();
+    else if (a == "--repeat-penalty") o.sampler.repeat_penalty = number();
     else if (a == "--repeat-last-n") {
-      const long n = std::stol(value());
-      require<argument_error>(n >= -1, "generate: --repeat-last-n must be >= -1, got ", n);
-      o.sampler.penalty_last_n = n < 0 ? gen::whole_history : std::size_t(n);
+      if (i + 1 < argc && std::string_view(argv[i + 1]) == "-1") {  // llama.cpp's "the whole history"
+        ++i;
+        o.sampler.penalty_last_n = gen::whole_history;
+      } else {
+        o.sampler.penalty_last_n = whole();
+      }
     }
-    else if (a == "--frequency-penalty") o.sampler.frequency_penalty = std::stof(value());
-    else if (a == "--presence-penalty") o.sampler.presence_penalty = std::stof(value());
+    else if (a == "--frequency-penalty") o.sampler.frequency_penalty = number();
+    else if (a == "--presence-penalty") o.sampler.presence_penalty = number();
     else if (a == "--stop") o.stop.push_back(value());
-    else if (a == "--logprobs") o.logprobs = std::stoul(value());
+    else if (a == "--logprobs") o.logprobs = whole();
     else if (a == "--html") o.html = value();
-    else if (a == "--attention") o.attention = std::stoul(value());
-    else if (a == "--seed") o.seed = std::stoull(value());
-    else if (a == "--threads") o.threads = std::stoi(value());
+    else if (a == "--attention") o.attention = whole();
+    else if (a == "--seed") o.seed = whole();
+    else if (a == "--threads") o.threads = static_cast<int>(whole());
     else if (a == "--bench") o.bench = true;
     else if (a == "--ignore-eos") o.ignore_eos = true;
     else return usage(2);
   }
-  require<argument_error>(o.sampler.temperature >= 0.0f, "generate: temperature must be >= 0, got ", o.sampler.temperature);
+  require<argument_error>(o.sampler.temperature >= 0.0f, "temperature must be >= 0, got ", o.sampler.temperature);
   if (!o.model.empty()) return run_decoder(o);
   if (o.checkpoint.empty()) return usage(2);
   return run_checkpoint(o);
@@ -284,7 +291,8 @@ int main(int argc, char** argv) {
   try {
     return run(argc, argv);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "generate: %s\n", e.what());
+    const std::string_view what = e.what();  // the tool's own messages already say "generate: "
+    std::fprintf(stderr, "%s%s\n", what.starts_with("generate: ") ? "" : "generate: ", e.what());
     return 1;
   }
 }
