@@ -4,8 +4,11 @@
 // uniform in +-0.1, the loss summed over the 35 steps and averaged over the batch. The same
 // protocol as ../shared/peers/pytorch/train_lstm_ptb.py, step for step: a benchmark run (minutes),
 // not a CI test. Prints each epoch's validation perplexity and time, then the test perplexity.
+// --medium is the paper's medium setting instead: 2 layers x 650, dropout 0.5 on the non-recurrent
+// connections, every parameter uniform in +-0.05, 39 epochs, the rate divided by 1.2 every epoch
+// from the 7th (paper: test perplexity 82.7; hours on two cores).
 //
-//   ptb_lstm [--data DIR] [--epochs 13] [--threads N]
+//   ptb_lstm [--data DIR] [--medium] [--epochs N] [--threads N]
 #include <sys/resource.h>
 
 #include <chrono>
@@ -82,18 +85,30 @@ double perplexity(Model& model, const batched& d, std::size_t steps, const nn::r
 
 int main(int argc, char** argv) try {
   std::string dir = LMKIT_DEFAULT_SHARED_DATA "/ptb";
-  std::size_t epochs = 13;
+  std::size_t epochs = 0;  // the setting's
   int threads = 0;
+  bool medium = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--data" && i + 1 < argc) dir = argv[++i];
+    else if (a == "--medium") medium = true;
     else if (a == "--epochs" && i + 1 < argc) epochs = std::stoul(argv[++i]);
     else if (a == "--threads" && i + 1 < argc) threads = std::stoi(argv[++i]);
     else {
-      std::fputs("usage: ptb_lstm [--data DIR] [--epochs 13] [--threads N]\n", stderr);
+      std::fputs("usage: ptb_lstm [--data DIR] [--medium] [--epochs N] [--threads N]\n", stderr);
       return 2;
     }
   }
+  // Zaremba et al.'s settings: width, dropout, init bound, epochs, the epoch from which the rate
+  // falls, and by what factor each epoch.
+  struct setting {
+    std::size_t width;
+    float dropout, init;
+    std::size_t epochs, decay_from;
+    float decay;
+  };
+  const setting z = medium ? setting{650, 0.5f, 0.05f, 39, 6, 1.2f} : setting{200, 0.0f, 0.1f, 13, 4, 2.0f};
+  if (epochs == 0) epochs = z.epochs;
   const auto train_words = read_words(dir + "/ptb.train.txt"), valid_words = read_words(dir + "/ptb.valid.txt"),
              test_words = read_words(dir + "/ptb.test.txt");
   std::map<std::string, token_id> vocab;
@@ -109,21 +124,21 @@ int main(int argc, char** argv) try {
                 test = batchify(ids(test_words), batch);
 
   const thread_pool pool(threads);
-  const nn::run_context ctx{&pool, true};
-  models::lstm_lm<> model({.vocab = vocab.size(), .embedding = 200, .hidden = 200, .layers = 2});
-  model.init_uniform(seed{1234}, 0.1f);
+  nn::run_context ctx{&pool, true, seed{1234}};  // dropout masks: (seed, step)
+  models::lstm_lm<> model({.vocab = vocab.size(), .embedding = z.width, .hidden = z.width, .layers = 2, .dropout = z.dropout});
+  model.init_uniform(seed{1234}, z.init);
   model.carry_state(true);
   train::parameter_list params(model);
   train::sgd optimizer(params, {.lr = 1.0f});
-  std::printf("vocab %zu, train tokens %zu, %.2fM parameters, %d threads\n", vocab.size(), train.data.size(),
-              params.element_count() / 1e6, pool.threads());
+  std::printf("%s: vocab %zu, train tokens %zu, %.2fM parameters, dropout %.2f, %d threads\n", medium ? "medium" : "small",
+              vocab.size(), train.data.size(), params.element_count() / 1e6, z.dropout, pool.threads());
   std::fflush(stdout);
 
   const auto start = clock_type::now();
   float lr = 1.0f;
   std::vector<token_id> x, y;
   for (std::size_t epoch = 0; epoch < epochs; ++epoch) {
-    if (epoch >= 4) lr /= 2;
+    if (epoch >= z.decay_from) lr /= z.decay;
     model.reset_state();
     const auto epoch_start = clock_type::now();
     std::size_t step_count = 0;
@@ -133,6 +148,7 @@ int main(int argc, char** argv) try {
       optimizer.zero_grad();
       model.forward(x, y, {batch, len}, ctx);
       model.backward(ctx, static_cast<float>(len));  // the loss summed over the steps, averaged over the batch
+      ++ctx.pass;
       train::clip_gradient_norm(params, 5.0);
       optimizer.step(lr);
       ++step_count;

@@ -35,6 +35,8 @@
 #include <lmkit/train/train_step.hpp>
 #include <lmkit/train/window_sampler.hpp>
 
+#include "cli_numbers.hpp"
+
 namespace {
 
 using namespace lmkit;
@@ -61,8 +63,10 @@ int usage(int code) {
       "             [--save CHECKPOINT [--save-every N]] [--resume CHECKPOINT]\n"
       "  Trains a character-level model on FILE (first 90% train, last 10% validation). gpt: nanoGPT's\n"
       "  Shakespeare CPU configuration by default; lstm: embedding 64, 2 x 256 (--dim), 32 streams x 64 steps,\n"
-      "  Adam 2e-3, clip 5. --threads 0 uses every core. --save writes a safetensors checkpoint (weights,\n"
-      "  optimizer state, step, data position, carried state) at the end and every N steps; --resume\n"
+      "  Adam 2e-3, clip 5. --dropout P while training (gpt: embeddings, attention weights, residual branches;\n"
+      "  lstm: embeddings, between layers, the output). --threads 0 uses every core. --save writes a\n"
+      "  safetensors checkpoint (weights, optimizer state, step, data position, carried state) at the end and\n"
+      "  every N steps; --resume\n"
       "  continues one to --steps, giving the same numbers as a run that was never stopped. --products bf16\n"
       "  (gpt) forms the matrix products of the linear layers and the output head from bf16-rounded operands,\n"
       "  summed in f32, as PyTorch's autocast to bfloat16 does (on AMX tiles where the CPU has them).\n",
@@ -169,7 +173,10 @@ int train_model(typename Family::model_type& model, std::map<std::string, std::s
       restore_state(model, state);
       const auto p = at.metadata.find("streams.position");
       require<format_error>(p != at.metadata.end(), "train: ", o.resume, " has no streams.position");
-      batches.set_position(std::stoull(p->second));
+      const auto position = cli::parse_whole(p->second);
+      require<format_error>(position.has_value(), "train: ", o.resume, ": streams.position is '", p->second,
+                            "', not a whole number");
+      batches.set_position(*position);
     } else {
       batches.set_rng(at.sampler_rng);
     }
@@ -243,20 +250,8 @@ int run(int argc, char** argv) {
       require<argument_error>(i + 1 < argc, "train: ", a, " needs a value");
       return argv[++i];
     };
-    auto count = [&] {
-      const char* v = value();
-      char* end = nullptr;
-      const unsigned long long n = std::strtoull(v, &end, 10);
-      require<argument_error>(*v && *end == '\0', "train: ", a, " wants a whole number, got '", v, "'");
-      return static_cast<std::size_t>(n);
-    };
-    auto real = [&] {
-      const char* v = value();
-      char* end = nullptr;
-      const float x = std::strtof(v, &end);
-      require<argument_error>(*v && *end == '\0', "train: ", a, " wants a number, got '", v, "'");
-      return x;
-    };
+    auto count = [&] { return static_cast<std::size_t>(cli::whole_number("train", a, value())); };
+    auto real = [&] { return cli::finite_number("train", a, value()); };
     if (a == "-h" || a == "--help") return usage(0);
     else if (a == "--data") o.data = value();
     else if (a == "--family") o.family = value();
@@ -294,7 +289,6 @@ int run(int argc, char** argv) {
   }
   if (o.data.empty()) return usage(2);
   require<argument_error>(o.family == "gpt" || o.family == "lstm", "train: unknown family '", o.family, "' (gpt, lstm)");
-  require<argument_error>(o.dropout == 0.0f || o.family == "gpt", "train: --dropout is for the gpt family");
   require<argument_error>(o.products.value_or(kernels::product_precision::f32) == kernels::product_precision::f32 ||
                               o.family == "gpt",
                           "train: --products bf16 is for the gpt family (the LSTM's recurrent products are f32)");
@@ -305,6 +299,11 @@ int run(int argc, char** argv) {
   const std::vector<token_id> tokens = tokenizer.encode(corpus);
   const std::size_t split = tokens.size() * 9 / 10;
   const std::span<const token_id> train_tokens(tokens.data(), split), val_tokens(tokens.data() + split, tokens.size() - split);
+  // Said here, with the file's name, rather than by the batch source ("a stream of N tokens").
+  const std::size_t window = o.context.value_or(64) + 1;
+  require<argument_error>(val_tokens.size() > window, "train: ", o.data, " has ", tokens.size(),
+                          " characters; its last 10% (validation) needs more than ", window,
+                          " (the context + 1): a longer text, or a smaller --context");
   std::map<std::string, std::string> metadata{{"tokenizer.alphabet", tokenizer.alphabet()}};
   const std::size_t steps = o.steps.value_or(2000);
 
@@ -322,7 +321,8 @@ int run(int argc, char** argv) {
         o.clip.value_or(1.0f), train_tokens, val_tokens);
   }
   const models::lstm_lm_config config{.vocab = tokenizer.vocab_size(), .embedding = o.embedding.value_or(64),
-                                      .hidden = o.dim.value_or(256), .layers = o.layers.value_or(2)};
+                                      .hidden = o.dim.value_or(256), .layers = o.layers.value_or(2),
+                                      .dropout = o.dropout};
   models::lstm_lm<> model(config);
   metadata.merge(models::to_metadata(config));
   return train_model<lstm_family>(

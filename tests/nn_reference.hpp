@@ -130,12 +130,16 @@ inline vec add(const vec& a, const vec& b) {
 
 /// PyTorch's nn.LSTM (batch_first) written out: x (B*T, in) -> the top layer's h (B*T, H). `p` holds
 /// weight_ih, weight_hh, bias_ih, bias_hh per layer; h0, c0 the initial state per layer (B, H).
+/// `input_masks[l]` (l >= 1, when given): dropout's multipliers on layer l's input (B*T, H).
 inline vec lstm(const vec& x, std::size_t batch, std::size_t time, std::size_t in, std::size_t hidden,
-                const std::vector<vec>& p, const std::vector<vec>& h0, const std::vector<vec>& c0) {
+                const std::vector<vec>& p, const std::vector<vec>& h0, const std::vector<vec>& c0,
+                const std::vector<vec>& input_masks = {}) {
   const std::size_t layers = p.size() / 4;
   vec input = x;
   std::size_t width = in;
   for (std::size_t l = 0; l < layers; ++l) {
+    if (l > 0 && l < input_masks.size())
+      for (std::size_t i = 0; i < input.size(); ++i) input[i] *= input_masks[l][i];
     const vec &w_ih = p[4 * l], &w_hh = p[4 * l + 1], &b_ih = p[4 * l + 2], &b_hh = p[4 * l + 3];
     vec out(batch * time * hidden);
     for (std::size_t b = 0; b < batch; ++b) {

@@ -4,7 +4,9 @@
 // the whole LSTM language model against a double-precision computation; thread-count independence.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -57,6 +59,13 @@ std::vector<float> random_floats(std::size_t n, std::uint64_t s) {
   return v;
 }
 
+/// Dropout's multipliers (0 or 1 / (1 - p)) of the mask salted `salt`, n values, in ctx's pass.
+vec dropout_multipliers(const nn::run_context& ctx, std::uint64_t salt, float p, std::size_t n) {
+  std::vector<float> m(n);
+  nn::dropout_mask(ctx, salt, 0, p, m);
+  return to_double(m);
+}
+
 /// Rows b * T + t for t in [t0, t0 + len) of a [B * T, width] matrix, as a [B * len, width] one.
 std::vector<float> time_slice(const std::vector<float>& m, std::size_t batch, std::size_t time, std::size_t width,
                               std::size_t t0, std::size_t len) {
@@ -92,6 +101,44 @@ TEST_CASE("lstm: backward matches finite differences", "[nn][lstm]") {
       return ref::lstm(x, 1, 6, 2, 3, p, every_other(state, 0), every_other(state, 1));
     });
   }
+}
+
+TEST_CASE("lstm: dropout between layers; backward matches finite differences of the masked reference", "[nn][lstm]") {
+  const std::size_t in = 3, hidden = 4, batch = 2, time = 5, layers = 3, n = batch * time * hidden;
+  const float p = 0.4f;
+  nn::lstm<> layer(in, hidden, layers, nn::bias::yes, p, /*dropout_salt=*/7);
+  // check_layer trains in pass 0 of the zero noise seed: layer l's input has mask 7 + l.
+  const nn::run_context ctx{};
+  std::vector<vec> masks(layers);
+  std::size_t dropped = 0;
+  for (std::size_t l = 1; l < layers; ++l) {
+    masks[l] = dropout_multipliers(ctx, 7 + l, p, n);
+    for (double m : masks[l]) dropped += m == 0.0;
+  }
+  CHECK(dropped > 0);  // the reference with these masks differs from the one without
+  CHECK(dropped < 2 * n);
+  const std::vector<vec> zero(layers, vec(batch * hidden));
+  check_layer(layer, {batch, time}, in, [&](const vec& x, const std::vector<vec>& q) {
+    return ref::lstm(x, batch, time, in, hidden, q, zero, zero, masks);
+  });
+
+  // Not training: no dropout, the same outputs as the layer built without it.
+  nn::lstm<> plain(in, hidden, layers);
+  std::vector<nn::parameter*> mine, theirs;
+  layer.visit_parameters([&](std::string_view, nn::parameter& q) { mine.push_back(&q); }, "");
+  plain.visit_parameters([&](std::string_view, nn::parameter& q) { theirs.push_back(&q); }, "");
+  for (std::size_t k = 0; k < mine.size(); ++k)
+    std::copy(mine[k]->value().begin(), mine[k]->value().end(), theirs[k]->value().begin());
+  const std::vector<float> x = random_floats(batch * time * in, 5);
+  nn::activation_arena a1, a2;
+  a1.plan([&](nn::activation_arena& a) { layer.reserve(a, {batch, time}); });
+  a2.plan([&](nn::activation_arena& a) { plain.reserve(a, {batch, time}); });
+  const nn::const_matrix xm = nn::as_matrix(std::span<const float>(x), batch * time, in);
+  const nn::const_matrix y_eval = layer.forward(xm, {.training = false});
+  const std::vector<float> y_eval_copy(y_eval.data(), y_eval.data() + y_eval.size());
+  const nn::const_matrix y_plain = plain.forward(xm, {});
+  CHECK(std::equal(y_eval_copy.begin(), y_eval_copy.end(), y_plain.data()));
+  CHECK_THROWS_AS(nn::lstm<>(in, hidden, 2, nn::bias::yes, 1.0f), argument_error);
 }
 
 TEST_CASE("rnn (Elman, tanh): backward matches finite differences", "[nn][rnn]") {
@@ -259,16 +306,29 @@ namespace {
 
 constexpr models::lstm_lm_config tiny_config{.vocab = 7, .embedding = 5, .hidden = 6, .layers = 2};
 
+/// Dropout's multipliers in the model: on the embeddings [B*T x E], on each LSTM layer's input
+/// (index l >= 1, [B*T x H]), on the top layer's output [B*T x H].
+struct lstm_lm_masks {
+  vec embedding;
+  std::vector<vec> between;
+  vec output;
+};
+
 /// The whole model in double, parameters in visiting order (emb, 4 per LSTM layer, out weight and bias).
 double reference_lstm_lm_loss(const std::vector<vec>& p, const std::vector<token_id>& ids,
                               const std::vector<token_id>& targets, std::size_t batch, std::size_t time,
-                              const models::lstm_lm_config& c, const std::vector<vec>& h0, const std::vector<vec>& c0) {
+                              const models::lstm_lm_config& c, const std::vector<vec>& h0, const std::vector<vec>& c0,
+                              const lstm_lm_masks* masks = nullptr) {
   const std::size_t n = batch * time;
   vec x(n * c.embedding);
   for (std::size_t r = 0; r < n; ++r)
     for (std::size_t i = 0; i < c.embedding; ++i) x[r * c.embedding + i] = p[0][ids[r] * c.embedding + i];
+  if (masks)
+    for (std::size_t i = 0; i < x.size(); ++i) x[i] *= masks->embedding[i];
   const std::vector<vec> lstm_params(p.begin() + 1, p.begin() + 1 + 4 * c.layers);
-  const vec h = ref::lstm(x, batch, time, c.embedding, c.hidden, lstm_params, h0, c0);
+  vec h = ref::lstm(x, batch, time, c.embedding, c.hidden, lstm_params, h0, c0, masks ? masks->between : std::vector<vec>{});
+  if (masks)
+    for (std::size_t i = 0; i < h.size(); ++i) h[i] *= masks->output[i];
   const vec logits = ref::linear(h, n, c.hidden, p[1 + 4 * c.layers], c.vocab, &p[2 + 4 * c.layers]);
   return ref::cross_entropy(logits, n, c.vocab, std::vector<unsigned>(targets.begin(), targets.end()));
 }
@@ -345,6 +405,54 @@ TEST_CASE("lstm_lm: the whole model's loss and gradient match an independent dou
   }
 }
 
+TEST_CASE("lstm_lm: with dropout, loss and gradient match the double-precision computation with the same masks",
+          "[nn][lstm_lm]") {
+  models::lstm_lm_config c = tiny_config;
+  c.dropout = 0.3f;
+  c.layers = 3;
+  const nn::batch_shape shape{2, 4};  // 8 positions > 7 entries: without dropout it would read the table
+  models::lstm_lm<> model(c);
+  model.init(seed{11});
+  const token_batch b = random_batch(shape.rows(), c.vocab, 13);
+  // check_model_gradient trains in pass 0 of the zero noise seed; the model's salts: embeddings 0,
+  // output 1, layer l's input 2^20 + l.
+  const nn::run_context ctx{};
+  lstm_lm_masks masks{dropout_multipliers(ctx, 0, c.dropout, shape.rows() * c.embedding), std::vector<vec>(c.layers),
+                      dropout_multipliers(ctx, 1, c.dropout, shape.rows() * c.hidden)};
+  for (std::size_t l = 1; l < c.layers; ++l)
+    masks.between[l] = dropout_multipliers(ctx, (std::uint64_t{1} << 20) + l, c.dropout, shape.rows() * c.hidden);
+  const std::vector<vec> zero(c.layers, vec(shape.batch * c.hidden));
+  check_model_gradient(model, b, shape, [&](const std::vector<vec>& p) {
+    return reference_lstm_lm_loss(p, b.ids, b.targets, shape.batch, shape.time, c, zero, zero, &masks);
+  });
+
+  // Evaluation drops nothing: the loss of the same weights without dropout (both read rows, 3 < 7).
+  models::lstm_lm<> plain(tiny_config);
+  models::lstm_lm<> dropping([] {
+    models::lstm_lm_config d = tiny_config;
+    d.dropout = 0.5f;
+    return d;
+  }());
+  plain.init(seed{3});
+  dropping.init(seed{3});
+  const token_batch e = random_batch(3, c.vocab, 14);
+  const float eval_loss = dropping.forward(e.ids, e.targets, {1, 3}, {.training = false});
+  CHECK(eval_loss == plain.forward(e.ids, e.targets, {1, 3}, {}));
+  CHECK(eval_loss != dropping.forward(e.ids, e.targets, {1, 3}, {}));
+
+  // The probability travels with a checkpoint's metadata; a bad one is named.
+  auto metadata = [](const models::lstm_lm_config& config) {
+    const auto m = models::to_metadata(config);
+    return std::map<std::string, std::string, std::less<>>(m.begin(), m.end());
+  };
+  CHECK(models::lstm_lm_config_from_metadata(metadata(c)).dropout == c.dropout);
+  auto bad = metadata(c);
+  bad["lstm_lm.dropout"] = "1.5";
+  CHECK_THROWS_WITH(models::lstm_lm_config_from_metadata(bad), Catch::Contains("lstm_lm.dropout"));
+  bad.erase("lstm_lm.dropout");
+  CHECK(models::lstm_lm_config_from_metadata(bad).dropout == 0.0f);
+}
+
 TEST_CASE("lstm_lm: static and run-time widths give the same numbers; eval mode the same math", "[nn][lstm_lm]") {
   models::lstm_lm<tiny_config> fixed;
   models::lstm_lm<> dynamic(tiny_config);
@@ -361,7 +469,8 @@ TEST_CASE("lstm_lm: static and run-time widths give the same numbers; eval mode 
 TEST_CASE("lstm_lm: loss and gradients are bit-identical on 1 and 2 threads", "[nn][lstm_lm]") {
   // Hidden 160: the per-step products (n = 640) split into two column blocks and the cell math
   // into two chunks of rows, so both threads have work.
-  const models::lstm_lm_config c{.vocab = 50, .embedding = 32, .hidden = 160, .layers = 2};
+  const float dropout = GENERATE(0.0f, 0.25f);
+  const models::lstm_lm_config c{.vocab = 50, .embedding = 32, .hidden = 160, .layers = 2, .dropout = dropout};
   const nn::batch_shape shape{24, 12};
   const token_batch b1 = random_batch(shape.rows(), c.vocab, 3), b2 = random_batch(shape.rows(), c.vocab, 4);
   std::vector<std::vector<float>> grads[2];

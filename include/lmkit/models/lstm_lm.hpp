@@ -7,6 +7,11 @@
 // with the same parameter names ("emb.weight", "rnn.weight_ih_l0", ..., "out.weight", "out.bias"),
 // so that weights move between the two.
 //
+// Dropout (`.dropout = p`, none by default) is Zaremba et al.'s, as in PyTorch's word language model
+// example (drop(emb), nn.LSTM(dropout=p), drop(output)): while training, on the embeddings, between
+// the LSTM layers and on the top layer's output; never on the recurrent connections. Masks salted
+// 0 (embeddings), 1 (output) and 2^20 + l (the input of LSTM layer l >= 1).
+//
 //   constexpr lmkit::models::lstm_lm_config shakespeare{.vocab = 65, .embedding = 64, .hidden = 256, .layers = 2};
 //   lmkit::models::lstm_lm<shakespeare> model;    // widths checked at compile time
 //   lmkit::models::lstm_lm<> model(config);       // the same templates, widths from a file
@@ -15,6 +20,8 @@
 
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
+#include <cstdlib>
 #include <map>
 #include <span>
 #include <string>
@@ -23,6 +30,7 @@
 #include "lmkit/core/error.hpp"
 #include "lmkit/core/rng.hpp"
 #include "lmkit/nn/cross_entropy.hpp"
+#include "lmkit/nn/dropout.hpp"
 #include "lmkit/nn/embedding.hpp"
 #include "lmkit/nn/linear.hpp"
 #include "lmkit/nn/lstm.hpp"
@@ -34,6 +42,7 @@ struct lstm_lm_config {
   std::size_t embedding = 0;  // E: the embedding width, the first LSTM layer's input
   std::size_t hidden = 0;     // H: every LSTM layer's width
   std::size_t layers = 0;
+  float dropout = 0.0f;       // while training: embeddings, between layers, the top layer's output
 
   /// A config whose sizes are all given (as a template argument, the model's widths are static).
   constexpr bool complete() const { return vocab && embedding && hidden && layers; }
@@ -44,7 +53,8 @@ inline std::map<std::string, std::string> to_metadata(const lstm_lm_config& c) {
   return {{"lstm_lm.vocab", std::to_string(c.vocab)},
           {"lstm_lm.embedding", std::to_string(c.embedding)},
           {"lstm_lm.hidden", std::to_string(c.hidden)},
-          {"lstm_lm.layers", std::to_string(c.layers)}};
+          {"lstm_lm.layers", std::to_string(c.layers)},
+          {"lstm_lm.dropout", std::to_string(c.dropout)}};
 }
 
 /// The config back from metadata; a missing or malformed key is a format_error naming it.
@@ -59,8 +69,15 @@ inline lstm_lm_config lstm_lm_config_from_metadata(const std::map<std::string, s
     for (char c : v) n = n * 10 + static_cast<std::size_t>(c - '0');
     return n;
   };
-  return {.vocab = size("lstm_lm.vocab"), .embedding = size("lstm_lm.embedding"), .hidden = size("lstm_lm.hidden"),
-          .layers = size("lstm_lm.layers")};
+  lstm_lm_config c{.vocab = size("lstm_lm.vocab"), .embedding = size("lstm_lm.embedding"),
+                   .hidden = size("lstm_lm.hidden"), .layers = size("lstm_lm.layers")};
+  if (const auto it = m.find("lstm_lm.dropout"); it != m.end()) {  // absent from older checkpoints: none
+    char* end = nullptr;
+    c.dropout = std::strtof(it->second.c_str(), &end);
+    require<format_error>(!it->second.empty() && *end == '\0' && c.dropout >= 0.0f && c.dropout < 1.0f,
+                          "lstm_lm config: lstm_lm.dropout = '", it->second, "' is not a probability in [0, 1)");
+  }
+  return c;
 }
 
 template <lstm_lm_config Config = lstm_lm_config{}>
@@ -76,7 +93,9 @@ class lstm_lm {
                                          "lstm_lm: every size (vocab, embedding, hidden, layers) must be positive"),
                  config)),
         emb_(config.vocab, config.embedding),
-        rnn_(config.embedding, config.hidden, config.layers),
+        drop_embedding_(config.embedding, config.dropout, 0),
+        rnn_(config.embedding, config.hidden, config.layers, nn::bias::yes, config.dropout, std::uint64_t{1} << 20),
+        drop_output_(config.hidden, config.dropout, 1),
         out_(config.hidden, config.vocab, nn::bias::yes) {}
 
   const lstm_lm_config& config() const { return config_; }
@@ -106,15 +125,18 @@ class lstm_lm {
     if (shape == shape_) return;
     shape_ = shape;
     // With fewer vocabulary entries than positions (characters), the first layer's input product
-    // is taken once per entry (table W_ih^T); with more (words), once per position, as usual.
-    read_table_ = config_.vocab < shape.rows();
+    // is taken once per entry (table W_ih^T); with more (words), once per position, as usual. Not
+    // with dropout: a dropped embedding is no longer a row of the table.
+    read_table_ = config_.vocab < shape.rows() && config_.dropout == 0.0f;
     arena_.plan([&](nn::activation_arena& a) {
       if (read_table_) {
         rnn_.reserve(a, shape, config_.vocab);
       } else {
         emb_.reserve(a, shape);
+        drop_embedding_.reserve(a, shape);
         rnn_.reserve(a, shape);
       }
+      drop_output_.reserve(a, shape);
       out_.reserve(a, shape);
       loss_.reserve(a, shape, config_.vocab);
     });
@@ -125,8 +147,8 @@ class lstm_lm {
   nn::const_matrix logits(std::span<const token_id> ids, nn::batch_shape shape, const nn::run_context& ctx) {
     reserve(shape);
     const nn::const_matrix h = read_table_ ? rnn_.forward(emb_.weight().value_matrix(), ids, ctx)
-                                           : rnn_.forward(emb_.forward(ids, ctx), ctx);
-    return out_.forward(h, ctx);
+                                           : rnn_.forward(drop_embedding_.forward(emb_.forward(ids, ctx), ctx), ctx);
+    return out_.forward(drop_output_.forward(h, ctx), ctx);
   }
 
   /// Mean cross-entropy of `targets` (the next token of each position).
@@ -138,9 +160,9 @@ class lstm_lm {
   /// Adds the gradient of (dloss * the last forward's loss) to every parameter's gradient. The
   /// gradient stops at the window's start (the carried state is a constant).
   void backward(const nn::run_context& ctx, float dloss = 1.0f) {
-    const nn::const_matrix dh = out_.backward(loss_.backward(ctx, dloss), ctx);
+    const nn::const_matrix dh = drop_output_.backward(out_.backward(loss_.backward(ctx, dloss), ctx), ctx);
     if (read_table_) rnn_.backward(dh, emb_.weight().grad_matrix(), ctx);
-    else emb_.backward(rnn_.backward(dh, ctx), ctx);
+    else emb_.backward(drop_embedding_.backward(rnn_.backward(dh, ctx), ctx), ctx);
   }
 
   template <class Visitor>
@@ -166,7 +188,9 @@ class lstm_lm {
  private:
   lstm_lm_config config_;
   nn::embedding<V, E> emb_;
+  nn::dropout<E> drop_embedding_;
   nn::lstm<E, H> rnn_;
+  nn::dropout<H> drop_output_;
   nn::linear<H, V> out_;
   nn::softmax_cross_entropy loss_;
   nn::activation_arena arena_;

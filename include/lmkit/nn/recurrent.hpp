@@ -19,6 +19,12 @@
 // (kernels::gemm_prepacked). The gate buffer holds the pre-activations, then (in place) the
 // activations; a run's gradients go to a run-sized buffer.
 //
+// Dropout between layers (PyTorch's nn.LSTM(..., dropout=p); Zaremba et al.'s regularisation of
+// the non-recurrent connections): while training, the input of each layer above the first is the
+// layer below's output times a dropout mask; the recurrent connections are never dropped. Layer l's
+// mask is nn::dropout_mask salted `dropout_salt + l`, over its input as a [B*T, H] matrix in the
+// layer's row order b * T + t (the masks of an nn::dropout on that matrix).
+//
 // Carried state (truncated BPTT): the final (h, c) of each layer is kept after every forward; with
 // carry_state(true) the next forward starts from it instead of from zero. The state is a constant
 // to that forward (no gradient flows back into the earlier batch), as PyTorch's h.detach() makes it.
@@ -34,6 +40,7 @@
 #include "lmkit/core/aligned_buffer.hpp"
 #include "lmkit/core/error.hpp"
 #include "lmkit/kernels/kernels.hpp"
+#include "lmkit/nn/dropout.hpp"
 #include "lmkit/nn/layer.hpp"
 
 namespace lmkit::nn {
@@ -84,11 +91,17 @@ class recurrent {
   static constexpr std::size_t out_width = Hidden;
 
   recurrent() requires(In != dynamic && Hidden != dynamic) : recurrent(In, Hidden) {}
-  recurrent(std::size_t in, std::size_t hidden, std::size_t layers = 1, bias b = bias::yes)
+  /// `dropout`: the probability with which each input of the layers above the first is dropped
+  /// while training (masks salted dropout_salt + layer).
+  recurrent(std::size_t in, std::size_t hidden, std::size_t layers = 1, bias b = bias::yes, float dropout = 0.0f,
+            std::uint64_t dropout_salt = 0)
       : in_(detail::checked_width(In, in, Cell::name, "input width")),
         hidden_(detail::checked_width(Hidden, hidden, Cell::name, "hidden width")),
-        has_bias_(b == bias::yes) {
+        has_bias_(b == bias::yes),
+        dropout_(dropout),
+        dropout_salt_(dropout_salt) {
     require<argument_error>(in > 0 && hidden > 0 && layers > 0, Cell::name, ": input width, hidden width and layers must be positive");
+    require<argument_error>(dropout >= 0.0f && dropout < 1.0f, Cell::name, ": dropout ", dropout, " is not in [0, 1)");
     const std::size_t g = Cell::gates * hidden;
     layers_.reserve(layers);
     for (std::size_t l = 0; l < layers; ++l) {
@@ -107,6 +120,7 @@ class recurrent {
   std::size_t hidden_size() const { return hidden_; }
   std::size_t layers() const { return layers_.size(); }
   bool has_bias() const { return has_bias_; }
+  float dropout() const { return dropout_; }
   parameter& weight_ih(std::size_t l) { return layers_.at(l).weight_ih; }
   parameter& weight_hh(std::size_t l) { return layers_.at(l).weight_hh; }
   parameter& bias_ih(std::size_t l) { return layers_.at(l).bias_ih; }
@@ -170,6 +184,9 @@ class recurrent {
       s.dx = arena.take(rows * layer_input(l));
       s.h0 = arena.take(batch * hidden_);
       s.c0 = Cell::has_cell_state ? arena.take(batch * hidden_) : std::span<float>{};
+      const bool drops = l > 0 && dropout_ > 0.0f;
+      s.mask = drops ? arena.take(rows * hidden_) : std::span<float>{};
+      s.dropped = drops ? arena.take(rows * detail::padded_stride(hidden_)) : std::span<float>{};
     }
     x_ = arena.take(rows * detail::padded_stride(in_));
     out_ = arena.take(rows * hidden_);
@@ -257,17 +274,27 @@ class recurrent {
     aligned_buffer<float> final_h, final_c;  // the carried state, [state_batch x H]
     // Time-major [T*B x ...]: gates, c_t, h_t, the gradient of the input; [B x H]: where it started.
     std::span<float> gates, cell, y, dx, h0, c0;
+    // Layers above the first, with dropout: the mask [B*T x H] (rows b * T + t) and the masked input
+    // (time-major, like y).
+    std::span<float> mask, dropped;
   };
 
   std::size_t layer_input(std::size_t l) const { return l == 0 ? in_ : hidden_; }
   std::size_t gate_stride() const { return detail::padded_stride(Cell::gates * hidden_); }
   /// Layer l's input, time-major, rows padded_stride(layer_input(l)) apart.
-  const float* layer_x(std::size_t l) const { return l == 0 ? x_.data() : layers_[l - 1].y.data(); }
+  const float* layer_x(std::size_t l) const {
+    if (l == 0) return x_.data();
+    return dropping_ ? layers_[l].dropped.data() : layers_[l - 1].y.data();
+  }
   /// Whether layer l's input comes from the table (token input).
   bool from_table(std::size_t l) const { return l == 0 && table_.data() != nullptr; }
 
   const_matrix forward_layers(const run_context& ctx) {
-    for (std::size_t l = 0; l < layers_.size(); ++l) forward_layer(l, ctx);
+    dropping_ = ctx.training && dropout_ > 0.0f;
+    for (std::size_t l = 0; l < layers_.size(); ++l) {
+      if (l > 0 && dropping_) drop_input(l, ctx);
+      forward_layer(l, ctx);
+    }
     return as_matrix(std::span<const float>(out_), shape_.rows(), hidden_);
   }
 
@@ -276,8 +303,38 @@ class recurrent {
     require<shape_error>(dy.extent(0) == rows && dy.extent(1) == hidden_ && (rows <= 1 || dy.stride(0) == hidden_),
                          Cell::name, ": output gradient is [", dy.extent(0), " x ", dy.extent(1), "], expected [", rows,
                          " x ", hidden_, "]");
-    for (std::size_t l = layers_.size(); l-- > 0;)
+    for (std::size_t l = layers_.size(); l-- > 0;) {
+      if (l + 1 < layers_.size() && dropping_) mask_input_gradient(l + 1);
       backward_layer(l, l + 1 == layers_.size() ? dy.data() : layers_[l + 1].dx.data(), ctx);
+    }
+  }
+
+  /// Layer l's masked input: the mask drawn (in fixed chunks: the same on any thread count), then
+  /// dropped = y_{l-1} * mask, row by row (time-major t * B + b reads mask row b * T + t).
+  void drop_input(std::size_t l, const run_context& ctx) {
+    layer_state& s = layers_[l];
+    const std::size_t h = hidden_, ys = detail::padded_stride(h);
+    ctx.pool->for_each_chunk(s.mask.size(), 4096, [&](std::size_t begin, std::size_t end) {
+      dropout_mask(ctx, dropout_salt_ + l, begin, dropout_, s.mask.subspan(begin, end - begin));
+    });
+    const float* y = layers_[l - 1].y.data();
+    for (std::size_t b = 0; b < shape_.batch; ++b)
+      for (std::size_t t = 0; t < shape_.time; ++t) {
+        const std::size_t r = t * shape_.batch + b;
+        kernels::mul(std::span<const float>(y + r * ys, h), s.mask.subspan((b * shape_.time + t) * h, h),
+                     s.dropped.subspan(r * ys, h));
+      }
+  }
+
+  /// The gradient of layer l's input (time-major dx, dense rows) times its mask: that of y_{l-1}.
+  void mask_input_gradient(std::size_t l) {
+    layer_state& s = layers_[l];
+    const std::size_t h = hidden_;
+    for (std::size_t b = 0; b < shape_.batch; ++b)
+      for (std::size_t t = 0; t < shape_.time; ++t) {
+        const std::span<float> dx = s.dx.subspan((t * shape_.batch + b) * h, h);
+        kernels::mul(dx, s.mask.subspan((b * shape_.time + t) * h, h), dx);
+      }
   }
 
   void forward_layer(std::size_t l, const run_context& ctx) {
@@ -436,6 +493,9 @@ class recurrent {
 
   std::size_t in_, hidden_;
   bool has_bias_;
+  float dropout_;
+  std::uint64_t dropout_salt_;
+  bool dropping_ = false;  // the last forward dropped (training with dropout > 0)
   bool carry_ = false;
   std::vector<layer_state> layers_;
   std::size_t state_batch_ = 0;
