@@ -17,6 +17,7 @@
 #include "lmkit/io/llama2c_checkpoint.hpp"
 #include "lmkit/io/safetensors_writer.hpp"
 #include "lmkit/io/sentencepiece_model.hpp"
+#include "lmkit/models/gpt_hugging_face.hpp"
 #include "lmkit/models/load_decoder.hpp"
 #include "test_support.hpp"
 
@@ -451,4 +452,97 @@ TEST_CASE("gpt2 GGUF: the fixture written as GGUF gives the Hugging Face load's 
   write_gpt2_gguf(hf, tmp / "k-quant.gguf", "blk.1.ffn_up.weight");
   CHECK_THROWS_WITH(load_decoder(tmp / "k-quant.gguf"),
                     Catch::Contains("blk.1.ffn_up.weight") && Catch::Contains("does not run"));
+}
+
+TEST_CASE("gpt2 fixture as a trainable models::gpt: PyTorch's logits; written back as Hugging Face files, the same model",
+          "[decoder][hugging_face]") {
+  const fs::path dir = shared_data("fixtures/shakespeare-gpt2");
+  gpt<> model = load_hugging_face_gpt(dir / "hf");
+  CHECK(model.config().bias == lmkit::nn::bias::yes);
+  CHECK(model.config().activation == lmkit::nn::activation::gelu_tanh);
+  CHECK(model.config().hidden_width() == 4 * model.config().dim);
+  // The training forward (not the decoder's) over each prompt, against PyTorch's logits.
+  const lmkit::nn::run_context eval{&lmkit::serial_pool(), false};
+  for (const std::string name : {"romeo", "citizen"}) {
+    INFO("prompt " << name);
+    const reference r = read_reference(dir / "refs", name);
+    const lmkit::nn::const_matrix logits = model.logits(r.prompt, {1, r.prompt.size()}, eval);
+    CHECK(max_abs_difference(logits.span(), r.logits.values) < 1e-4f);
+  }
+
+  // Written as Hugging Face files and read back by the decoder and by the trainable model: the
+  // fixture's parameters (f16 values, widened) and logits survive.
+  const fs::path out = temp_dir("gpt_hf_roundtrip");
+  save_hugging_face_gpt(model, out);
+  const reference romeo = read_reference(dir / "refs", "romeo");
+  const decoder reloaded = load_decoder(out);
+  decoder_session session(reloaded);
+  std::vector<float> logits(romeo.prompt.size() * reloaded.config().vocab);
+  session.append(romeo.prompt, logits);
+  CHECK(max_abs_difference(logits, romeo.logits.values) < 1e-4f);
+  gpt<> again = load_hugging_face_gpt(out);
+  std::vector<std::vector<float>> a, b;
+  model.visit_parameters([&](std::string_view, lmkit::nn::parameter& p) { a.emplace_back(p.value().begin(), p.value().end()); });
+  again.visit_parameters([&](std::string_view, lmkit::nn::parameter& p) { b.emplace_back(p.value().begin(), p.value().end()); });
+  REQUIRE(a.size() == b.size());
+  std::size_t differing = 0;  // counted, not compared as vectors: Catch would print millions of floats
+  for (std::size_t k = 0; k < a.size(); ++k) differing += a[k] != b[k];
+  CHECK(differing == 0);
+}
+
+TEST_CASE("a nanoGPT-style GPT (no biases, GELU's erf form) trained here runs as Hugging Face GPT-2 files",
+          "[decoder][hugging_face]") {
+  const gpt_config c{.vocab = 40, .context = 16, .layers = 2, .heads = 2, .dim = 32};
+  gpt<> model(c);
+  model.init(lmkit::seed{5});
+  // A few steps away from the initialisation, so that every tensor is its own.
+  model.visit_parameters([](std::string_view, lmkit::nn::parameter& p) {
+    lmkit::philox rng(lmkit::seed{p.size()});
+    for (float& v : p.value()) v += 0.05f * static_cast<float>(rng.normal());
+  });
+  const fs::path out = temp_dir("gpt_hf_nanogpt");
+  save_hugging_face_gpt(model, out);
+  const auto config = nlohmann::json::parse(lmkit::test::read_file(out / "config.json"));
+  CHECK(config["activation_function"] == "gelu");
+  CHECK(config["n_inner"] == 128);
+  CHECK(lmkit::io::safetensors_file(out / "model.safetensors").metadata().at("format") == "pt");
+  // Conv1D's [in, out]: c_fc of a 32-wide model with 128 hidden units is stored [32, 128].
+  CHECK(lmkit::io::safetensors_file(out / "model.safetensors").at("transformer.h.0.mlp.c_fc.weight").shape ==
+        std::vector<std::uint64_t>{32, 128});
+
+  const std::vector<token_id> prompt = {1, 7, 3, 39, 0, 12, 12, 5, 30};
+  const lmkit::nn::const_matrix ours = model.logits(prompt, {1, prompt.size()}, {&lmkit::serial_pool(), false});
+  const std::vector<float> expected(ours.data(), ours.data() + ours.size());
+  const decoder reloaded = load_decoder(out);
+  CHECK(reloaded.config().gelu_erf);
+  decoder_session session(reloaded);
+  std::vector<float> logits(prompt.size() * c.vocab);
+  session.append(prompt, logits);
+  CHECK(max_abs_difference(logits, expected) < 1e-5f);
+  // Read back as a trainable model it has biases (zero) and the same function.
+  gpt<> again = load_hugging_face_gpt(out);
+  CHECK(again.config().bias == lmkit::nn::bias::yes);
+  const lmkit::nn::const_matrix theirs = again.logits(prompt, {1, prompt.size()}, {&lmkit::serial_pool(), false});
+  CHECK(max_abs_difference(theirs.span(), expected) < 1e-5f);
+
+  // A file that lacks a tensor, or has it in lmkit's [out, in] instead of Conv1D's [in, out], is named.
+  const auto original = lmkit::io::open_safetensors(out);
+  auto rewrite = [&](const std::string& name, const std::string& drop, const std::string& transpose) {
+    const fs::path bad = temp_dir(name);
+    lmkit::io::safetensors_writer writer;
+    for (const auto& n : original.names()) {
+      if (n == drop) continue;
+      const auto& t = original.at(n);
+      std::vector<std::uint64_t> shape = t.shape;
+      if (n == transpose) shape = {shape[1], shape[0]};
+      writer.add(n, t.dtype, shape, t.bytes);
+    }
+    writer.write(bad / "model.safetensors");
+    write_bytes(bad / "config.json", lmkit::test::read_file(out / "config.json"));
+    return bad;
+  };
+  CHECK_THROWS_WITH(load_hugging_face_gpt(rewrite("gpt_hf_missing", "transformer.h.1.ln_2.bias", "")),
+                    Catch::Contains("transformer.h.1.ln_2.bias is missing"));
+  CHECK_THROWS_WITH(load_hugging_face_gpt(rewrite("gpt_hf_transposed", "", "transformer.h.0.mlp.c_fc.weight")),
+                    Catch::Contains("transformer.h.0.mlp.c_fc.weight has shape [128, 32], the model wants [32, 128]"));
 }

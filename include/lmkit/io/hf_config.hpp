@@ -86,8 +86,9 @@ inline hf_model_config parse_hf_config(std::string_view json_text, std::string_v
     c.context = size("n_positions");
     c.norm_eps = static_cast<float>(number("layer_norm_epsilon", 1e-5));
     const std::string act = has("activation_function") ? j["activation_function"].get<std::string>() : "gelu_new";
-    if (act != "gelu_new" && act != "gelu_pytorch_tanh")
-      fail("activation_function ", act, " is not GELU's tanh form (gelu_new), the one lmkit's gpt2 runs");
+    if (act != "gelu_new" && act != "gelu_pytorch_tanh" && act != "gelu")
+      fail("activation_function ", act, " is not GELU (gelu_new, gelu_pytorch_tanh or gelu), the ones lmkit's gpt2 runs");
+    c.gelu_erf = act == "gelu";
     if (flag("scale_attn_by_inverse_layer_idx", false) || flag("reorder_and_upcast_attn", false))
       fail("scale_attn_by_inverse_layer_idx / reorder_and_upcast_attn are not implemented");
     if (!flag("scale_attn_weights", true)) fail("scale_attn_weights = false is not implemented");

@@ -108,7 +108,7 @@ class decoder {
       s.blocks.emplace_back(nn::layer_norm<>(l.attn_norm, l.attn_norm_bias, c.norm_eps), attention(l),
                             nn::layer_norm<>(l.ffn_norm, l.ffn_norm_bias, c.norm_eps),
                             nn::mlp<>(nn::linear<>(l.w_up, l.b_up), nn::linear<>(l.w_down, l.b_down),
-                                      nn::activation::gelu_tanh));
+                                      c.gelu_erf ? nn::activation::gelu_erf : nn::activation::gelu_tanh));
     return s;
   }
 

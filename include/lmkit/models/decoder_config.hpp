@@ -3,7 +3,7 @@
 // pass and differ only in the choices recorded here:
 //
 //   llama: RMS norm, rotary positions, SwiGLU feed-forward, grouped-query attention, no biases;
-//   gpt2:  layer norm with bias, learned positions, GELU (tanh form) feed-forward, biases everywhere.
+//   gpt2:  layer norm with bias, learned positions, GELU (tanh form; or erf) feed-forward, biases everywhere.
 #pragma once
 
 #include <cstddef>
@@ -34,6 +34,9 @@ struct decoder_config {
   double rope_base = 10000.0;
   std::size_t rope_dims = 0;  // leading dimensions of each head that rotate (0: all of head_dim)
   kernels::rope_style rope = kernels::rope_style::adjacent_pairs;
+  // gpt2 only: GELU's exact erf form (Hugging Face's activation_function "gelu", nanoGPT's nn.GELU)
+  // instead of its tanh form ("gelu_new", GPT-2's own).
+  bool gelu_erf = false;
 
   std::size_t q_width() const { return heads * head_dim; }
   std::size_t kv_width() const { return kv_heads * head_dim; }
