@@ -21,6 +21,8 @@
 
 #include <chrono>
 #include <filesystem>
+#include <map>
+#include <type_traits>
 #include <variant>
 
 #include <lmkit/core/atomic_file.hpp>
@@ -192,15 +194,18 @@ int run_decoder(const options& o) {
   return 0;
 }
 
-/// A model written by `train` (a character GPT or LSTM) through gen::generate with the same sampler
-/// chain as --model; the GPT, which has no KV cache, slides over its context when it is full.
-int run_checkpoint(const options& o) {
+/// A model written by `train` (a character GPT or LSTM, or a GPT fine-tuned from a Hugging Face
+/// folder, whose tokenizer it uses) through gen::generate with the same sampler chain as --model;
+/// the GPT, which has no KV cache, slides over its context when it is full.
+template <class Tokenizer>
+int run_checkpoint_with(const options& o, const std::map<std::string, std::string, std::less<>>& metadata,
+                        const Tokenizer& tokenizer) {
   const std::string& checkpoint = o.checkpoint;
-  const auto metadata = train::checkpoint_metadata(checkpoint);
-  const auto alphabet = metadata.find("tokenizer.alphabet");
-  require<format_error>(alphabet != metadata.end(), "generate: ", checkpoint, " has no tokenizer.alphabet");
-  const text::char_tokenizer tokenizer = text::char_tokenizer::from_alphabet(alphabet->second);
-  const std::vector<token_id> prompt = tokenizer.encode(o.prompt.empty() ? "\n" : o.prompt);
+  constexpr bool characters = std::is_same_v<Tokenizer, text::char_tokenizer>;
+  const std::string text = o.prompt.empty() ? "\n" : o.prompt;
+  std::vector<token_id> prompt;
+  if constexpr (characters) prompt = tokenizer.encode(text);
+  else prompt = io::encode_prompt(tokenizer, text);
   require<argument_error>(!prompt.empty(), "generate: the prompt is empty");
   const thread_pool pool(o.threads);
   gen::dynamic_chain chain = gen::make_chain(o.sampler);
@@ -214,8 +219,9 @@ int run_checkpoint(const options& o) {
                           }};
   std::fputs(g.decode(prompt).c_str(), stdout);
   auto check_vocab = [&](std::size_t vocab) {
-    require<format_error>(vocab == tokenizer.vocab_size(), "generate: ", checkpoint,
-                          ": the alphabet and the model's vocabulary differ");
+    if constexpr (characters)
+      require<format_error>(vocab == tokenizer.vocab_size(), "generate: ", checkpoint,
+                            ": the alphabet and the model's vocabulary differ");
   };
   if (metadata.contains("lstm_lm.hidden")) {
     models::lstm_lm<> model(models::lstm_lm_config_from_metadata(metadata));
@@ -229,11 +235,21 @@ int run_checkpoint(const options& o) {
     train::load_parameters(checkpoint, train::parameter_list(model));
     gen::gpt_lm lm(model, pool);
     g.on_full_context = gen::context_policy::sliding_window;
-    g.window = model.config().context - 1;  // the model sees the last context - 1 characters
+    g.window = model.config().context - 1;  // the model sees the last context - 1 tokens
     gen::generate(lm, prompt, chain, rng, g);
   }
   std::fputs("\n", stdout);
   return 0;
+}
+
+int run_checkpoint(const options& o) {
+  const auto metadata = train::checkpoint_metadata(o.checkpoint);
+  if (const auto folder = metadata.find("tokenizer.folder"); folder != metadata.end())
+    return run_checkpoint_with(o, metadata, io::tokenizer_for_model(folder->second));
+  const auto alphabet = metadata.find("tokenizer.alphabet");
+  require<format_error>(alphabet != metadata.end(), "generate: ", o.checkpoint,
+                        " has neither tokenizer.alphabet nor tokenizer.folder");
+  return run_checkpoint_with(o, metadata, text::char_tokenizer::from_alphabet(alphabet->second));
 }
 
 int run(int argc, char** argv) {

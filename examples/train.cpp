@@ -15,15 +15,20 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <optional>
+#include <variant>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include <lmkit/core/progress.hpp>
+#include <lmkit/core/atomic_file.hpp>
+#include <lmkit/io/model_tokenizer.hpp>
 #include <lmkit/models/gpt.hpp>
+#include <lmkit/models/gpt_hugging_face.hpp>
 #include <lmkit/models/lstm_lm.hpp>
 #include <lmkit/text/char_tokenizer.hpp>
 #include <lmkit/train/adam.hpp>
@@ -43,7 +48,7 @@ using namespace lmkit;
 
 /// Every flag; unset ones take the family's default.
 struct options {
-  std::string data, family = "gpt", curve, save, resume;
+  std::string data, family = "gpt", curve, save, resume, init_from, export_hf;
   std::optional<std::size_t> steps, batch, context, layers, heads, dim, embedding, warmup;
   std::optional<float> lr, min_lr, weight_decay, beta1, beta2, clip;
   float dropout = 0.0f;
@@ -61,6 +66,7 @@ int usage(int code) {
       "             [--beta1 X] [--beta2 X] [--clip X] [--threads N] [--seed S] [--eval-every N]\n"
       "             [--eval-batches N] [--final-eval-batches N] [--accumulate N] [--curve PREFIX]\n"
       "             [--save CHECKPOINT [--save-every N]] [--resume CHECKPOINT]\n"
+      "             [--init-from HF_GPT2_FOLDER] [--export-hf FOLDER]\n"
       "  Trains a character-level model on FILE (first 90% train, last 10% validation). gpt: nanoGPT's\n"
       "  Shakespeare CPU configuration by default; lstm: embedding 64, 2 x 256 (--dim), 32 streams x 64 steps,\n"
       "  Adam 2e-3, clip 5. --dropout P while training (gpt: embeddings, attention weights, residual branches;\n"
@@ -69,7 +75,10 @@ int usage(int code) {
       "  every N steps; --resume\n"
       "  continues one to --steps, giving the same numbers as a run that was never stopped. --products bf16\n"
       "  (gpt) forms the matrix products of the linear layers and the output head from bf16-rounded operands,\n"
-      "  summed in f32, as PyTorch's autocast to bfloat16 does (on AMX tiles where the CPU has them).\n",
+      "  summed in f32, as PyTorch's autocast to bfloat16 does (on AMX tiles where the CPU has them).\n"
+      "  --init-from fine-tunes a Hugging Face GPT-2 folder (its config, weights and tokenizer; --context\n"
+      "  defaults to its context); --export-hf writes the trained GPT as a Hugging Face GPT-2 folder (with\n"
+      "  the tokenizer files of --init-from), for transformers or `generate --model FOLDER`.\n",
       code == 0 ? stdout : stderr);
   return code;
 }
@@ -126,6 +135,13 @@ struct lstm_family {
   static constexpr const char* name = "lstm";
 };
 
+/// The tokenizer files of a Hugging Face folder, copied beside an exported model.
+void copy_tokenizer_files(const std::filesystem::path& from, const std::filesystem::path& to) {
+  for (const char* name : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json",
+                           "merges.txt", "encoder.json", "vocab.bpe", "tokenizer.model"})
+    if (std::filesystem::exists(from / name)) write_file_atomically(to / name, read_text((from / name).string()));
+}
+
 template <class Family, class Schedule>
 int train_model(typename Family::model_type& model, std::map<std::string, std::string> metadata, const options& o,
                 std::size_t steps, nn::batch_shape shape, train::adam_options adam, const Schedule& schedule, float clip,
@@ -135,7 +151,7 @@ int train_model(typename Family::model_type& model, std::map<std::string, std::s
   nn::run_context ctx{&pool, true, seed{o.seed}};  // dropout masks from the run's seed
   ctx.products = o.products.value_or(kernels::product_precision::f32);
   metadata["train.products"] = kernels::name_of(ctx.products);
-  model.init(seed{o.seed});
+  if (o.init_from.empty()) model.init(seed{o.seed});  // else the pretrained weights are the start
   train::parameter_list params(model);
   train::adam optimizer(params, adam);
   auto batches = [&] {
@@ -235,6 +251,12 @@ int train_model(typename Family::model_type& model, std::map<std::string, std::s
   }
   if (steps > first_step)
     std::printf("train time %.1f s, %.2f ms/step\n", train_seconds, 1000.0 * train_seconds / static_cast<double>(steps - first_step));
+  if constexpr (!recurrent)
+    if (!o.export_hf.empty()) {
+      models::save_hugging_face_gpt(model, o.export_hf);
+      if (!o.init_from.empty()) copy_tokenizer_files(o.init_from, o.export_hf);
+      std::printf("exported %s as a Hugging Face GPT-2 folder\n", o.export_hf.c_str());
+    }
   if (!o.curve.empty()) {
     curve.write_csv(o.curve + ".csv");
     curve.write_svg(o.curve + ".svg", std::string(Family::name) + " on " + o.data);
@@ -285,6 +307,8 @@ int run(int argc, char** argv) {
     else if (a == "--save-every") o.save_every = count();
     else if (a == "--resume") o.resume = value();
     else if (a == "--accumulate") o.accumulation = count();
+    else if (a == "--init-from") o.init_from = value();
+    else if (a == "--export-hf") o.export_hf = value();
     else return usage(2);
   }
   if (o.data.empty()) return usage(2);
@@ -293,34 +317,56 @@ int run(int argc, char** argv) {
                               o.family == "gpt",
                           "train: --products bf16 is for the gpt family (the LSTM's recurrent products are f32)");
 
+  require<argument_error>((o.init_from.empty() && o.export_hf.empty()) || o.family == "gpt",
+                          "train: --init-from and --export-hf are for the gpt family");
+  // A pretrained model brings its shape: flags that would contradict it are refused, not ignored.
+  require<argument_error>(o.init_from.empty() || (!o.layers && !o.heads && !o.dim && !o.embedding), "train: --init-from ",
+                          o.init_from, " sets the model's shape; drop --layers, --heads, --dim and --embedding");
+  const std::optional<models::gpt_config> pretrained =
+      o.init_from.empty() ? std::nullopt : std::optional(models::gpt_config_from_hugging_face(o.init_from, o.dropout));
+
   const std::string corpus = read_text(o.data);
   require<argument_error>(!corpus.empty(), "train: ", o.data, " is empty");
-  const text::char_tokenizer tokenizer = text::char_tokenizer::from_corpus(corpus);
-  const std::vector<token_id> tokens = tokenizer.encode(corpus);
+  // Characters, or the pretrained model's own tokenizer.
+  std::map<std::string, std::string> metadata;
+  std::vector<token_id> tokens;
+  std::size_t vocab = 0;
+  if (pretrained) {
+    const text::any_tokenizer tokenizer = io::tokenizer_for_model(o.init_from);
+    tokens = std::visit([&](const auto& t) { return t.encode(corpus); }, tokenizer);
+    vocab = pretrained->vocab;
+    metadata["tokenizer.folder"] = std::filesystem::absolute(o.init_from).string();
+  } else {
+    const text::char_tokenizer tokenizer = text::char_tokenizer::from_corpus(corpus);
+    tokens = tokenizer.encode(corpus);
+    vocab = tokenizer.vocab_size();
+    metadata["tokenizer.alphabet"] = tokenizer.alphabet();
+  }
   const std::size_t split = tokens.size() * 9 / 10;
   const std::span<const token_id> train_tokens(tokens.data(), split), val_tokens(tokens.data() + split, tokens.size() - split);
   // Said here, with the file's name, rather than by the batch source ("a stream of N tokens").
-  const std::size_t window = o.context.value_or(64) + 1;
+  const std::size_t window = o.context.value_or(pretrained ? pretrained->context : 64) + 1;
   require<argument_error>(val_tokens.size() > window, "train: ", o.data, " has ", tokens.size(),
-                          " characters; its last 10% (validation) needs more than ", window,
+                          pretrained ? " tokens" : " characters", "; its last 10% (validation) needs more than ", window,
                           " (the context + 1): a longer text, or a smaller --context");
-  std::map<std::string, std::string> metadata{{"tokenizer.alphabet", tokenizer.alphabet()}};
   const std::size_t steps = o.steps.value_or(2000);
 
   if (o.family == "gpt") {
-    const models::gpt_config config{.vocab = tokenizer.vocab_size(), .context = o.context.value_or(64),
-                                    .layers = o.layers.value_or(4), .heads = o.heads.value_or(4), .dim = o.dim.value_or(128),
-                                    .dropout = o.dropout};
+    const models::gpt_config config =
+        pretrained ? *pretrained
+                   : models::gpt_config{.vocab = vocab, .context = o.context.value_or(64), .layers = o.layers.value_or(4),
+                                        .heads = o.heads.value_or(4), .dim = o.dim.value_or(128), .dropout = o.dropout};
     models::gpt<> model(config);
+    if (pretrained) models::load_hugging_face_weights(model, o.init_from);
     metadata.merge(models::to_metadata(config));
     const float lr = o.lr.value_or(1e-3f);
     return train_model<gpt_family>(
-        model, metadata, o, steps, {o.batch.value_or(12), config.context},
+        model, metadata, o, steps, {o.batch.value_or(12), o.context.value_or(config.context)},
         {.lr = lr, .beta1 = o.beta1.value_or(0.9f), .beta2 = o.beta2.value_or(0.99f), .weight_decay = o.weight_decay.value_or(0.1f)},
         train::cosine_schedule{.lr = lr, .min_lr = o.min_lr.value_or(1e-4f), .warmup = o.warmup.value_or(100), .decay_steps = steps},
         o.clip.value_or(1.0f), train_tokens, val_tokens);
   }
-  const models::lstm_lm_config config{.vocab = tokenizer.vocab_size(), .embedding = o.embedding.value_or(64),
+  const models::lstm_lm_config config{.vocab = vocab, .embedding = o.embedding.value_or(64),
                                       .hidden = o.dim.value_or(256), .layers = o.layers.value_or(2),
                                       .dropout = o.dropout};
   models::lstm_lm<> model(config);

@@ -53,6 +53,7 @@
 #include "lmkit/io/svg_plot.hpp"
 #include "lmkit/io/tiktoken.hpp"
 #include "lmkit/models/gpt.hpp"
+#include "lmkit/models/gpt_hugging_face.hpp"
 #include "lmkit/models/load_decoder.hpp"
 #include "lmkit/models/lstm_lm.hpp"
 #include "lmkit/models/ngram/count_model.hpp"
