@@ -1,7 +1,9 @@
-// train: a character-level language model trained from scratch on a text file, on the CPU.
+// train: a character-level language model trained from scratch on a text file, on the CPU; or a
+// pretrained Hugging Face GPT-2 fine-tuned on it with its own tokenizer.
 //
 //   train --data input.txt [--family gpt|lstm] [--steps 2000] [--threads 2] [--curve run] [--save model.safetensors]
 //   train --data input.txt --resume model.safetensors [--steps 4000] ...      continues bit for bit
+//   train --data input.txt --init-from gpt2-folder --export-hf tuned-folder   fine-tunes, writes HF files
 //
 // gpt's defaults are nanoGPT's Shakespeare CPU configuration (4 layers, 4 heads, 128 wide, context
 // 64, batch 12, AdamW 1e-3 cosine to 1e-4 after 100 warm-up steps, weight decay 0.1, betas
@@ -19,13 +21,13 @@
 #include <fstream>
 #include <map>
 #include <optional>
-#include <variant>
 #include <sstream>
 #include <string>
+#include <variant>
 #include <vector>
 
-#include <lmkit/core/progress.hpp>
 #include <lmkit/core/atomic_file.hpp>
+#include <lmkit/core/progress.hpp>
 #include <lmkit/io/model_tokenizer.hpp>
 #include <lmkit/models/gpt.hpp>
 #include <lmkit/models/gpt_hugging_face.hpp>
@@ -72,8 +74,8 @@ int usage(int code) {
       "  Adam 2e-3, clip 5. --dropout P while training (gpt: embeddings, attention weights, residual branches;\n"
       "  lstm: embeddings, between layers, the output). --threads 0 uses every core. --save writes a\n"
       "  safetensors checkpoint (weights, optimizer state, step, data position, carried state) at the end and\n"
-      "  every N steps; --resume\n"
-      "  continues one to --steps, giving the same numbers as a run that was never stopped. --products bf16\n"
+      "  every N steps; --resume continues one to --steps (with the same flags), giving the same numbers as a\n"
+      "  run that was never stopped. --products bf16\n"
       "  (gpt) forms the matrix products of the linear layers and the output head from bf16-rounded operands,\n"
       "  summed in f32, as PyTorch's autocast to bfloat16 does (on AMX tiles where the CPU has them).\n"
       "  --init-from fine-tunes a Hugging Face GPT-2 folder (its config, weights and tokenizer; --context\n"
