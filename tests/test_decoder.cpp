@@ -226,6 +226,24 @@ void write_bytes(const fs::path& path, std::string_view bytes) {
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
+/// A damaged copy of a Hugging Face folder, in temporary folder `name`: the tensors of `original`
+/// without `drop`, `reshape`'s two dimensions swapped (the same bytes), and `config_text` as config.json.
+fs::path rewritten_folder(const lmkit::io::sharded_safetensors& original, const std::string& name, const std::string& drop,
+                          const std::string& reshape, const std::string& config_text) {
+  const fs::path out = temp_dir(name);
+  lmkit::io::safetensors_writer writer;
+  for (const auto& n : original.names()) {
+    if (n == drop) continue;
+    const auto& t = original.at(n);
+    std::vector<std::uint64_t> shape = t.shape;
+    if (n == reshape) shape = {shape[1], shape[0]};
+    writer.add(n, t.dtype, shape, t.bytes);
+  }
+  writer.write(out / "model.safetensors");
+  write_bytes(out / "config.json", config_text);
+  return out;
+}
+
 }  // namespace
 
 TEST_CASE("llama2.c checkpoints: a damaged file is a format_error naming what and where", "[decoder]") {
@@ -250,23 +268,7 @@ TEST_CASE("Hugging Face files: missing or mis-shaped tensors and bad config.json
   const auto original = lmkit::io::open_safetensors(dir);
   const std::string config = lmkit::test::read_file(dir / "config.json");
   auto rewrite = [&](const std::string& name, const std::string& drop, const std::string& reshape,
-                     const std::string& config_text) {
-    const fs::path out = temp_dir(name);
-    lmkit::io::safetensors_writer writer;
-    for (const auto& n : original.names()) {
-      if (n == drop) continue;
-      const auto& t = original.at(n);
-      std::vector<std::uint64_t> shape = t.shape;
-      std::span<const std::byte> data = t.bytes;
-      if (n == reshape) {  // same bytes, other shape
-        shape = {shape[1], shape[0]};
-      }
-      writer.add(n, t.dtype, shape, data);
-    }
-    writer.write(out / "model.safetensors");
-    write_bytes(out / "config.json", config_text);
-    return out;
-  };
+                     const std::string& config_text) { return rewritten_folder(original, name, drop, reshape, config_text); };
   CHECK_THROWS_WITH(load_decoder(rewrite("missing", "model.layers.2.mlp.up_proj.weight", "", config)),
                     Catch::Contains("model.layers.2.mlp.up_proj.weight is missing"));
   CHECK_THROWS_WITH(load_decoder(rewrite("misshaped", "", "model.layers.1.self_attn.k_proj.weight", config)),
@@ -527,19 +529,9 @@ TEST_CASE("a nanoGPT-style GPT (no biases, GELU's erf form) trained here runs as
 
   // A file that lacks a tensor, or has it in lmkit's [out, in] instead of Conv1D's [in, out], is named.
   const auto original = lmkit::io::open_safetensors(out);
+  const std::string config_text = lmkit::test::read_file(out / "config.json");
   auto rewrite = [&](const std::string& name, const std::string& drop, const std::string& transpose) {
-    const fs::path bad = temp_dir(name);
-    lmkit::io::safetensors_writer writer;
-    for (const auto& n : original.names()) {
-      if (n == drop) continue;
-      const auto& t = original.at(n);
-      std::vector<std::uint64_t> shape = t.shape;
-      if (n == transpose) shape = {shape[1], shape[0]};
-      writer.add(n, t.dtype, shape, t.bytes);
-    }
-    writer.write(bad / "model.safetensors");
-    write_bytes(bad / "config.json", lmkit::test::read_file(out / "config.json"));
-    return bad;
+    return rewritten_folder(original, name, drop, transpose, config_text);
   };
   CHECK_THROWS_WITH(load_hugging_face_gpt(rewrite("gpt_hf_missing", "transformer.h.1.ln_2.bias", "")),
                     Catch::Contains("transformer.h.1.ln_2.bias is missing"));
