@@ -26,6 +26,8 @@
 #include <variant>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include <lmkit/core/atomic_file.hpp>
 #include <lmkit/core/progress.hpp>
 #include <lmkit/io/model_tokenizer.hpp>
@@ -68,7 +70,7 @@ int usage(int code) {
       "             [--beta1 X] [--beta2 X] [--clip X] [--threads N] [--seed S] [--eval-every N]\n"
       "             [--eval-batches N] [--final-eval-batches N] [--accumulate N] [--curve PREFIX]\n"
       "             [--save CHECKPOINT [--save-every N]] [--resume CHECKPOINT]\n"
-      "             [--init-from HF_GPT2_FOLDER] [--export-hf FOLDER]\n"
+      "             [--init-from HF_GPT2_FOLDER] [--export-hf FOLDER] [--config SETTINGS.json]\n"
       "  Trains a character-level model on FILE (first 90% train, last 10% validation). gpt: nanoGPT's\n"
       "  Shakespeare CPU configuration by default; lstm: embedding 64, 2 x 256 (--dim), 32 streams x 64 steps,\n"
       "  Adam 2e-3, clip 5. --dropout P while training (gpt: embeddings, attention weights, residual branches;\n"
@@ -80,7 +82,9 @@ int usage(int code) {
       "  summed in f32, as PyTorch's autocast to bfloat16 does (on AMX tiles where the CPU has them).\n"
       "  --init-from fine-tunes a Hugging Face GPT-2 folder (its config, weights and tokenizer; --context\n"
       "  defaults to its context); --export-hf writes the trained GPT as a Hugging Face GPT-2 folder (with\n"
-      "  the tokenizer files of --init-from), for transformers or `generate --model FOLDER`.\n",
+      "  the tokenizer files of --init-from), for transformers or `generate --model FOLDER`. --config reads\n"
+      "  settings from a JSON object whose keys are these flags' names ({\"family\": \"lstm\", \"dim\": 512});\n"
+      "  flags on the command line override them.\n",
       code == 0 ? stdout : stderr);
   return code;
 }
@@ -266,13 +270,45 @@ int train_model(typename Family::model_type& model, std::map<std::string, std::s
   return 0;
 }
 
+/// The settings of a --config file as flags: {"family": "lstm", "dim": 512, "lr": 0.002} gives
+/// --family lstm --dim 512 --lr 0.002. Each key is a flag's name; its value a string or a number.
+std::vector<std::string> config_file_flags(const std::string& path) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(read_text(path));
+  } catch (const nlohmann::json::exception& e) {
+    throw format_error(lmkit::detail::concat("train: ", path, " is not JSON: ", e.what()));
+  }
+  require<format_error>(j.is_object(), "train: ", path, " is not a JSON object of settings");
+  std::vector<std::string> flags;
+  for (const auto& [key, v] : j.items()) {
+    require<format_error>(key != "config", "train: ", path, ": a config file cannot name another");
+    require<format_error>(v.is_string() || v.is_number(), "train: ", path, ": setting '", key,
+                          "' is neither a string nor a number");
+    flags.push_back("--" + key);
+    flags.push_back(v.is_string() ? v.get<std::string>() : v.dump());
+  }
+  return flags;
+}
+
 int run(int argc, char** argv) {
+  // A --config file's settings come first, so that flags on the command line override them.
+  std::vector<std::string> args, given(argv + 1, argv + argc);
+  for (std::size_t i = 0; i < given.size(); ++i)
+    if (given[i] == "--config") {
+      require<argument_error>(i + 1 < given.size(), "train: --config needs a value");
+      const std::vector<std::string> from_file = config_file_flags(given[i + 1]);
+      args.insert(args.begin(), from_file.begin(), from_file.end());
+      given.erase(given.begin() + static_cast<std::ptrdiff_t>(i), given.begin() + static_cast<std::ptrdiff_t>(i) + 2);
+      --i;
+    }
+  args.insert(args.end(), given.begin(), given.end());
   options o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    auto value = [&]() -> const char* {
-      require<argument_error>(i + 1 < argc, "train: ", a, " needs a value");
-      return argv[++i];
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string a = args[i];
+    auto value = [&]() -> std::string {
+      require<argument_error>(i + 1 < args.size(), "train: ", a, " needs a value");
+      return args[++i];
     };
     auto count = [&] { return static_cast<std::size_t>(cli::whole_number("train", a, value())); };
     auto real = [&] { return cli::finite_number("train", a, value()); };
@@ -311,7 +347,10 @@ int run(int argc, char** argv) {
     else if (a == "--accumulate") o.accumulation = count();
     else if (a == "--init-from") o.init_from = value();
     else if (a == "--export-hf") o.export_hf = value();
-    else return usage(2);
+    else {
+      std::fprintf(stderr, "train: unknown flag or setting '%s'\n", a.c_str());
+      return usage(2);
+    }
   }
   if (o.data.empty()) return usage(2);
   require<argument_error>(o.family == "gpt" || o.family == "lstm", "train: unknown family '", o.family, "' (gpt, lstm)");
