@@ -48,11 +48,28 @@ std::string as_char_words(std::string_view line) {
   return out;
 }
 
-std::vector<std::string> split_lines(const std::string& text) {
+/// The text's non-empty lines (without a Windows '\r'), a line longer than `longest` bytes cut
+/// into pieces at spaces (or, in a run without spaces, between characters): the n-gram's sentences
+/// and the held-out split need lines, and a file of long paragraphs has few.
+std::vector<std::string> split_lines(const std::string& text, std::size_t longest = 240) {
   std::vector<std::string> lines;
   std::istringstream in(text);
-  for (std::string line; std::getline(in, line);)
-    if (!line.empty()) lines.push_back(line);
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    std::string_view rest = line;
+    while (rest.size() > longest) {
+      std::size_t cut = rest.rfind(' ', longest);
+      if (cut == std::string_view::npos || cut == 0) {
+        cut = longest;
+        while (cut > 0 && (static_cast<unsigned char>(rest[cut]) & 0xC0) == 0x80) --cut;  // not inside a character
+        if (cut == 0) cut = longest;
+      }
+      lines.emplace_back(rest.substr(0, cut));
+      rest.remove_prefix(cut);
+      while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
+    }
+    if (!rest.empty()) lines.emplace_back(rest);
+  }
   return lines;
 }
 
@@ -137,6 +154,10 @@ int run(int argc, char** argv) {
   for (std::size_t i = 0; i < lines.size(); ++i) (i < held_out_from ? train_text : val_text) += lines[i] + "\n";
   const text::char_tokenizer tokenizer = text::char_tokenizer::from_corpus(train_text + val_text);
   const std::vector<token_id> train_tokens = tokenizer.encode(train_text), val_tokens = tokenizer.encode(val_text);
+  // The neural models read 64-character windows (+1 for the targets) of both parts.
+  require<argument_error>(val_tokens.size() > 65 && train_tokens.size() > 65, "demo: ", corpus_path,
+                          ": the held-out tenth of the lines has ", val_tokens.size(),
+                          " characters; the models need more than 65 in each part (a longer text)");
   const thread_pool pool(threads);
   const nn::run_context ctx{&pool, true};
   std::printf("corpus: %s, %zu lines (%zu held out), %zu characters, alphabet of %zu; %d threads\n\n",
