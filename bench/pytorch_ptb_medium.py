@@ -4,7 +4,10 @@
 # gradient norm clipped at 5, every parameter uniform in +-0.05. Times the first STEPS steps of the
 # first epoch (the whole run is hours on two cores) and prints the validation perplexity then.
 #
-#   PEER_THREADS=2 python3 bench/pytorch_ptb_medium.py [STEPS] [PTB_DIR]
+#   OPENBLAS_NUM_THREADS=2 PEER_THREADS=2 python3 bench/pytorch_ptb_medium.py [STEPS] [PTB_DIR]
+#
+# (OPENBLAS_NUM_THREADS too: with Debian's pthread OpenBLAS as libblas, torch's thread count does
+# not reach the matrix products.)
 import math
 import os
 import sys

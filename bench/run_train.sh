@@ -12,9 +12,13 @@ build=${1:-$here/../build}
 peers=${LMKIT_PEERS:-$here/../../shared/peers}
 bench=$build/bench/bench_train
 [ -x "$bench" ] || { echo "build $bench first" >&2; exit 1; }
+# OPENBLAS_NUM_THREADS: torch.set_num_threads (PEER_THREADS) sets OpenMP's threads, but when
+# Debian's libblas alternative is OpenBLAS's pthread build (installed with libopenblas-dev, the
+# matmul benchmark's peer, and preferred over the OpenMP build), torch's matrix products ignore it
+# and use every core: a "1-thread" PyTorch ran its products on two.
 peer() {  # THREADS SCRIPT ARGS...: PyTorch as the peers' README says to run it
   local threads=$1; shift
-  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_WAIT_POLICY=PASSIVE PEER_THREADS=$threads \
+  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_WAIT_POLICY=PASSIVE OPENBLAS_NUM_THREADS=$threads PEER_THREADS=$threads \
     /usr/bin/python3 "$peers/pytorch/$@"
 }
 ours() {  # FILTER [BINARY]: ms per step from Google Benchmark's JSON
@@ -42,7 +46,7 @@ fi
 # lmkit's bf16 products (AMX tiles here) beside PyTorch's fp32 step (the issue's peer) and beside
 # PyTorch under autocast to bfloat16 (like for like; bench/pytorch_autocast_step.py).
 autocast() {  # THREADS shakespeare|gpt2
-  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_WAIT_POLICY=PASSIVE PEER_THREADS=$1 \
+  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_WAIT_POLICY=PASSIVE OPENBLAS_NUM_THREADS=$1 PEER_THREADS=$1 \
     /usr/bin/python3 "$here/pytorch_autocast_step.py" "$2" "$peers/pytorch" | sed -nE 's/.*: ([0-9.]+) ms\/step.*/\1/p'
 }
 printf '%-28s %8s %14s %14s %12s %10s %10s\n' "run (lmkit bf16 products)" threads "PyTorch fp32" "PyTorch bf16" "lmkit ms" "vs fp32" "vs bf16"
