@@ -537,4 +537,13 @@ TEST_CASE("a nanoGPT-style GPT (no biases, GELU's erf form) trained here runs as
                     Catch::Contains("transformer.h.1.ln_2.bias is missing"));
   CHECK_THROWS_WITH(load_hugging_face_gpt(rewrite("gpt_hf_transposed", "", "transformer.h.0.mlp.c_fc.weight")),
                     Catch::Contains("transformer.h.0.mlp.c_fc.weight has shape [128, 32], the model wants [32, 128]"));
+  // An output layer of its own (an lm_head that is not wte) cannot live in the tied trainable GPT.
+  const fs::path untied = temp_dir("gpt_hf_untied");
+  lmkit::io::safetensors_writer writer;
+  for (const auto& n : original.names()) writer.add(n, original.at(n).dtype, original.at(n).shape, original.at(n).bytes);
+  const std::vector<float> head(c.vocab * c.dim, 0.5f);
+  writer.add("lm_head.weight", {c.vocab, c.dim}, head);
+  writer.write(untied / "model.safetensors");
+  write_bytes(untied / "config.json", config_text);
+  CHECK_THROWS_WITH(load_hugging_face_gpt(untied), Catch::Contains("lm_head.weight differs from wte.weight"));
 }
