@@ -449,6 +449,8 @@ TEST_CASE("lstm_lm: with dropout, loss and gradient match the double-precision c
   auto bad = metadata(c);
   bad["lstm_lm.dropout"] = "1.5";
   CHECK_THROWS_WITH(models::lstm_lm_config_from_metadata(bad), Catch::Contains("lstm_lm.dropout"));
+  bad["lstm_lm.dropout"] = "0.2x";
+  CHECK_THROWS_WITH(models::lstm_lm_config_from_metadata(bad), Catch::Contains("lstm_lm.dropout"));
   bad.erase("lstm_lm.dropout");
   CHECK(models::lstm_lm_config_from_metadata(bad).dropout == 0.0f);
 }

@@ -450,6 +450,8 @@ TEST_CASE("gpt: dropout acts while training only; evaluation is the dropout-free
   auto bad = metadata(with);
   bad["gpt.dropout"] = "1.5";
   CHECK_THROWS_WITH(models::gpt_config_from_metadata(bad), Catch::Contains("gpt.dropout"));
+  bad["gpt.dropout"] = "0.2x";  // a number with something after it is not one
+  CHECK_THROWS_WITH(models::gpt_config_from_metadata(bad), Catch::Contains("gpt.dropout"));
   bad.erase("gpt.dropout");
   CHECK(models::gpt_config_from_metadata(bad).dropout == 0.0f);
   models::gpt_config one = plain;

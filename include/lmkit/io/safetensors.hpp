@@ -87,6 +87,13 @@ struct safetensors_tensor {
   }
 };
 
+/// A tensor shape as PyTorch prints it, "[50257, 768]", for messages.
+inline std::string shape_text(const std::vector<std::uint64_t>& shape) {
+  std::string s = "[";
+  for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
 /// The tensor's values as F32 where they already are: a span into the file when the dtype is F32
 /// and the bytes are 4-byte aligned (always so in a mapped file the reference library wrote).
 inline std::optional<std::span<const float>> f32_view(const safetensors_tensor& t) {

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <map>
+#include <optional>
 #include <string>
 #include <span>
 #include <string_view>
@@ -95,9 +96,9 @@ inline gpt_config gpt_config_from_metadata(const std::map<std::string, std::stri
   c.norm_eps = std::strtof(get("gpt.norm_eps").c_str(), nullptr);
   require<format_error>(c.norm_eps > 0.0f && c.norm_eps < 1.0f, "gpt config: gpt.norm_eps is not a small positive number");
   if (const auto it = m.find("gpt.dropout"); it != m.end()) {  // absent from older checkpoints: none
-    c.dropout = std::strtof(it->second.c_str(), nullptr);
-    require<format_error>(c.dropout >= 0.0f && c.dropout < 1.0f, "gpt config: gpt.dropout = '", it->second,
-                          "' is not a probability below 1");
+    const std::optional<float> p = nn::parse_dropout_probability(it->second);
+    require<format_error>(p.has_value(), "gpt config: gpt.dropout = '", it->second, "' is not a probability in [0, 1)");
+    c.dropout = *p;
   }
   return c;
 }

@@ -38,11 +38,6 @@ inline bool is_conv1d_weight(std::string_view name) {
   return name.ends_with("attn.c_attn.weight") || name.ends_with("attn.c_proj.weight") || name.ends_with("mlp.c_fc.weight") ||
          name.ends_with("mlp.c_proj.weight");
 }
-inline std::string shape_text(const std::vector<std::uint64_t>& shape) {
-  std::string s = "[";
-  for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + "]";
-}
 }  // namespace detail
 
 /// The gpt_config of a Hugging Face GPT-2 folder's config.json: biases everywhere, the GELU its
@@ -83,7 +78,7 @@ void load_hugging_face_weights(gpt<C>& model, const std::filesystem::path& folde
     std::vector<std::uint64_t> want(p.shape().begin(), p.shape().end());
     if (conv1d) std::swap(want[0], want[1]);
     require<format_error>(t->shape == want, file.source(), ": tensor ", key, " has shape ",
-                          detail::shape_text(t->shape), ", the model wants ", detail::shape_text(want));
+                          io::shape_text(t->shape), ", the model wants ", io::shape_text(want));
     if (!conv1d) {
       io::to_floats(*t, p.value());
       return;

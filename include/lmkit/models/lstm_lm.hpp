@@ -21,8 +21,8 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <cstdlib>
 #include <map>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -72,10 +72,10 @@ inline lstm_lm_config lstm_lm_config_from_metadata(const std::map<std::string, s
   lstm_lm_config c{.vocab = size("lstm_lm.vocab"), .embedding = size("lstm_lm.embedding"),
                    .hidden = size("lstm_lm.hidden"), .layers = size("lstm_lm.layers")};
   if (const auto it = m.find("lstm_lm.dropout"); it != m.end()) {  // absent from older checkpoints: none
-    char* end = nullptr;
-    c.dropout = std::strtof(it->second.c_str(), &end);
-    require<format_error>(!it->second.empty() && *end == '\0' && c.dropout >= 0.0f && c.dropout < 1.0f,
-                          "lstm_lm config: lstm_lm.dropout = '", it->second, "' is not a probability in [0, 1)");
+    const std::optional<float> p = nn::parse_dropout_probability(it->second);
+    require<format_error>(p.has_value(), "lstm_lm config: lstm_lm.dropout = '", it->second,
+                          "' is not a probability in [0, 1)");
+    c.dropout = *p;
   }
   return c;
 }

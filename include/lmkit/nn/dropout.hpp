@@ -8,7 +8,10 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
+#include <optional>
 #include <span>
+#include <string>
 #include <string_view>
 
 #include "lmkit/core/error.hpp"
@@ -30,6 +33,15 @@ inline void dropout_mask(const run_context& ctx, std::uint64_t salt, std::size_t
     if (i == 0 || at % 4 == 0) bits = stream.block_at(at / 4);
     mask[i] = static_cast<float>(bits[at % 4] >> 8) * 0x1p-24f < rate ? 0.0f : keep_scale;
   }
+}
+
+/// A dropout probability written as text (a checkpoint's metadata): a number in [0, 1), nothing
+/// after it; nullopt otherwise.
+inline std::optional<float> parse_dropout_probability(const std::string& text) {
+  char* end = nullptr;
+  const float p = std::strtof(text.c_str(), &end);
+  if (text.empty() || *end != '\0' || !(p >= 0.0f && p < 1.0f)) return std::nullopt;
+  return p;
 }
 
 template <std::size_t Width = dynamic>

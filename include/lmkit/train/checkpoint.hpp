@@ -33,11 +33,6 @@ namespace detail {
 inline std::vector<std::uint64_t> shape_of(const nn::parameter& p) {
   return std::vector<std::uint64_t>(p.shape().begin(), p.shape().end());
 }
-inline std::string shape_text(const std::vector<std::uint64_t>& shape) {
-  std::string s = "[";
-  for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + "]";
-}
 inline std::uint64_t parse_u64(const io::safetensors_file& f, const std::string& key) {
   const auto it = f.metadata().find(key);
   require<format_error>(it != f.metadata().end(), "checkpoint ", f.source(), ": metadata key ", key, " is missing");
@@ -56,7 +51,7 @@ inline void load_tensor(const io::safetensors_file& f, const std::string& name, 
   const io::safetensors_tensor* t = f.find(name);
   require<format_error>(t != nullptr, "checkpoint ", f.source(), ": tensor ", name, " is missing");
   require<format_error>(t->shape == shape, "checkpoint ", f.source(), ": tensor ", name, " has shape ",
-                        detail::shape_text(t->shape), " but the model wants ", detail::shape_text(shape));
+                        io::shape_text(t->shape), " but the model wants ", io::shape_text(shape));
   require<format_error>(t->dtype == io::safetensors_dtype::f32, "checkpoint ", f.source(), ": tensor ", name,
                         " is not F32");
   io::to_floats(*t, out);
