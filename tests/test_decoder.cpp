@@ -546,4 +546,14 @@ TEST_CASE("a nanoGPT-style GPT (no biases, GELU's erf form) trained here runs as
   writer.write(untied / "model.safetensors");
   write_bytes(untied / "config.json", config_text);
   CHECK_THROWS_WITH(load_hugging_face_gpt(untied), Catch::Contains("lm_head.weight differs from wte.weight"));
+  // So is a config that says the output layer is not tied.
+  std::string untied_config = config_text;
+  const auto tied = untied_config.find("\"tie_word_embeddings\": true");
+  REQUIRE(tied != std::string::npos);
+  untied_config.replace(tied, 27, "\"tie_word_embeddings\": false");
+  CHECK_THROWS_WITH(load_hugging_face_gpt(rewritten_folder(original, "gpt_hf_untied_config", "", "", untied_config)),
+                    Catch::Contains("tie_word_embeddings is false"));
+  // GPT-2 has no SiLU feed-forward: such a model is not written as one.
+  gpt<> silu({.vocab = 40, .context = 16, .layers = 1, .heads = 2, .dim = 32, .activation = lmkit::nn::activation::silu});
+  CHECK_THROWS_WITH(save_hugging_face_gpt(silu, temp_dir("gpt_hf_silu")), Catch::Contains("SiLU"));
 }
