@@ -446,6 +446,9 @@ TEST_CASE("lstm_lm: with dropout, loss and gradient match the double-precision c
     return std::map<std::string, std::string, std::less<>>(m.begin(), m.end());
   };
   CHECK(models::lstm_lm_config_from_metadata(metadata(c)).dropout == c.dropout);
+  models::lstm_lm_config fine = c;
+  fine.dropout = 0.123456789f;  // to the bit: six decimals would resume with another probability
+  CHECK(models::lstm_lm_config_from_metadata(metadata(fine)).dropout == fine.dropout);
   auto bad = metadata(c);
   bad["lstm_lm.dropout"] = "1.5";
   CHECK_THROWS_WITH(models::lstm_lm_config_from_metadata(bad), Catch::Contains("lstm_lm.dropout"));

@@ -445,7 +445,16 @@ TEST_CASE("gpt: dropout acts while training only; evaluation is the dropout-free
     const auto m = models::to_metadata(c);
     return std::map<std::string, std::string, std::less<>>(m.begin(), m.end());
   };
-  CHECK(models::gpt_config_from_metadata(metadata(with)).dropout == Approx(0.2f));
+  CHECK(models::gpt_config_from_metadata(metadata(with)).dropout == 0.2f);
+  // Floats come back to the bit, however many digits they need (six decimals would lose both).
+  models::gpt_config fine = with;
+  fine.dropout = 0.123456789f;
+  fine.norm_eps = 1e-7f;
+  CHECK(models::gpt_config_from_metadata(metadata(fine)).dropout == fine.dropout);
+  CHECK(models::gpt_config_from_metadata(metadata(fine)).norm_eps == fine.norm_eps);
+  auto bad_eps = metadata(with);
+  bad_eps["gpt.norm_eps"] = "1e-5x";
+  CHECK_THROWS_WITH(models::gpt_config_from_metadata(bad_eps), Catch::Contains("gpt.norm_eps = '1e-5x'"));
   // Bad probabilities are refused where they are given; an older checkpoint without the key has none.
   auto bad = metadata(with);
   bad["gpt.dropout"] = "1.5";

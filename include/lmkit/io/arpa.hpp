@@ -6,7 +6,6 @@
 #pragma once
 
 #include <algorithm>
-#include <charconv>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -18,6 +17,7 @@
 
 #include "lmkit/core/atomic_file.hpp"
 #include "lmkit/core/error.hpp"
+#include "lmkit/core/float_text.hpp"
 #include "lmkit/models/ngram/kneser_ney_external.hpp"
 #include "lmkit/models/ngram/ngram_model.hpp"
 
@@ -168,13 +168,6 @@ inline std::vector<std::size_t> sorted_rows(const ngram::ngram_table<ngram::ngra
   return rows;
 }
 
-/// Appends the shortest decimal form that reads back as the same float.
-inline void append_number(std::string& out, float value) {
-  char number[32];
-  const auto end = std::to_chars(number, number + sizeof number, value).ptr;
-  out.append(number, end);
-}
-
 /// ARPA text made piece by piece: the counts, then the n-grams of each order in turn (a section
 /// header when the order changes), handed to `sink` in pieces of about a megabyte.
 template <class Sink>
@@ -191,7 +184,7 @@ class arpa_text {
   /// One n-gram line; the highest order's lines have no back-off.
   void entry(std::size_t n, std::span<const ngram::word_id> words, float log_prob, float log_backoff) {
     while (section_ < n) text_ += "\n\\" + std::to_string(++section_) + "-grams:\n";  // empty orders too
-    append_number(text_, log_prob);
+    append_shortest(text_, log_prob);
     text_ += '\t';
     for (std::size_t w = 0; w < words.size(); ++w) {
       if (w) text_ += ' ';
@@ -199,7 +192,7 @@ class arpa_text {
     }
     if (n < order_) {
       text_ += '\t';
-      append_number(text_, log_backoff);
+      append_shortest(text_, log_backoff);
     }
     text_ += '\n';
     if (text_.size() >= (std::size_t{1} << 20)) {

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "lmkit/core/error.hpp"
+#include "lmkit/core/float_text.hpp"
 #include "lmkit/core/rng.hpp"
 #include "lmkit/core/weight_matrix.hpp"
 #include "lmkit/gen/kv_cache.hpp"
@@ -68,8 +69,8 @@ inline std::map<std::string, std::string> to_metadata(const gpt_config& c) {
           {"gpt.hidden", std::to_string(c.hidden_width())},
           {"gpt.bias", c.bias == nn::bias::yes ? "1" : "0"},
           {"gpt.activation", c.activation == nn::activation::gelu_tanh ? "gelu_tanh" : "gelu_erf"},
-          {"gpt.norm_eps", std::to_string(c.norm_eps)},
-          {"gpt.dropout", std::to_string(c.dropout)}};
+          {"gpt.norm_eps", shortest_text(c.norm_eps)},
+          {"gpt.dropout", shortest_text(c.dropout)}};
 }
 
 /// The config back from metadata; a missing or malformed key is a format_error naming it.
@@ -93,8 +94,11 @@ inline gpt_config gpt_config_from_metadata(const std::map<std::string, std::stri
   const std::string& act = get("gpt.activation");
   require<format_error>(act == "gelu_erf" || act == "gelu_tanh", "gpt config: unknown activation '", act, "'");
   c.activation = act == "gelu_tanh" ? nn::activation::gelu_tanh : nn::activation::gelu_erf;
-  c.norm_eps = std::strtof(get("gpt.norm_eps").c_str(), nullptr);
-  require<format_error>(c.norm_eps > 0.0f && c.norm_eps < 1.0f, "gpt config: gpt.norm_eps is not a small positive number");
+  const std::string& eps = get("gpt.norm_eps");
+  char* eps_end = nullptr;
+  c.norm_eps = std::strtof(eps.c_str(), &eps_end);
+  require<format_error>(!eps.empty() && *eps_end == '\0' && c.norm_eps > 0.0f && c.norm_eps < 1.0f,
+                        "gpt config: gpt.norm_eps = '", eps, "' is not a small positive number");
   if (const auto it = m.find("gpt.dropout"); it != m.end()) {  // absent from older checkpoints: none
     const std::optional<float> p = nn::parse_dropout_probability(it->second);
     require<format_error>(p.has_value(), "gpt config: gpt.dropout = '", it->second, "' is not a probability in [0, 1)");

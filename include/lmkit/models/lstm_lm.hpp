@@ -28,6 +28,7 @@
 #include <string_view>
 
 #include "lmkit/core/error.hpp"
+#include "lmkit/core/float_text.hpp"
 #include "lmkit/core/rng.hpp"
 #include "lmkit/nn/cross_entropy.hpp"
 #include "lmkit/nn/dropout.hpp"
@@ -54,7 +55,7 @@ inline std::map<std::string, std::string> to_metadata(const lstm_lm_config& c) {
           {"lstm_lm.embedding", std::to_string(c.embedding)},
           {"lstm_lm.hidden", std::to_string(c.hidden)},
           {"lstm_lm.layers", std::to_string(c.layers)},
-          {"lstm_lm.dropout", std::to_string(c.dropout)}};
+          {"lstm_lm.dropout", shortest_text(c.dropout)}};
 }
 
 /// The config back from metadata; a missing or malformed key is a format_error naming it.
