@@ -6,6 +6,7 @@
 #include "lmkit/core/dtype.hpp"
 #include "lmkit/core/error.hpp"
 #include "lmkit/core/extents.hpp"
+#include "lmkit/core/float_text.hpp"
 #include "lmkit/core/mapped_file.hpp"
 #include "lmkit/core/parallel.hpp"
 #include "lmkit/core/progress.hpp"
