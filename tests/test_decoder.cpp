@@ -283,6 +283,33 @@ TEST_CASE("Hugging Face files: missing or mis-shaped tensors and bad config.json
   CHECK_THROWS_WITH(load_decoder(rewrite("type", "", "", other)), Catch::Contains("bert"));
 }
 
+TEST_CASE("config.json: sizes of zero, keys of the wrong type and uneven heads are format errors", "[decoder]") {
+  using lmkit::io::parse_hf_config;
+  const nlohmann::json gpt2 = {{"model_type", "gpt2"}, {"vocab_size", 65}, {"n_positions", 64}, {"n_embd", 16},
+                               {"n_layer", 2}, {"n_head", 4}};
+  const nlohmann::json llama = {{"model_type", "llama"}, {"vocab_size", 32}, {"hidden_size", 16}, {"intermediate_size", 40},
+                                {"num_hidden_layers", 2}, {"num_attention_heads", 4}, {"max_position_embeddings", 32}};
+  auto parse = [](const nlohmann::json& j) { return parse_hf_config(j.dump(), "cfg/config.json"); };
+  auto with = [](nlohmann::json j, const char* key, const nlohmann::json& value) {
+    j[key] = value;
+    return j;
+  };
+  const auto good = parse(gpt2).config;
+  CHECK((good.dim == 16 && good.heads == 4 && good.head_dim == 4 && good.hidden == 64 && !good.gelu_erf));
+  CHECK(parse(llama).config.head_dim == 4);
+  // Zero heads were divided by before the sizes were checked (a crash, not an error).
+  CHECK_THROWS_WITH(parse(with(gpt2, "n_head", 0)), Catch::Contains("cfg/config.json: key n_head is not a positive integer"));
+  CHECK_THROWS_WITH(parse(with(llama, "num_attention_heads", 0)), Catch::Contains("num_attention_heads is not a positive"));
+  CHECK_THROWS_WITH(parse(with(gpt2, "n_layer", -2)), Catch::Contains("n_layer is not a positive"));
+  CHECK_THROWS_WITH(parse(with(gpt2, "n_embd", 16.5)), Catch::Contains("n_embd is not a positive"));
+  CHECK_THROWS_AS(parse(with(gpt2, "activation_function", 3)), lmkit::format_error);  // was nlohmann's type_error
+  CHECK(parse(with(gpt2, "activation_function", "gelu")).config.gelu_erf);
+  // GPT-2's heads split n_embd evenly whatever head_dim says; Llama may set its own head_dim.
+  CHECK_THROWS_WITH(parse(with(with(gpt2, "n_head", 3), "head_dim", 5)), Catch::Contains("not a multiple of the 3 heads"));
+  const auto own = parse(with(with(llama, "num_attention_heads", 3), "head_dim", 8)).config;
+  CHECK((own.heads == 3 && own.head_dim == 8));
+}
+
 TEST_CASE("GGUF files: a truncated file and a tensor of an unknown type are named", "[decoder]") {
   const fs::path dir = shared_data("fixtures/shakespeare-llama");
   const std::string bytes = lmkit::test::read_file(dir / "shakespeare-llama-f32.gguf");

@@ -236,6 +236,21 @@ int main(int argc, char** argv) {
                                                   {"lm_head.weight", "model-00002-of-00002.safetensors"}}}};
     std::ofstream(dir / "model.safetensors.index.json", std::ios::binary) << index.dump(2);
   }
+  // Hugging Face config.json files: a small GPT-2 (nanoGPT's shape, erf GELU) and a Llama with
+  // grouped-query heads and its own head_dim.
+  {
+    const nlohmann::json gpt2 = {{"model_type", "gpt2"}, {"vocab_size", 65}, {"n_positions", 64}, {"n_embd", 16},
+                                 {"n_layer", 2}, {"n_head", 4}, {"n_inner", nullptr}, {"activation_function", "gelu"},
+                                 {"layer_norm_epsilon", 1e-5}, {"tie_word_embeddings", true}, {"bos_token_id", 0},
+                                 {"eos_token_id", 0}, {"scale_attn_weights", true}};
+    std::ofstream(dir / "gpt2-config.json", std::ios::binary) << gpt2.dump(2);
+    const nlohmann::json llama = {{"model_type", "llama"}, {"vocab_size", 32}, {"hidden_size", 16},
+                                  {"intermediate_size", 40}, {"num_hidden_layers", 2}, {"num_attention_heads", 4},
+                                  {"num_key_value_heads", 2}, {"head_dim", 8}, {"max_position_embeddings", 32},
+                                  {"rms_norm_eps", 1e-6}, {"rope_theta", 10000.0}, {"hidden_act", "silu"},
+                                  {"tie_word_embeddings", false}, {"bos_token_id", 1}, {"eos_token_id", 2}};
+    std::ofstream(dir / "llama-config.json", std::ios::binary) << llama.dump(2);
+  }
   // Encoder inputs: the first byte picks the pattern.
   const std::string text = "The theory's 12345 and  ababab\r\n\t\xED\x95\x9C\xEA\xB5\xAD\xEC\x96\xB4 <|end|> ====x  \n\n";
   for (char pattern = 0; pattern < 3; ++pattern)

@@ -4,6 +4,7 @@
 // activation) are refused by name rather than ignored.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <string>
 #include <string_view>
@@ -34,8 +35,10 @@ inline hf_model_config parse_hf_config(std::string_view json_text, std::string_v
   auto has = [&](const char* key) { return j.contains(key) && !j[key].is_null(); };
   auto size = [&](const char* key) -> std::size_t {
     if (!has(key)) fail("key ", key, " is missing");
-    if (!j[key].is_number_unsigned() && !(j[key].is_number_integer() && j[key].get<std::int64_t>() > 0))
-      fail("key ", key, " is not a positive integer");
+    // Zero too is refused here: sizes are divided by (dim / heads) before validate() sees them.
+    const nlohmann::json& v = j[key];
+    const bool positive = v.is_number_unsigned() ? v.get<std::uint64_t>() > 0 : v.is_number_integer() && v.get<std::int64_t>() > 0;
+    if (!positive) fail("key ", key, " is not a positive integer");
     return j[key].get<std::size_t>();
   };
   auto number = [&](const char* key, double fallback) -> double {
@@ -85,6 +88,7 @@ inline hf_model_config parse_hf_config(std::string_view json_text, std::string_v
     c.hidden = has("n_inner") ? size("n_inner") : 4 * c.dim;
     c.context = size("n_positions");
     c.norm_eps = static_cast<float>(number("layer_norm_epsilon", 1e-5));
+    if (has("activation_function") && !j["activation_function"].is_string()) fail("key activation_function is not a string");
     const std::string act = has("activation_function") ? j["activation_function"].get<std::string>() : "gelu_new";
     if (act != "gelu_new" && act != "gelu_pytorch_tanh" && act != "gelu")
       fail("activation_function ", act, " is not GELU (gelu_new, gelu_pytorch_tanh or gelu), the ones lmkit's gpt2 runs");
@@ -96,7 +100,9 @@ inline hf_model_config parse_hf_config(std::string_view json_text, std::string_v
   } else {
     fail("model_type ", type, " is not one lmkit runs (llama, gpt2)");
   }
-  if (c.heads && c.dim % c.heads != 0 && !has("head_dim")) fail("hidden size ", c.dim, " is not a multiple of the heads");
+  // Llama's head_dim may differ from dim / heads; GPT-2's heads always split dim evenly.
+  if (c.dim % c.heads != 0 && (c.family == models::decoder_family::gpt2 || !has("head_dim")))
+    fail("hidden size ", c.dim, " is not a multiple of the ", c.heads, " heads");
   c.validate(source);
   return r;
 }

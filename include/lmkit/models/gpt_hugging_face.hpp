@@ -40,16 +40,13 @@ inline bool is_conv1d_weight(std::string_view name) {
 }
 }  // namespace detail
 
-/// The gpt_config of a Hugging Face GPT-2 folder's config.json: biases everywhere, the GELU its
-/// activation_function names, no dropout unless given. An untied output layer is refused (the
-/// trainable GPT ties it).
-inline gpt_config gpt_config_from_hugging_face(const std::filesystem::path& folder, float dropout = 0.0f) {
-  const std::filesystem::path json = folder / "config.json";
-  const io::hf_model_config hf = io::read_hf_config(json);
+/// The gpt_config of a Hugging Face GPT-2 config.json (`source` names it in errors): biases
+/// everywhere, the GELU its activation_function names, no dropout unless given. An untied output
+/// layer is refused (the trainable GPT ties it).
+inline gpt_config gpt_config_from_hugging_face(const io::hf_model_config& hf, std::string_view source, float dropout = 0.0f) {
   const decoder_config& d = hf.config;
-  require<format_error>(d.family == decoder_family::gpt2, json.string(), ": model_type is not gpt2");
-  require<format_error>(hf.tied_output, json.string(),
-                        ": tie_word_embeddings is false; the trainable GPT ties its output layer to wte");
+  require<format_error>(d.family == decoder_family::gpt2, source, ": model_type is not gpt2");
+  require<format_error>(hf.tied_output, source, ": tie_word_embeddings is false; the trainable GPT ties its output layer to wte");
   return {.vocab = d.vocab,
           .context = d.context,
           .layers = d.layers,
@@ -60,6 +57,12 @@ inline gpt_config gpt_config_from_hugging_face(const std::filesystem::path& fold
           .activation = d.gelu_erf ? nn::activation::gelu_erf : nn::activation::gelu_tanh,
           .norm_eps = d.norm_eps,
           .dropout = dropout};
+}
+
+/// The gpt_config of a Hugging Face GPT-2 folder (its config.json).
+inline gpt_config gpt_config_from_hugging_face(const std::filesystem::path& folder, float dropout = 0.0f) {
+  const std::filesystem::path json = folder / "config.json";
+  return gpt_config_from_hugging_face(io::read_hf_config(json), json.string(), dropout);
 }
 
 /// Copies the weights of a Hugging Face GPT-2 folder (F32, F16 or BF16; one file or shards; names
