@@ -51,8 +51,8 @@ int usage(int code) {
       "                [--frequency-penalty F] [--presence-penalty P] [--stop STRING]... [--logprobs N] [--html FILE]\n"
       "                [--attention N]\n"
       "                [--context N] [--ignore-eos] [--bench]\n"
-      "       generate --checkpoint FILE [--prompt TEXT] [-n N] [sampling options] [--stop STRING]... [--seed S]\n"
-      "                [--threads N]\n"
+      "       generate --checkpoint FILE [--tokenizer FILE] [--prompt TEXT] [-n N] [sampling options]\n"
+      "                [--stop STRING]... [--seed S] [--threads N]\n"
       "  --model: a pretrained Llama or GPT-2 (GGUF, Hugging Face folder or safetensors, llama2.c .bin);\n"
       "    the tokenizer comes from the GGUF file, the folder (tokenizer.json, tokenizer.model, encoder.json +\n"
       "    vocab.bpe) or tokenizer.bin beside a llama2.c file, unless --tokenizer names one. Continues TEXT by\n"
@@ -65,7 +65,9 @@ int usage(int code) {
       "    for each generated token, the N earlier tokens most attended to (mean over layers and heads).\n"
       "    The prompt + N tokens\n"
       "    must fit the context (the model's, or --context): otherwise an error says by how much.\n"
-      "  --checkpoint: a model written by `train`; N characters (default 200), the same sampling options.\n"
+      "  --checkpoint: a model written by `train`; N tokens (default 200), the same sampling options. A model\n"
+      "    fine-tuned from a Hugging Face folder uses that folder's tokenizer (or --tokenizer FILE, when the\n"
+      "    folder has moved); a character-level model carries its alphabet.\n"
       "  --temp 0 is greedy (the same text every time); the default 0.8 samples with seed S (default 1).\n",
       code == 0 ? stdout : stderr);
   return code;
@@ -244,8 +246,15 @@ int run_checkpoint_with(const options& o, const std::map<std::string, std::strin
 
 int run_checkpoint(const options& o) {
   const auto metadata = train::checkpoint_metadata(o.checkpoint);
-  if (const auto folder = metadata.find("tokenizer.folder"); folder != metadata.end())
-    return run_checkpoint_with(o, metadata, io::tokenizer_for_model(folder->second));
+  if (const auto folder = metadata.find("tokenizer.folder"); folder != metadata.end()) {
+    // The folder is kept as an absolute path; a checkpoint moved to another machine names it here.
+    require<argument_error>(!o.tokenizer.empty() || std::filesystem::is_directory(folder->second), "generate: ",
+                            o.checkpoint, " was fine-tuned from ", folder->second,
+                            " (its tokenizer.folder), which is not a folder here; name its tokenizer with --tokenizer");
+    return run_checkpoint_with(o, metadata, io::tokenizer_for_model(folder->second, o.tokenizer));
+  }
+  require<argument_error>(o.tokenizer.empty(), "generate: ", o.checkpoint,
+                          " is a character-level model (it carries its alphabet); --tokenizer does not apply");
   const auto alphabet = metadata.find("tokenizer.alphabet");
   require<format_error>(alphabet != metadata.end(), "generate: ", o.checkpoint,
                         " has neither tokenizer.alphabet nor tokenizer.folder");
