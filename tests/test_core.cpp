@@ -1,6 +1,8 @@
 // core/: extents and tensors, the 16-bit float types (exhaustively), the counter-based RNG,
 // errors, mapped and atomically written files, and the thread pool's determinism.
 #include <atomic>
+#include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <fstream>
 #include <numeric>
@@ -9,6 +11,7 @@
 #include "lmkit/core/atomic_file.hpp"
 #include "lmkit/core/dtype.hpp"
 #include "lmkit/core/error.hpp"
+#include "lmkit/core/float_text.hpp"
 #include "lmkit/core/mapped_file.hpp"
 #include "lmkit/core/parallel.hpp"
 #include "lmkit/core/rng.hpp"
@@ -145,6 +148,36 @@ TEST_CASE("bf16 conversions round to nearest even on all 65536 patterns", "[core
   REQUIRE(bf16::from_float(1.0f + 0x1p-8f).bits == 0x3f80);  // tie: to even (down)
   REQUIRE(bf16::from_float(1.0f + 0x1p-8f + 0x1p-23f).bits == 0x3f81);
   REQUIRE(bf16::from_float(1.0f + 3 * 0x1p-8f).bits == 0x3f82);  // tie: to even (up)
+}
+
+TEST_CASE("floats as text read back to the same bits; only whole numbers parse", "[core][float_text]") {
+  // Random bit patterns over every exponent (NaNs aside), and the edges: denormals, the largest float.
+  lmkit::philox rng(lmkit::seed{5});
+  std::size_t checked = 0;
+  for (int i = 0; i < 20000; ++i) {
+    const auto bits = static_cast<std::uint32_t>(rng());
+    float x;
+    std::memcpy(&x, &bits, sizeof x);
+    if (!std::isfinite(x)) continue;
+    const auto back = lmkit::parse_float(lmkit::shortest_text(x));
+    REQUIRE(back.has_value());
+    std::uint32_t back_bits;
+    std::memcpy(&back_bits, &*back, sizeof back_bits);
+    CHECK(back_bits == bits);
+    ++checked;
+  }
+  CHECK(checked > 19000);
+  for (const float x : {1e-7f, 0.1f, 0.123456789f, 1.17549435e-38f, 1.4e-45f, 3.40282347e38f, -0.0f}) {
+    INFO(x);
+    CHECK(lmkit::parse_float(lmkit::shortest_text(x)) == x);
+  }
+  CHECK(lmkit::shortest_text(1e-7f) == "1e-07");
+  CHECK(lmkit::shortest_text(0.1f) == "0.1");
+  for (const char* bad : {"", "0.2x", " 1", "1 ", "0,5", "1e99", "--1", "e5"}) {
+    INFO(bad);
+    CHECK_FALSE(lmkit::parse_float(bad).has_value());
+  }
+  CHECK(lmkit::parse_float("-2.5e-3") == -2.5e-3f);
 }
 
 TEST_CASE("philox4x32-10 matches the published known-answer vectors", "[core][rng]") {

@@ -95,10 +95,10 @@ inline gpt_config gpt_config_from_metadata(const std::map<std::string, std::stri
   require<format_error>(act == "gelu_erf" || act == "gelu_tanh", "gpt config: unknown activation '", act, "'");
   c.activation = act == "gelu_tanh" ? nn::activation::gelu_tanh : nn::activation::gelu_erf;
   const std::string& eps = get("gpt.norm_eps");
-  char* eps_end = nullptr;
-  c.norm_eps = std::strtof(eps.c_str(), &eps_end);
-  require<format_error>(!eps.empty() && *eps_end == '\0' && c.norm_eps > 0.0f && c.norm_eps < 1.0f,
-                        "gpt config: gpt.norm_eps = '", eps, "' is not a small positive number");
+  const std::optional<float> norm_eps = parse_float(eps);
+  require<format_error>(norm_eps && *norm_eps > 0.0f && *norm_eps < 1.0f, "gpt config: gpt.norm_eps = '", eps,
+                        "' is not a small positive number");
+  c.norm_eps = *norm_eps;
   if (const auto it = m.find("gpt.dropout"); it != m.end()) {  // absent from older checkpoints: none
     const std::optional<float> p = nn::parse_dropout_probability(it->second);
     require<format_error>(p.has_value(), "gpt config: gpt.dropout = '", it->second, "' is not a probability in [0, 1)");

@@ -8,13 +8,13 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
-#include <cstdlib>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 
 #include "lmkit/core/error.hpp"
+#include "lmkit/core/float_text.hpp"
 #include "lmkit/core/rng.hpp"
 #include "lmkit/kernels/kernels.hpp"
 #include "lmkit/nn/layer.hpp"
@@ -37,10 +37,9 @@ inline void dropout_mask(const run_context& ctx, std::uint64_t salt, std::size_t
 
 /// A dropout probability written as text (a checkpoint's metadata): a number in [0, 1), nothing
 /// after it; nullopt otherwise.
-inline std::optional<float> parse_dropout_probability(const std::string& text) {
-  char* end = nullptr;
-  const float p = std::strtof(text.c_str(), &end);
-  if (text.empty() || *end != '\0' || !(p >= 0.0f && p < 1.0f)) return std::nullopt;
+inline std::optional<float> parse_dropout_probability(std::string_view text) {
+  const std::optional<float> p = parse_float(text);
+  if (!p || !(*p >= 0.0f && *p < 1.0f)) return std::nullopt;
   return p;
 }
 
