@@ -3,7 +3,8 @@
 // (1x768 times 768x2304) and a 128-token prompt (128x768 times 768x3072); and two training
 // products: the char GPT's q, k, v projection (768 tokens, 128 -> 384) and GPT-2 small's (1024
 // tokens, 768 -> 2304). lmkit/bf16_products_Bt is the bf16-products product (AMX tiles where the CPU
-// has them; docs/kernels.md) on f32 operands; amx/* are its rooflines (below).
+// has them, else AVX512-BF16 dot products; docs/kernels.md) on f32 operands; amx/* and
+// bf16_dot/peak are its rooflines (below).
 //
 //   build/bench/bench_matmul --benchmark_counters_tabular=true
 // bench/run_matmul.sh runs it with OpenBLAS's default kernels and, where the CPU has AVX-512,
@@ -117,6 +118,25 @@ __attribute__((target("amx-tile,amx-bf16"))) void amx_tile_peak(benchmark::State
   state.counters["threads"] = 1;
 }
 
+// The roofline of the tile-less bf16 kernel (gemm_bf16_dot): VDPBF16PS into 16 independent sums
+// held in registers, nothing read from memory.
+__attribute__((target("avx512f,avx512bf16"))) void bf16_dot_peak(benchmark::State& state) {
+  if (!lmkit::kernels::bf16_dot_usable()) return state.SkipWithError("this CPU has no AVX512-BF16");
+  __m512 sum[16];
+  for (auto& s : sum) s = _mm512_setzero_ps();
+  __m512bh a = (__m512bh)_mm512_set1_epi32(0x3f803f80), b = a;  // pairs of bf16 1.0
+  benchmark::DoNotOptimize(a);
+  benchmark::DoNotOptimize(b);
+  constexpr int steps = 4096;
+  for (auto _ : state) {
+    for (int i = 0; i < steps; ++i)
+      for (auto& s : sum) s = _mm512_dpbf16_ps(s, a, b);
+    for (auto& s : sum) benchmark::DoNotOptimize(s);
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(steps * 16 * 2.0 * 32 * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["threads"] = 1;
+}
+
 void amx_multiply_packed(benchmark::State& state) {
   if (!lmkit::kernels::amx_bf16_usable()) return state.SkipWithError("this CPU has no usable AMX tiles");
   const std::size_t m = state.range(0), n = state.range(1), k = state.range(2);
@@ -158,6 +178,7 @@ BENCHMARK(lmkit_gemm<lmkit::dtype::f32, true, lmkit::kernels::product_precision:
     ->Apply(shapes);
 #if LMKIT_HAS_AMX_PATH
 BENCHMARK(amx_tile_peak)->Name("amx/tile_peak");
+BENCHMARK(bf16_dot_peak)->Name("bf16_dot/peak");
 BENCHMARK(amx_multiply_packed)->Name("amx/multiply_packed")->Args({128, 256, 768, 1})->Args({128, 384, 128, 1})->UseRealTime();
 #endif
 #if LMKIT_BENCH_OPENBLAS

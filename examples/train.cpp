@@ -171,7 +171,9 @@ int train_model(typename Family::model_type& model, std::map<std::string, std::s
   auto say_products = [&] {
     if (ctx.products == kernels::product_precision::bf16)
       std::fprintf(stderr, "products: bf16 operands, f32 sums (%s)\n",
-                   kernels::amx_bf16_usable() ? "AMX tiles" : "no AMX here: rounded operands on the f32 kernel, slower");
+                   kernels::amx_bf16_usable()   ? "AMX tiles"
+                   : kernels::bf16_dot_usable() ? "AVX512-BF16 dot products"
+                                                : "no AMX or AVX512-BF16 here: rounded operands on the f32 kernel, slower");
   };
 
   std::uint64_t first_step = 0;

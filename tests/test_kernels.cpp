@@ -778,9 +778,11 @@ TEST_CASE("bf16 products without AMX equal the triple loop over bf16-rounded ope
   check_gemm<float, f16>(37, 45, 70, true, false, false, two, kernels::product_precision::bf16);
 }
 
-TEST_CASE("bf16 products on AMX tiles equal the triple loop over bf16-rounded operands", "[kernels][gemm][amx]") {
-  if (!kernels::amx_bf16_usable()) test::skip_test("this CPU or OS offers no AMX-BF16 tiles");
-  check_bf16_products(kernels::gemm_bf16_amx);
+namespace {
+/// A bf16 kernel (tiles or dot products) against the triple loop, over k in slices, and across
+/// thread counts.
+void check_bf16_kernel(gemm_route kernel) {
+  check_bf16_products(kernel);
   // A k long enough to go in several slices (a pack of its whole k over the budget: 128 rows of a
   // band, or 256 columns of a group), with B shared (m >= n) and A shared, each operand stored both
   // ways. The entries are small integers, so every sum is exact: the product must equal the
@@ -790,7 +792,7 @@ TEST_CASE("bf16 products on AMX tiles equal the triple loop over bf16-rounded op
   auto small_int = [](std::size_t x, std::size_t y) {
     return static_cast<int>(((x * 2654435761u + y * 40503u) >> 13) % 5) - 2;
   };
-  for (const auto [m, n] : {std::pair<std::size_t, std::size_t>{40, 20}, {20, 40}})
+  for (const auto& [m, n] : {std::pair<std::size_t, std::size_t>{40, 20}, {20, 40}})
     for (bool transposed : {false, true}) {
       INFO("m " << m << " n " << n << " k " << long_k << " transposed " << transposed);
       std::vector<float> a(m * long_k), b(long_k * n), c(m * n, 5.0f);
@@ -798,10 +800,10 @@ TEST_CASE("bf16 products on AMX tiles equal the triple loop over bf16-rounded op
         for (std::size_t p = 0; p < long_k; ++p) a[transposed ? p * m + i : i * long_k + p] = small_int(i, p);
       for (std::size_t p = 0; p < long_k; ++p)
         for (std::size_t j = 0; j < n; ++j) b[transposed ? j * long_k + p : p * n + j] = small_int(p, j + 1000);
-      kernels::gemm_bf16_amx({m, n, long_k, {a.data(), dtype::f32, transposed ? m : long_k, transposed},
-                              {b.data(), dtype::f32, transposed ? long_k : n, transposed}, c.data(), n, true,
-                              kernels::product_precision::bf16},
-                             two);
+      kernel({m, n, long_k, {a.data(), dtype::f32, transposed ? m : long_k, transposed},
+              {b.data(), dtype::f32, transposed ? long_k : n, transposed}, c.data(), n, true,
+              kernels::product_precision::bf16},
+             two);
       for (std::size_t i = 0; i < m; ++i)
         for (std::size_t j = 0; j < n; ++j) {
           long want = 5;
@@ -814,13 +816,26 @@ TEST_CASE("bf16 products on AMX tiles equal the triple loop over bf16-rounded op
   operand_storage<float> a(300, 200, true, 100, 0);
   operand_storage<float> b(200, 150, false, 101, 0);
   std::vector<float> c1(300 * 150), c2(300 * 150, 1.0f);
-  kernels::gemm({300, 150, 200, a.operand, b.operand, c1.data(), 150, false, kernels::product_precision::bf16}, one);
-  kernels::gemm({300, 150, 200, a.operand, b.operand, c2.data(), 150, false, kernels::product_precision::bf16}, two);
+  kernel({300, 150, 200, a.operand, b.operand, c1.data(), 150, false, kernels::product_precision::bf16}, one);
+  kernel({300, 150, 200, a.operand, b.operand, c2.data(), 150, false, kernels::product_precision::bf16}, two);
   REQUIRE(std::memcmp(c1.data(), c2.data(), c1.size() * sizeof(float)) == 0);
   const float x[1] = {1.0f + 0x1p-8f + 0x1p-12f}, y[1] = {1.0f};  // rounds up to 1 + 2^-7 in bf16
   float z = 0.0f;
-  kernels::gemm({1, 1, 1, {x, dtype::f32, 1, false}, {y, dtype::f32, 1, false}, &z, 1, false, kernels::product_precision::bf16});
+  kernel({1, 1, 1, {x, dtype::f32, 1, false}, {y, dtype::f32, 1, false}, &z, 1, false, kernels::product_precision::bf16},
+         one);
   REQUIRE(z == 1.0f + 0x1p-7f);
+}
+}  // namespace
+
+TEST_CASE("bf16 products on AMX tiles equal the triple loop over bf16-rounded operands", "[kernels][gemm][amx]") {
+  if (!kernels::amx_bf16_usable()) test::skip_test("this CPU or OS offers no AMX-BF16 tiles");
+  check_bf16_kernel(kernels::gemm_bf16_amx);
+}
+
+TEST_CASE("bf16 products by AVX512-BF16 dot products equal the triple loop over bf16-rounded operands",
+          "[kernels][gemm][bf16_dot]") {
+  if (!kernels::bf16_dot_usable()) test::skip_test("this CPU offers no AVX512-BF16");
+  check_bf16_kernel(kernels::gemm_bf16_dot);
 }
 
 TEST_CASE("products give identical bits with 1 and 2 threads", "[kernels][gemm][threads]") {

@@ -1,12 +1,14 @@
 // Products of bf16-rounded operands on Intel AMX tiles: C (+)= bf16(A) * bf16(B), with the products
 // exact and the sums in f32 (TDPBF16PS), what PyTorch's autocast to bfloat16 asks of a matmul.
 //
-// Highway has no AMX operations, so this one path is written with the compiler's AMX and
-// AVX-512 intrinsics, in functions that carry their own target attributes; it runs only when
+// Highway (1.0.3) has no AMX or AVX512-BF16 operations, so this path is written with the
+// compiler's intrinsics, in functions that carry their own target attributes; it runs only when
 // `amx_bf16_usable()` (the CPU has AMX-BF16 and AVX512-BF16, the OS enables tile state and grants
-// this process the right to use it). kernels::gemm calls it for a problem that asks for bf16
-// products, and otherwise rounds the operands itself and runs the f32 kernel: the same products,
-// summed in another order.
+// this process the right to use it). CPUs with AVX512-BF16 but no tiles (AMD Zen 4, Intel Cooper
+// Lake) run the same packing and blocking with VDPBF16PS dot products in vector registers instead
+// (`bf16_dot_usable()`, gemm_bf16_dot): twice the f32 FMA's products per instruction. kernels::gemm
+// calls one of them for a problem that asks for bf16 products, and otherwise rounds the operands
+// itself and runs the f32 kernel: the same products, summed in another order.
 //
 // Layout. A is packed to bf16 tiles of 16 rows x 32 k (k contiguous, what a tile row of A is); B
 // to the pair-interleaved ("VNNI") form TDPBF16PS reads, tiles of 16 pair rows x 16 columns x 2:
@@ -19,6 +21,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 #include "lmkit/core/aligned_buffer.hpp"
 #include "lmkit/core/parallel.hpp"
@@ -77,6 +80,24 @@ struct alignas(64) tile_config {
 };
 
 #define LMKIT_AMX_TARGET __attribute__((target("avx512f,avx512bw,avx512bf16,amx-tile,amx-bf16")))
+// Packing, the dot-product kernel and C's stores use no tile instruction: they carry this subset,
+// so that they run (and inline into either kernel) on CPUs without AMX.
+#define LMKIT_BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512bf16")))
+
+/// Whether the CPU has AVX-512 (F, BW) with BF16 and the OS saves the vector state.
+inline bool probe_bf16_dot() {
+  unsigned a, b, c, d;
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
+  const bool avx512f = (b >> 16) & 1u, avx512bw = (b >> 30) & 1u;
+  if (!avx512f || !avx512bw) return false;
+  if (!__get_cpuid_count(7, 1, &a, &b, &c, &d) || !((a >> 5) & 1u)) return false;  // AVX512-BF16
+  if (!__get_cpuid(1, &a, &b, &c, &d) || !((c >> 27) & 1u)) return false;          // OSXSAVE
+  unsigned lo, hi;
+  __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+  const std::uint64_t xcr0 = (std::uint64_t{hi} << 32) | lo;
+  const std::uint64_t needed = (1u << 1) | (1u << 2) | (7u << 5);  // SSE, AVX, AVX-512
+  return (xcr0 & needed) == needed;
+}
 
 /// The mask of a vector's first `count` lanes (all 16 from 16 on).
 inline __mmask16 first_lanes(std::size_t count) {
@@ -84,7 +105,7 @@ inline __mmask16 first_lanes(std::size_t count) {
 }
 
 /// Transposes a 16 x 16 block of 32-bit elements held in 16 registers, in place.
-LMKIT_AMX_TARGET inline void transpose_16x16(__m512i (&r)[16]) {
+LMKIT_BF16_TARGET inline void transpose_16x16(__m512i (&r)[16]) {
   __m512i t[16], u[16];
   for (int i = 0; i < 8; ++i) {
     t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
@@ -116,7 +137,7 @@ inline std::size_t b_tile(std::size_t p, std::size_t j, std::size_t k_pad) { ret
 
 /// Rows [r0, r1) of A (m x k as the product sees it; rows past m are zeros) into `packed`, tiles of
 /// 16 x 32 bf16, row r at tile row (r - base) / 16. r0, r1 and base are multiples of 16.
-LMKIT_AMX_TARGET inline void pack_a(const matrix_operand& a, std::size_t m, std::size_t k, std::size_t k_pad,
+LMKIT_BF16_TARGET inline void pack_a(const matrix_operand& a, std::size_t m, std::size_t k, std::size_t k_pad,
                                     std::uint16_t* packed, std::size_t r0, std::size_t r1, std::size_t base) {
   const float* src = static_cast<const float*>(a.data);
   if (!a.transposed) {
@@ -156,7 +177,7 @@ LMKIT_AMX_TARGET inline void pack_a(const matrix_operand& a, std::size_t m, std:
 /// Pair rows [p0, p1) and columns [c0, c1) of B (k x n as the product sees it; columns past n are
 /// zeros) into `packed`, tiles of 16 pair rows x 16 columns x 2, column j at tile column
 /// (j - c0) / 16. c0 and c1 are multiples of 16, and so are p0 and p1 when B is transposed.
-LMKIT_AMX_TARGET inline void pack_b(const matrix_operand& b, std::size_t k, std::size_t n, std::size_t k_pad,
+LMKIT_BF16_TARGET inline void pack_b(const matrix_operand& b, std::size_t k, std::size_t n, std::size_t k_pad,
                                     std::uint16_t* packed, std::size_t p0, std::size_t p1, std::size_t c0,
                                     std::size_t c1) {
   const float* src = static_cast<const float*>(b.data);
@@ -257,7 +278,7 @@ LMKIT_AMX_TARGET inline void block_sum(const std::uint16_t* a, const std::uint16
 }
 
 /// C's block at (row, col) = `out` (+ C when `add`), within C's m x n.
-LMKIT_AMX_TARGET inline void store_block(const gemm_problem& g, std::size_t row, std::size_t col, const float* out, bool add) {
+LMKIT_BF16_TARGET inline void store_block(const gemm_problem& g, std::size_t row, std::size_t col, const float* out, bool add) {
   const std::size_t rows = std::min(block, g.m - row), cols = std::min(block, g.n - col);
   const __mmask16 left = first_lanes(cols), right = first_lanes(cols > tile ? cols - tile : 0);
   float* c = g.c + row * g.ldc + col;
@@ -295,7 +316,58 @@ LMKIT_AMX_TARGET inline void multiply_region(const gemm_problem& g, const std::u
   _tile_release();
 }
 
+/// block_sum without tiles: the same 32 x 32 block of C from the same packed operands, with
+/// VDPBF16PS. Eight rows at a time (16 accumulators): for each pair row of B, its two 16-column
+/// vectors are multiplied by each row's pair of A, broadcast. Each element's sum runs over k in a
+/// fixed order, as on the tiles (another order than theirs: results differ in the last bits).
+LMKIT_BF16_TARGET inline void block_sum_dot(const std::uint16_t* a, const std::uint16_t* b, std::size_t k_pad,
+                                            std::size_t row, std::size_t col, std::size_t k0, std::size_t k1, float* out) {
+  constexpr std::size_t rows = 8;
+  const std::uint16_t* b_left = b + b_tile(k0 / 2, col, k_pad);
+  const std::uint16_t* b_right = b + b_tile(k0 / 2, col + tile, k_pad);
+  for (std::size_t r0 = 0; r0 < block; r0 += rows) {
+    __m512 left[rows], right[rows];
+    for (std::size_t i = 0; i < rows; ++i) left[i] = right[i] = _mm512_setzero_ps();
+    for (std::size_t kk = k0, t = 0; kk < k1; kk += 32, t += 512) {
+      // Rows row + r0 .. + 7 lie in one tile of A (row is a multiple of 32, r0 of 8).
+      const std::uint16_t* a_rows = a + a_tile(row + r0, kk, k_pad) + r0 % tile * 32;
+      for (std::size_t p = 0; p < tile; ++p) {
+        const __m512bh bl = (__m512bh)_mm512_load_si512(b_left + t + p * 32);
+        const __m512bh br = (__m512bh)_mm512_load_si512(b_right + t + p * 32);
+#pragma GCC unroll 8
+        for (std::size_t i = 0; i < rows; ++i) {
+          std::uint32_t pair;  // A[r][2p] (low half) and A[r][2p + 1], as B's pairs hold them
+          std::memcpy(&pair, a_rows + i * 32 + 2 * p, sizeof pair);
+          const __m512bh av = (__m512bh)_mm512_set1_epi32(static_cast<int>(pair));
+          left[i] = _mm512_dpbf16_ps(left[i], av, bl);
+          right[i] = _mm512_dpbf16_ps(right[i], av, br);
+        }
+      }
+    }
+    for (std::size_t i = 0; i < rows; ++i) {
+      _mm512_store_ps(out + (r0 + i) * block, left[i]);
+      _mm512_store_ps(out + (r0 + i) * block + tile, right[i]);
+    }
+  }
+}
+
+/// multiply_region with block_sum_dot.
+LMKIT_BF16_TARGET inline void multiply_region_dot(const gemm_problem& g, const std::uint16_t* a, std::size_t a_base,
+                                                  const std::uint16_t* b, std::size_t b_base, std::size_t k_pad,
+                                                  std::size_t row0, std::size_t row1, std::size_t col0, std::size_t col1) {
+  alignas(64) float out[block * block];
+  for (std::size_t k0 = 0; k0 < k_pad; k0 += depth) {
+    const std::size_t k1 = std::min(k0 + depth, k_pad);
+    for (std::size_t col = col0; col < col1; col += block)
+      for (std::size_t row = row0; row < row1; row += block) {
+        block_sum_dot(a, b, k_pad, row - a_base, col - b_base, k0, k1, out);
+        store_block(g, row, col, out, k0 > 0 || g.accumulate);
+      }
+  }
+}
+
 #undef LMKIT_AMX_TARGET
+#undef LMKIT_BF16_TARGET
 
 /// Packing space, kept by each thread between products (it grows to the largest seen): the shared
 /// operand of the products this thread calls, and its share of the other in the tasks it runs.
@@ -322,9 +394,15 @@ inline bool amx_bf16_usable() {
   return usable;
 }
 
-/// C (+)= bf16(A) * bf16(B) on AMX tiles, f32 operands only. The caller checks amx_bf16_usable().
-inline void gemm_bf16_amx(const gemm_problem& g, const thread_pool& pool) {
-  using namespace amx_detail;
+/// Whether this CPU has AVX512-BF16's dot products (asked once per process).
+inline bool bf16_dot_usable() {
+  static const bool usable = amx_detail::probe_bf16_dot();
+  return usable;
+}
+
+namespace amx_detail {
+/// The packing and cache blocking of both bf16 kernels; `tiles` picks AMX or VDPBF16PS.
+inline void gemm_bf16_packed(const gemm_problem& g, const thread_pool& pool, bool tiles) {
   if (g.m == 0 || g.n == 0) return;
   const std::size_t m_pad = round_up(g.m, block), n_pad = round_up(g.n, block);
   const std::size_t widest_pack = g.m >= g.n ? std::max(n_pad, band_rows) : std::max(m_pad, group_cols);
@@ -336,7 +414,7 @@ inline void gemm_bf16_amx(const gemm_problem& g, const thread_pool& pool) {
       part.a = from_k(g.a, k0, true);
       part.b = from_k(g.b, k0, false);
       part.accumulate = g.accumulate || k0 > 0;
-      gemm_bf16_amx(part, pool);
+      gemm_bf16_packed(part, pool, tiles);
     }
     return;
   }
@@ -351,7 +429,8 @@ inline void gemm_bf16_amx(const gemm_problem& g, const thread_pool& pool) {
       const std::size_t row0 = band * band_rows, row1 = std::min(row0 + band_rows, g.m), rows = round_up(row1 - row0, block);
       std::uint16_t* share = room(thread_workspace().share, rows * k_pad);
       pack_a(g.a, g.m, g.k, k_pad, share, row0, row0 + rows, row0);
-      multiply_region(g, share, row0, shared, 0, k_pad, row0, row1, 0, g.n);
+      if (tiles) multiply_region(g, share, row0, shared, 0, k_pad, row0, row1, 0, g.n);
+      else multiply_region_dot(g, share, row0, shared, 0, k_pad, row0, row1, 0, g.n);
     });
     return;
   }
@@ -363,13 +442,24 @@ inline void gemm_bf16_amx(const gemm_problem& g, const thread_pool& pool) {
     const std::size_t col0 = group * group_cols, col1 = std::min(col0 + group_cols, g.n), cols = round_up(col1 - col0, block);
     std::uint16_t* share = room(thread_workspace().share, k_pad * cols);
     pack_b(g.b, g.k, g.n, k_pad, share, 0, k_pad / 2, col0, col0 + cols);
-    multiply_region(g, shared, 0, share, col0, k_pad, 0, g.m, col0, col1);
+    if (tiles) multiply_region(g, shared, 0, share, col0, k_pad, 0, g.m, col0, col1);
+    else multiply_region_dot(g, shared, 0, share, col0, k_pad, 0, g.m, col0, col1);
   });
 }
+}  // namespace amx_detail
+
+/// C (+)= bf16(A) * bf16(B) on AMX tiles, f32 operands only. The caller checks amx_bf16_usable().
+inline void gemm_bf16_amx(const gemm_problem& g, const thread_pool& pool) { amx_detail::gemm_bf16_packed(g, pool, true); }
+
+/// C (+)= bf16(A) * bf16(B) with AVX512-BF16 dot products, f32 operands only. The caller checks
+/// bf16_dot_usable().
+inline void gemm_bf16_dot(const gemm_problem& g, const thread_pool& pool) { amx_detail::gemm_bf16_packed(g, pool, false); }
 
 #else
 inline bool amx_bf16_usable() { return false; }
+inline bool bf16_dot_usable() { return false; }
 inline void gemm_bf16_amx(const gemm_problem&, const thread_pool&) {}
+inline void gemm_bf16_dot(const gemm_problem&, const thread_pool&) {}
 #endif
 
 }  // namespace lmkit::kernels

@@ -388,8 +388,9 @@ inline matrix_operand rounded_to_bf16(const matrix_operand& op, std::size_t rows
   return {store.data(), dtype::bf16, stored_cols, op.transposed};
 }
 
-/// bf16 products without AMX: the operands rounded to bf16 once, then the f32 kernel, whose
-/// products of bf16 values are exact -- the same terms as on the tiles, summed in another order.
+/// bf16 products without AMX or AVX512-BF16: the operands rounded to bf16 once, then the f32
+/// kernel, whose products of bf16 values are exact -- the same terms as on the tiles, summed in
+/// another order.
 inline void gemm_bf16_portable(const gemm_problem& g, const thread_pool& pool) {
   std::vector<bf16> a_rounded, b_rounded;
   gemm_problem rounded = g;
@@ -413,7 +414,10 @@ inline void gemm(const gemm_problem& g, const thread_pool& pool = serial_pool())
   require<shape_error>(g.ldc >= g.n, "gemm: C stride ", g.ldc, " is smaller than its ", g.n, " columns");
   require<argument_error>(g.c != nullptr || g.m * g.n == 0, "gemm: C has no data");
   if (g.products == product_precision::bf16) {
-    if (amx_bf16_usable() && g.a.type == dtype::f32 && g.b.type == dtype::f32) return gemm_bf16_amx(g, pool);
+    if (g.a.type == dtype::f32 && g.b.type == dtype::f32) {
+      if (amx_bf16_usable()) return gemm_bf16_amx(g, pool);
+      if (bf16_dot_usable()) return gemm_bf16_dot(g, pool);
+    }
     return detail::gemm_bf16_portable(g, pool);
   }
   HWY_DYNAMIC_DISPATCH(gemm)(g, pool);
