@@ -149,7 +149,7 @@ void amx_multiply_packed(benchmark::State& state) {
   amx::pack_a(problem.a, m, k, k_pad, a.data(), 0, m_pad, 0);
   amx::pack_b(problem.b, k, n, k_pad, b.data(), 0, k_pad / 2, 0, n_pad);
   for (auto _ : state) {
-    amx::multiply_region(problem, a.data(), 0, b.data(), 0, k_pad, 0, m, 0, n);
+    amx::multiply_region(problem, a.data(), 0, b.data(), 0, k_pad, 0, m, 0, n, true);
     benchmark::DoNotOptimize(data.c.data());
     benchmark::ClobberMemory();
   }

@@ -293,29 +293,6 @@ LMKIT_BF16_TARGET inline void store_block(const gemm_problem& g, std::size_t row
   }
 }
 
-/// C's rows [row0, row1) x columns [col0, col1) (row0, col0 multiples of 32) from packed A whose
-/// tile rows start at row `a_base` and packed B whose tile columns start at column `b_base`.
-LMKIT_AMX_TARGET inline void multiply_region(const gemm_problem& g, const std::uint16_t* a, std::size_t a_base,
-                                             const std::uint16_t* b, std::size_t b_base, std::size_t k_pad,
-                                             std::size_t row0, std::size_t row1, std::size_t col0, std::size_t col1) {
-  tile_config config;
-  for (int t = 0; t < 8; ++t) {
-    config.rows[t] = tile;
-    config.bytes_per_row[t] = 64;
-  }
-  _tile_loadconfig(&config);
-  alignas(64) float out[block * block];
-  for (std::size_t k0 = 0; k0 < k_pad; k0 += depth) {
-    const std::size_t k1 = std::min(k0 + depth, k_pad);
-    for (std::size_t col = col0; col < col1; col += block)
-      for (std::size_t row = row0; row < row1; row += block) {
-        block_sum(a, b, k_pad, row - a_base, col - b_base, k0, k1, out);
-        store_block(g, row, col, out, k0 > 0 || g.accumulate);
-      }
-  }
-  _tile_release();
-}
-
 /// block_sum without tiles: the same 32 x 32 block of C from the same packed operands, with
 /// VDPBF16PS. Eight rows at a time (16 accumulators): for each pair row of B, its two 16-column
 /// vectors are multiplied by each row's pair of A, broadcast. Each element's sum runs over k in a
@@ -351,19 +328,32 @@ LMKIT_BF16_TARGET inline void block_sum_dot(const std::uint16_t* a, const std::u
   }
 }
 
-/// multiply_region with block_sum_dot.
-LMKIT_BF16_TARGET inline void multiply_region_dot(const gemm_problem& g, const std::uint16_t* a, std::size_t a_base,
-                                                  const std::uint16_t* b, std::size_t b_base, std::size_t k_pad,
-                                                  std::size_t row0, std::size_t row1, std::size_t col0, std::size_t col1) {
+/// C's rows [row0, row1) x columns [col0, col1) (row0, col0 multiples of 32) from packed A whose
+/// tile rows start at row `a_base` and packed B whose tile columns start at column `b_base`, on
+/// the tiles or (`tiles` false) with block_sum_dot, which runs no tile instruction.
+LMKIT_AMX_TARGET inline void multiply_region(const gemm_problem& g, const std::uint16_t* a, std::size_t a_base,
+                                             const std::uint16_t* b, std::size_t b_base, std::size_t k_pad,
+                                             std::size_t row0, std::size_t row1, std::size_t col0, std::size_t col1,
+                                             bool tiles) {
+  if (tiles) {
+    tile_config config;
+    for (int t = 0; t < 8; ++t) {
+      config.rows[t] = tile;
+      config.bytes_per_row[t] = 64;
+    }
+    _tile_loadconfig(&config);
+  }
   alignas(64) float out[block * block];
   for (std::size_t k0 = 0; k0 < k_pad; k0 += depth) {
     const std::size_t k1 = std::min(k0 + depth, k_pad);
     for (std::size_t col = col0; col < col1; col += block)
       for (std::size_t row = row0; row < row1; row += block) {
-        block_sum_dot(a, b, k_pad, row - a_base, col - b_base, k0, k1, out);
+        if (tiles) block_sum(a, b, k_pad, row - a_base, col - b_base, k0, k1, out);
+        else block_sum_dot(a, b, k_pad, row - a_base, col - b_base, k0, k1, out);
         store_block(g, row, col, out, k0 > 0 || g.accumulate);
       }
   }
+  if (tiles) _tile_release();
 }
 
 #undef LMKIT_AMX_TARGET
@@ -429,8 +419,7 @@ inline void gemm_bf16_packed(const gemm_problem& g, const thread_pool& pool, boo
       const std::size_t row0 = band * band_rows, row1 = std::min(row0 + band_rows, g.m), rows = round_up(row1 - row0, block);
       std::uint16_t* share = room(thread_workspace().share, rows * k_pad);
       pack_a(g.a, g.m, g.k, k_pad, share, row0, row0 + rows, row0);
-      if (tiles) multiply_region(g, share, row0, shared, 0, k_pad, row0, row1, 0, g.n);
-      else multiply_region_dot(g, share, row0, shared, 0, k_pad, row0, row1, 0, g.n);
+      multiply_region(g, share, row0, shared, 0, k_pad, row0, row1, 0, g.n, tiles);
     });
     return;
   }
@@ -442,8 +431,7 @@ inline void gemm_bf16_packed(const gemm_problem& g, const thread_pool& pool, boo
     const std::size_t col0 = group * group_cols, col1 = std::min(col0 + group_cols, g.n), cols = round_up(col1 - col0, block);
     std::uint16_t* share = room(thread_workspace().share, k_pad * cols);
     pack_b(g.b, g.k, g.n, k_pad, share, 0, k_pad / 2, col0, col0 + cols);
-    if (tiles) multiply_region(g, shared, 0, share, col0, k_pad, 0, g.m, col0, col1);
-    else multiply_region_dot(g, shared, 0, share, col0, k_pad, 0, g.m, col0, col1);
+    multiply_region(g, shared, 0, share, col0, k_pad, 0, g.m, col0, col1, tiles);
   });
 }
 }  // namespace amx_detail
