@@ -1,5 +1,6 @@
-// Products of bf16-rounded operands on Intel AMX tiles: C (+)= bf16(A) * bf16(B), with the products
-// exact and the sums in f32 (TDPBF16PS), what PyTorch's autocast to bfloat16 asks of a matmul.
+// Products of bf16-rounded operands on Intel AMX tiles (or AVX512-BF16 dot products): C (+)=
+// bf16(A) * bf16(B), with the products exact and the sums in f32 (TDPBF16PS, VDPBF16PS), what
+// PyTorch's autocast to bfloat16 asks of a matmul.
 //
 // Highway (1.0.3) has no AMX or AVX512-BF16 operations, so this path is written with the
 // compiler's intrinsics, in functions that carry their own target attributes; it runs only when
