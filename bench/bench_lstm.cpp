@@ -1,12 +1,13 @@
 // A training step of the char-LSTM the PyTorch peer trains (../shared/peers/pytorch/
 // train_lstm_shakespeare.py): vocab 65, embedding 64, 2 LSTM layers of 256, batch 32 x 64 steps with
 // the state carried between windows (truncated BPTT), Adam at 2e-3, gradient norm clipped at 5.
-// At 1 and 2 threads; the counters give ms/step and peak memory. bench/run_train.sh runs the peer
-// beside it.
+// At 1 and 2 threads; the counters give ms/step, peak memory and the model FLOPs' rate beside the
+// FMA roofline (model_flops.hpp). bench/run_train.sh runs the peer beside it.
 #include <benchmark/benchmark.h>
 
 #include <vector>
 
+#include "model_flops.hpp"
 #include "step_counters.hpp"
 
 #include "lmkit/models/lstm_lm.hpp"
@@ -41,11 +42,12 @@ void lstm_lm_step(benchmark::State& state) {
   step();  // warm-up: buffers faulted in
   for (auto _ : state) benchmark::DoNotOptimize(step());
   set_step_counters(state, shape.rows());
-  state.counters["tokens_per_s"] = benchmark::Counter(static_cast<double>(shape.rows() * state.iterations()),
-                                                      benchmark::Counter::kIsRate);
+  lmkit_bench::set_model_flops_counters(state, lmkit_bench::lstm_step_flops(config, shape.rows()),
+                                        static_cast<int>(state.range(0)));
 }
 
 BENCHMARK(lstm_lm_step)->Name("lstm_step/shakespeare")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(lmkit_bench::f32_fma_peak)->Name("f32_fma/peak");
 
 }  // namespace
 

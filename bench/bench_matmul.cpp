@@ -4,7 +4,7 @@
 // products: the char GPT's q, k, v projection (768 tokens, 128 -> 384) and GPT-2 small's (1024
 // tokens, 768 -> 2304). lmkit/bf16_products_Bt is the bf16-products product (AMX tiles where the CPU
 // has them, else AVX512-BF16 dot products; docs/kernels.md) on f32 operands; amx/* and
-// bf16_dot/peak are its rooflines (below).
+// bf16_dot/peak are its rooflines (below); f32_fma/peak is the f32 products' (fma_roofline.hpp).
 //
 //   build/bench/bench_matmul --benchmark_counters_tabular=true
 // bench/run_matmul.sh runs it with OpenBLAS's default kernels and, where the CPU has AVX-512,
@@ -12,6 +12,8 @@
 #include <benchmark/benchmark.h>
 
 #include <lmkit/lmkit.hpp>
+
+#include "fma_roofline.hpp"
 
 #if LMKIT_BENCH_OPENBLAS
 #include <cblas.h>
@@ -176,6 +178,7 @@ BENCHMARK(lmkit_gemm<lmkit::dtype::bf16, true>)->Name("lmkit/bf16_Bt")->Apply(sh
 BENCHMARK(lmkit_gemm<lmkit::dtype::f32, true, lmkit::kernels::product_precision::bf16>)
     ->Name("lmkit/bf16_products_Bt")
     ->Apply(shapes);
+BENCHMARK(lmkit_bench::f32_fma_peak)->Name("f32_fma/peak");
 #if LMKIT_HAS_AMX_PATH
 BENCHMARK(amx_tile_peak)->Name("amx/tile_peak");
 BENCHMARK(bf16_dot_peak)->Name("bf16_dot/peak");

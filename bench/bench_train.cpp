@@ -3,12 +3,14 @@
 //                          vocab 65, AdamW, clipping at 1.0 (train_gpt_shakespeare.py)
 //   gpt_step/gpt2_small    GPT-2 small's shape (12 x 12 heads x 768, vocab 50257, biases), one AdamW
 //                          step at batch 4 x 256 (train_gpt2_step.py)
-// at 1 and 2 threads; the counters give ms/step and the process's peak resident memory. Run
+// at 1 and 2 threads; the counters give ms/step, the process's peak resident memory and the model
+// FLOPs' rate beside the FMA roofline (model_flops.hpp, f32_fma/peak). Run
 // bench/run_train.sh to get PyTorch's figures in the same sitting.
 #include <benchmark/benchmark.h>
 
 #include <vector>
 
+#include "model_flops.hpp"
 #include "step_counters.hpp"
 
 #include "lmkit/models/gpt.hpp"
@@ -41,6 +43,8 @@ void gpt_step(benchmark::State& state, models::gpt_config config, nn::batch_shap
   step();  // warm-up: buffers faulted in
   for (auto _ : state) benchmark::DoNotOptimize(step());
   set_step_counters(state, shape.rows());
+  lmkit_bench::set_model_flops_counters(state, lmkit_bench::gpt_step_flops(config, shape.rows(), shape.time),
+                                        static_cast<int>(state.range(0)));
 }
 
 const models::gpt_config shakespeare{.vocab = 65, .context = 64, .layers = 4, .heads = 4, .dim = 128};
@@ -58,6 +62,7 @@ BENCHMARK_CAPTURE(gpt_step, shakespeare_bf16, shakespeare, nn::batch_shape{12, 6
     ->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(gpt_step, gpt2_small_bf16, gpt2_small, nn::batch_shape{4, 256}, 0.0f, bf16)
     ->Arg(1)->Arg(2)->UseRealTime()->Iterations(3)->Unit(benchmark::kMillisecond);
+BENCHMARK(lmkit_bench::f32_fma_peak)->Name("f32_fma/peak");
 
 }  // namespace
 

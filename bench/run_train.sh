@@ -22,27 +22,36 @@ peer() {  # THREADS SCRIPT ARGS...: PyTorch as the peers' README says to run it
     /usr/bin/python3 "$peers/pytorch/$@"
 }
 ours() {  # FILTER [BINARY]: ms per step from Google Benchmark's JSON
-  "${2:-$bench}" --benchmark_filter="$1" --benchmark_format=json 2>/dev/null |
-    grep -o '"ms_per_step": [0-9.e+]*' | head -1 | awk '{print $2}'
+  ours_and_share "$@" | awk '{print $1}'
 }
-printf '%-28s %8s %14s %12s %8s\n' run threads "PyTorch ms" "lmkit ms" ratio
+ours_and_share() {  # FILTER [BINARY]: ms per step, and the model FLOPs' share of the FMA roofline
+  "${2:-$bench}" --benchmark_filter="$1" --benchmark_format=json 2>/dev/null |
+    grep -oE '"(ms_per_step|of_fma_peak)": [0-9.e+-]*' | head -2 | sort | awk '{printf "%s ", $2} END {print ""}'
+}
+# Columns after the ratio: the step's model FLOPs (bench/model_flops.hpp) as a share of the
+# threads' f32 FMA roofline (f32_fma/peak) for lmkit and for PyTorch (the same FLOPs in its time),
+# and the share a step at half PyTorch's time would need: above 100%, no f32 step can get there.
+f32_row() {  # NAME THREADS PYTORCH_MS "LMKIT_MS SHARE"
+  awk -v n="$1" -v t=$2 -v p="$3" -v o="${4% *}" -v s="${4#* }" \
+    'BEGIN { printf "%-28s %8s %14.2f %12.2f %7.2fx %10.0f%% %10.0f%% %10.0f%%\n", n, t, p, o, p / o, 100 * s, 100 * s * o / p, 200 * s * o / p }'
+}
+printf '%-28s %8s %14s %12s %8s %11s %11s %11s\n' run threads "PyTorch ms" "lmkit ms" ratio "lmkit/peak" "torch/peak" "2x needs"
 for threads in 1 2; do
   theirs=$(peer $threads train_gpt_shakespeare.py 200 | sed -nE 's/.* ([0-9.]+) ms\/iter.*/\1/p')
-  mine=$(ours "^gpt_step/shakespeare/$threads/")
-  awk -v t=$threads -v p="$theirs" -v o="$mine" 'BEGIN { printf "%-28s %8s %14.2f %12.2f %7.2fx\n", "gpt shakespeare (nanoGPT)", t, p, o, p / o }'
+  f32_row "gpt shakespeare (nanoGPT)" $threads "$theirs" "$(ours_and_share "^gpt_step/shakespeare/$threads/")"
 done
 for threads in 1 2; do
   theirs=$(peer $threads train_lstm_shakespeare.py 100 | sed -nE 's/.* ([0-9.]+) ms\/iter.*/\1/p')
-  mine=$(ours "^lstm_step/shakespeare/$threads/" "$build/bench/bench_lstm")
-  awk -v t=$threads -v p="$theirs" -v o="$mine" 'BEGIN { printf "%-28s %8s %14.2f %12.2f %7.2fx\n", "char LSTM 2x256", t, p, o, p / o }'
+  f32_row "char LSTM 2x256" $threads "$theirs" "$(ours_and_share "^lstm_step/shakespeare/$threads/" "$build/bench/bench_lstm")"
 done
 if [ "${2:-}" = gpt2 ]; then
   for threads in 1 2; do
     theirs=$(peer $threads train_gpt2_step.py | sed -nE 's/.*: ([0-9.]+) ms\/step.*/\1/p')
-    mine=$(ours "^gpt_step/gpt2_small/$threads/")
-    awk -v t=$threads -v p="$theirs" -v o="$mine" 'BEGIN { printf "%-28s %8s %14.0f %12.0f %7.2fx\n", "gpt2 small AdamW 4x256", t, p, o, p / o }'
+    f32_row "gpt2 small AdamW 4x256" $threads "$theirs" "$(ours_and_share "^gpt_step/gpt2_small/$threads/")"
   done
 fi
+"$bench" --benchmark_filter='^f32_fma/peak$' --benchmark_format=json 2>/dev/null |
+  grep -oE '"GFLOP/s": [0-9.e+-]*' | awk '{printf "f32 FMA roofline (f32_fma/peak): %.1f GFLOP/s per core\n", $2}'
 # lmkit's bf16 products (AMX tiles here) beside PyTorch's fp32 step (the issue's peer) and beside
 # PyTorch under autocast to bfloat16 (like for like; bench/pytorch_autocast_step.py).
 autocast() {  # THREADS shakespeare|gpt2
