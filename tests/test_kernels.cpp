@@ -578,10 +578,11 @@ TEST_CASE("gemm equals the triple loop for every layout and type", "[kernels][ge
     struct shape {
       std::size_t m, n, k;
     };
-    // Empty, single, odd, vector-length edges, beyond the depth block (256) and several tiles.
+    // Empty, single, odd, vector-length edges, beyond the depth block (256) and several tiles;
+    // {200, 70, 270}: more rows than one row block (192), where B is packed once for all blocks.
     const shape shapes[] = {{0, 5, 3},  {4, 0, 3},  {3, 4, 0},   {1, 1, 1},   {1, 37, 19},  {29, 1, 40},
                             {2, 3, 5},  {7, 17, 9}, {13, 33, 1}, {6, 16, 8},  {12, 32, 64}, {37, 45, 300},
-                            {5, 70, 3}, {130, 67, 260}};
+                            {5, 70, 3}, {130, 67, 260}, {200, 70, 270}};
     for (const auto& s : shapes)
       for (bool ta : {false, true})
         for (bool tb : {false, true})

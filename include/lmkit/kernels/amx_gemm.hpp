@@ -53,25 +53,6 @@ constexpr std::size_t tile = 16;
 
 inline std::size_t round_up(std::size_t x, std::size_t to) { return (x + to - 1) / to * to; }
 
-/// Asks, once per process, whether tiles may be used: CPUID for AMX-TILE, AMX-BF16 and
-/// AVX512-BF16, XCR0 for the tile state, then Linux's arch_prctl for the permission (the kernel
-/// leaves the 8 KiB tile state off until a process asks).
-inline bool probe() {
-  unsigned a, b, c, d;
-  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
-  const bool amx_tile = (d >> 24) & 1u, amx_bf16 = (d >> 22) & 1u, avx512bw = (b >> 30) & 1u;
-  if (!amx_tile || !amx_bf16 || !avx512bw) return false;
-  if (!__get_cpuid_count(7, 1, &a, &b, &c, &d) || !((a >> 5) & 1u)) return false;  // AVX512-BF16
-  if (!__get_cpuid(1, &a, &b, &c, &d) || !((c >> 27) & 1u)) return false;          // OSXSAVE
-  unsigned lo, hi;
-  __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-  const std::uint64_t xcr0 = (std::uint64_t{hi} << 32) | lo;
-  const std::uint64_t needed = (1u << 1) | (1u << 2) | (7u << 5) | (3u << 17);  // SSE, AVX, AVX-512, tiles
-  if ((xcr0 & needed) != needed) return false;
-  constexpr long arch_req_xcomp_perm = 0x1023, xfeature_xtiledata = 18;
-  return syscall(SYS_arch_prctl, arch_req_xcomp_perm, xfeature_xtiledata) == 0;
-}
-
 /// The tile configuration: palette 1, every tile 16 rows of 64 bytes.
 struct alignas(64) tile_config {
   std::uint8_t palette = 1, start_row = 0;
@@ -85,6 +66,15 @@ struct alignas(64) tile_config {
 // so that they run (and inline into either kernel) on CPUs without AMX.
 #define LMKIT_BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512bf16")))
 
+/// XCR0: the register states the OS saves on a context switch (OSXSAVE checked first).
+inline std::uint64_t os_saved_states() {
+  unsigned a, b, c, d;
+  if (!__get_cpuid(1, &a, &b, &c, &d) || !((c >> 27) & 1u)) return 0;  // OSXSAVE
+  unsigned lo, hi;
+  __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+  return (std::uint64_t{hi} << 32) | lo;
+}
+
 /// Whether the CPU has AVX-512 (F, BW) with BF16 and the OS saves the vector state.
 inline bool probe_bf16_dot() {
   unsigned a, b, c, d;
@@ -92,12 +82,23 @@ inline bool probe_bf16_dot() {
   const bool avx512f = (b >> 16) & 1u, avx512bw = (b >> 30) & 1u;
   if (!avx512f || !avx512bw) return false;
   if (!__get_cpuid_count(7, 1, &a, &b, &c, &d) || !((a >> 5) & 1u)) return false;  // AVX512-BF16
-  if (!__get_cpuid(1, &a, &b, &c, &d) || !((c >> 27) & 1u)) return false;          // OSXSAVE
-  unsigned lo, hi;
-  __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-  const std::uint64_t xcr0 = (std::uint64_t{hi} << 32) | lo;
-  const std::uint64_t needed = (1u << 1) | (1u << 2) | (7u << 5);  // SSE, AVX, AVX-512
-  return (xcr0 & needed) == needed;
+  const std::uint64_t needed = (1u << 1) | (1u << 2) | (7u << 5);                  // SSE, AVX, AVX-512
+  return (os_saved_states() & needed) == needed;
+}
+
+/// Asks, once per process, whether tiles may be used: what probe_bf16_dot asks, then CPUID for
+/// AMX-TILE and AMX-BF16, XCR0 for the tile state, then Linux's arch_prctl for the permission (the
+/// kernel leaves the 8 KiB tile state off until a process asks).
+inline bool probe() {
+  if (!probe_bf16_dot()) return false;
+  unsigned a, b, c, d;
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
+  const bool amx_tile = (d >> 24) & 1u, amx_bf16 = (d >> 22) & 1u;
+  if (!amx_tile || !amx_bf16) return false;
+  const std::uint64_t tile_states = 3u << 17;  // tile configuration and tile data
+  if ((os_saved_states() & tile_states) != tile_states) return false;
+  constexpr long arch_req_xcomp_perm = 0x1023, xfeature_xtiledata = 18;
+  return syscall(SYS_arch_prctl, arch_req_xcomp_perm, xfeature_xtiledata) == 0;
 }
 
 /// The mask of a vector's first `count` lanes (all 16 from 16 on).

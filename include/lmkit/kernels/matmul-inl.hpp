@@ -92,6 +92,18 @@ HWY_INLINE void transpose_8x8_block(const Row& row, float* dst, std::size_t dst_
   transpose_8x8(d8, r);
   for (std::size_t j = 0; j < 8; ++j) hn::StoreU(r[j], d8, dst + j * dst_stride);
 }
+
+/// dst[j * dst_stride + i] = row(i)[j] for i < 4, j < 8: the 8 x 8 transpose of the four rows
+/// twice over, of which each result's lower half is stored (four floats).
+template <class Row>
+HWY_INLINE void transpose_4x8_block(const Row& row, float* dst, std::size_t dst_stride) {
+  const hn::Full256<float> d8;
+  const hn::Full128<float> d4;
+  hn::Vec<decltype(d8)> r[8];
+  for (std::size_t i = 0; i < 4; ++i) r[i] = r[i + 4] = hn::LoadU(d8, row(i));
+  transpose_8x8(d8, r);
+  for (std::size_t j = 0; j < 8; ++j) hn::StoreU(hn::LowerHalf(d4, r[j]), d4, dst + j * dst_stride);
+}
 #endif
 
 /// op(A) rows [row0, row0 + rows) x depth [p0, p0 + kc) into one kRows-high panel, k-major,
@@ -118,13 +130,13 @@ HWY_INLINE void pack_a_panel(const T* a, std::size_t stride, bool transposed, st
     if (rows == kRows) {
       std::size_t whole_depth = 0;
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
-      if constexpr (std::is_same_v<T, float> && kRows >= 8) {  // the first 8 rows by 8 x 8 register transposes
+      if constexpr (std::is_same_v<T, float> && kRows >= 8 && kRows % 4 == 0) {  // 8 x 8 (and 4 x 8) register transposes
         whole_depth = kc / 8 * 8;
         for (std::size_t p = 0; p < whole_depth; p += 8) {
-          transpose_8x8_block([&](std::size_t i) { return src[i] + p; }, dst + p * kRows, kRows);
-#pragma GCC unroll 8
-          for (std::size_t q = p; q < p + 8; ++q)
-            for (std::size_t i = 8; i < kRows; ++i) dst[q * kRows + i] = element(src[i], q);
+          for (std::size_t i0 = 0; i0 + 8 <= kRows; i0 += 8)
+            transpose_8x8_block([&](std::size_t i) { return src[i0 + i] + p; }, dst + p * kRows + i0, kRows);
+          if constexpr (kRows % 8 == 4)
+            transpose_4x8_block([&](std::size_t i) { return src[kRows - 4 + i] + p; }, dst + p * kRows + kRows - 4, kRows);
         }
       }
 #endif
@@ -235,19 +247,41 @@ inline float* workspace(std::size_t floats) {
   return buffer.data();
 }
 
+/// Panels [begin, end) of op(A), kRows rows each (A has m), over depth [p0, p0 + kc); panel r at
+/// dst + (r - begin) * kRows * kc. Stored transposed, each storage row holds one depth step of
+/// every panel: the whole panels are filled a depth step at a time, so a storage row is read once,
+/// front to back, not once per panel in pieces of kRows floats that have left L1 by the next panel.
+template <class T>
+HWY_INLINE void pack_a_panels(const T* a, std::size_t stride, bool transposed, std::size_t m, std::size_t begin,
+                              std::size_t end, std::size_t p0, std::size_t kc, float* HWY_RESTRICT dst) {
+  std::size_t r = begin;
+  if (transposed) {
+    const std::size_t whole_end = std::max(begin, std::min(end, m / kRows));
+    for (std::size_t p = 0; p < kc; ++p) {
+      const T* src = a + (p0 + p) * stride;
+      for (std::size_t q = begin; q < whole_end; ++q)
+#pragma GCC unroll 16
+        for (std::size_t i = 0; i < kRows; ++i) dst[((q - begin) * kc + p) * kRows + i] = element(src, q * kRows + i);
+    }
+    r = whole_end;
+  }
+  for (; r < end; ++r)
+    pack_a_panel(a, stride, transposed, r * kRows, std::min(kRows, m - r * kRows), p0, kc, dst + (r - begin) * kRows * kc);
+}
+
 /// The packing routines for one element type, behind plain function pointers: only packing depends
 /// on the operand types, so the blocked loop below is compiled once per target, not once per pair.
 struct packers {
-  void (*pack_a)(const void* a, std::size_t stride, bool transposed, std::size_t row0, std::size_t rows, std::size_t p0,
-                 std::size_t kc, float* dst);
+  void (*pack_a)(const void* a, std::size_t stride, bool transposed, std::size_t m, std::size_t begin, std::size_t end,
+                 std::size_t p0, std::size_t kc, float* dst);
   void (*pack_b)(const void* b, std::size_t stride, bool transposed, std::size_t p0, std::size_t kc, std::size_t col0,
                  std::size_t cols, std::size_t panel_width, float* dst);
 };
 
 template <class T>
-void pack_a_erased(const void* a, std::size_t stride, bool transposed, std::size_t row0, std::size_t rows, std::size_t p0,
-                   std::size_t kc, float* dst) {
-  pack_a_panel(static_cast<const T*>(a), stride, transposed, row0, rows, p0, kc, dst);
+void pack_a_erased(const void* a, std::size_t stride, bool transposed, std::size_t m, std::size_t begin, std::size_t end,
+                   std::size_t p0, std::size_t kc, float* dst) {
+  pack_a_panels(static_cast<const T*>(a), stride, transposed, m, begin, end, p0, kc, dst);
 }
 template <class T>
 void pack_b_erased(const void* b, std::size_t stride, bool transposed, std::size_t p0, std::size_t kc, std::size_t col0,
@@ -328,9 +362,7 @@ inline void gemm_packed(const gemm_problem& g, const thread_pool& pool) {
     const std::size_t kc = std::min(kDepth, g.k - pc);
     const bool add = g.accumulate || pc > 0;
     pool.for_each_chunk(row_panels, 8, [&](std::size_t begin, std::size_t end) HWY_ATTR {
-      for (std::size_t r = begin; r < end; ++r)
-        pack.pack_a(g.a.data, g.a.stride, g.a.transposed, r * kRows, std::min(kRows, g.m - r * kRows), pc, kc,
-                    packed_a + r * kRows * kc);
+      pack.pack_a(g.a.data, g.a.stride, g.a.transposed, g.m, begin, end, pc, kc, packed_a + begin * kRows * kc);
     });
     if (shared_b) {
       pool.for_each_chunk(col_panels, 8, [&](std::size_t begin, std::size_t end) HWY_ATTR {
