@@ -78,8 +78,9 @@ int usage(int code) {
       "  safetensors checkpoint (weights, optimizer state, step, data position, carried state) at the end and\n"
       "  every N steps; --resume continues one to --steps (with the same flags), giving the same numbers as a\n"
       "  run that was never stopped. --products bf16\n"
-      "  (gpt) forms the matrix products of the linear layers and the output head from bf16-rounded operands,\n"
-      "  summed in f32, as PyTorch's autocast to bfloat16 does (on AMX tiles where the CPU has them).\n"
+      "  forms the matrix products of the linear layers, the LSTM's gates and the output head from bf16-rounded\n"
+      "  operands, summed in f32, as PyTorch's autocast to bfloat16 does (on AMX tiles or AVX512-BF16 where the\n"
+      "  CPU has them).\n"
       "  --init-from fine-tunes a Hugging Face GPT-2 folder (its config, weights and tokenizer; --context\n"
       "  defaults to its context); --export-hf writes the trained GPT as a Hugging Face GPT-2 folder (with\n"
       "  the tokenizer files of --init-from), for transformers or `generate --model FOLDER`. --config reads\n"
@@ -356,10 +357,6 @@ int run(int argc, char** argv) {
   }
   if (o.data.empty()) return usage(2);
   require<argument_error>(o.family == "gpt" || o.family == "lstm", "train: unknown family '", o.family, "' (gpt, lstm)");
-  require<argument_error>(o.products.value_or(kernels::product_precision::f32) == kernels::product_precision::f32 ||
-                              o.family == "gpt",
-                          "train: --products bf16 is for the gpt family (the LSTM's recurrent products are f32)");
-
   require<argument_error>((o.init_from.empty() && o.export_hf.empty()) || o.family == "gpt",
                           "train: --init-from and --export-hf are for the gpt family");
   // A pretrained model brings its shape: flags that would contradict it are refused, not ignored.

@@ -643,6 +643,62 @@ TEST_CASE("gemm_prepacked equals the triple loop; one packing serves every targe
   CHECK_THROWS_AS(packed.pack({b.operand.data, dtype::bf16, b.stride, true}, 1024, 640), argument_error);
 }
 
+TEST_CASE("gemm_prepacked with bf16 products equals the triple loop over bf16-rounded operands", "[kernels][gemm]") {
+  const thread_pool one(1), two(2);
+  const bool native = kernels::amx_bf16_usable() || kernels::bf16_dot_usable();
+  struct shape {
+    std::size_t m, n, k;
+  };
+  // The bf16 blocks' edges (32 x 32, 16-column tiles, 32-deep steps), more columns than one task's
+  // group, and the LSTM's step shapes.
+  const shape shapes[] = {{0, 5, 3},    {4, 0, 3},     {3, 4, 0},      {1, 1, 1},       {2, 3, 5},
+                          {17, 15, 31}, {33, 31, 33},  {47, 17, 100},  {64, 96, 160},   {40, 600, 70},
+                          {3, 70, 300}, {32, 1024, 64}, {32, 256, 1024}};
+  // The bf16 kernels' packed form where this CPU has them, and the rounded f32 panels in any case.
+  for (bool bf16_kernels : {true, false}) {
+    INFO("bf16 kernels " << bf16_kernels << " (this CPU has them: " << native << ")");
+    for (const auto& s : shapes)
+      for (bool transposed : {false, true})
+        for (bool accumulate : {false, true}) {
+          INFO("m " << s.m << " n " << s.n << " k " << s.k << " transposed " << transposed << " accumulate " << accumulate);
+          operand_storage<float> a(s.m, s.k, false, 110 + s.m, 1);
+          operand_storage<float> b(s.k, s.n, transposed, 120 + s.n, 2);
+          kernels::prepacked_matrix packed;
+          packed.pack(b.operand, s.k, s.n, kernels::product_precision::bf16, bf16_kernels);
+          REQUIRE((packed.bf16_data() != nullptr) == (bf16_kernels && native && s.n > 0));
+          const std::size_t ldc = s.n + 5;
+          std::vector<float> c = random_floats(s.m * ldc + 1, 130), expected = c;
+          kernels::gemm_prepacked(s.m, static_cast<const float*>(a.operand.data), a.stride, packed, c.data() + 1, ldc,
+                                  accumulate, two);
+          std::vector<double> magnitude;
+          ref::gemm({s.m, s.n, s.k, a.operand, b.operand, expected.data() + 1, ldc, accumulate,
+                     kernels::product_precision::bf16},
+                    &magnitude);
+          for (std::size_t i = 0; i < s.m; ++i)
+            for (std::size_t j = 0; j < ldc && i * ldc + j + 1 < c.size(); ++j) {
+              const double bound = j < s.n ? 2.0 * (s.k + 2) * 0x1p-24 * magnitude[i * s.n + j] + 1e-30 : 0.0;
+              REQUIRE(std::abs(c[1 + i * ldc + j] - expected[1 + i * ldc + j]) <= bound);  // padding untouched
+            }
+        }
+    // The same bits on 1 and 2 threads; operands rounded (to nearest), not truncated, on either side.
+    operand_storage<float> a(32, 1024, false, 131, 0);
+    operand_storage<float> b(1024, 640, true, 132, 0);
+    kernels::prepacked_matrix packed;
+    packed.pack(b.operand, 1024, 640, kernels::product_precision::bf16, bf16_kernels);
+    std::vector<float> c1(32 * 640), c2(32 * 640, 1.0f);
+    kernels::gemm_prepacked(32, static_cast<const float*>(a.operand.data), a.stride, packed, c1.data(), 640, false, one);
+    kernels::gemm_prepacked(32, static_cast<const float*>(a.operand.data), a.stride, packed, c2.data(), 640, false, two);
+    REQUIRE(std::memcmp(c1.data(), c2.data(), c1.size() * sizeof(float)) == 0);
+    const float up[1] = {1.0f + 0x1p-8f + 0x1p-12f}, unit[1] = {1.0f};  // rounds up to 1 + 2^-7 in bf16
+    for (bool rounded_b : {false, true}) {
+      packed.pack({rounded_b ? up : unit, dtype::f32, 1, false}, 1, 1, kernels::product_precision::bf16, bf16_kernels);
+      float z = 0.0f;
+      kernels::gemm_prepacked(1, rounded_b ? unit : up, 1, packed, &z, 1, false, one);
+      REQUIRE(z == 1.0f + 0x1p-7f);
+    }
+  }
+}
+
 TEST_CASE("gemm_tn equals the triple loop", "[kernels][gemm]") {
   const thread_pool two(2);
   struct shape {

@@ -436,6 +436,34 @@ inline void gemm_bf16_packed(const gemm_problem& g, const thread_pool& pool, boo
     multiply_region(g, shared, 0, share, col0, k_pad, 0, g.m, col0, col1, tiles);
   });
 }
+
+/// The elements of B [k x n] packed whole (prepacked_matrix with bf16 products).
+inline std::size_t whole_b_size(std::size_t k, std::size_t n) {
+  return round_up(std::max<std::size_t>(k, 1), 32) * round_up(n, block);
+}
+
+/// B [k x n] packed whole, every pair row and every column, into `packed` (whole_b_size elements).
+inline void pack_b_whole(const matrix_operand& b, std::size_t k, std::size_t n, std::uint16_t* packed) {
+  const std::size_t k_pad = round_up(std::max<std::size_t>(k, 1), 32);
+  pack_b(b, k, n, k_pad, packed, 0, k_pad / 2, 0, round_up(n, block));
+}
+
+/// C (+)= bf16(A) * B for B packed whole (pack_b_whole; g.b is not read): A's rows are packed,
+/// then groups of C's columns run in parallel, at least two per thread. Each C block is summed by
+/// one task in the order of k alone, so the result does not depend on the thread count.
+inline void gemm_bf16_prepacked(const gemm_problem& g, const std::uint16_t* packed_b, const thread_pool& pool, bool tiles) {
+  if (g.m == 0 || g.n == 0) return;
+  const std::size_t k_pad = round_up(std::max<std::size_t>(g.k, 1), 32), m_pad = round_up(g.m, block);
+  std::uint16_t* a = room(thread_workspace().shared, m_pad * k_pad);
+  pool.for_each_chunk(m_pad, std::max<std::size_t>(tile, 32768 / k_pad / tile * tile),
+                      [&](std::size_t r0, std::size_t r1) { pack_a(g.a, g.m, g.k, k_pad, a, r0, r1, 0); });
+  const std::size_t tasks = 2 * static_cast<std::size_t>(std::max(1, pool.threads()));
+  const std::size_t cols = std::clamp(round_up((g.n + tasks - 1) / tasks, block), block, group_cols);
+  pool.for_each_index((g.n + cols - 1) / cols, [&](std::size_t group) {
+    const std::size_t col0 = group * cols, col1 = std::min(col0 + cols, g.n);
+    multiply_region(g, a, 0, packed_b, 0, k_pad, 0, g.m, col0, col1, tiles);
+  });
+}
 }  // namespace amx_detail
 
 /// C (+)= bf16(A) * bf16(B) on AMX tiles, f32 operands only. The caller checks amx_bf16_usable().

@@ -432,6 +432,20 @@ inline void gemm_prepacked(std::size_t m, const float* a, std::size_t lda, const
   require<shape_error>(m <= 1 || lda >= k, "gemm_prepacked: A stride ", lda, " is smaller than its ", k, " columns");
   require<shape_error>(m <= 1 || ldc >= n, "gemm_prepacked: C stride ", ldc, " is smaller than its ", n, " columns");
   require<argument_error>((a != nullptr || m * k == 0) && (c != nullptr || m * n == 0), "gemm_prepacked: no data");
+  if (b.products() == product_precision::bf16) {
+#if LMKIT_HAS_AMX_PATH
+    if (const std::uint16_t* packed = b.bf16_data()) {
+      const gemm_problem g{m, n, k, {a, dtype::f32, m <= 1 ? k : lda, false}, {}, c, ldc, accumulate, product_precision::bf16};
+      return amx_detail::gemm_bf16_prepacked(g, packed, pool, amx_bf16_usable());
+    }
+#endif
+    // B's panels hold bf16 values already; A's rows are rounded into a copy.
+    thread_local std::vector<float> rounded;
+    rounded.resize(m * k);
+    for (std::size_t i = 0; i < m; ++i)
+      for (std::size_t p = 0; p < k; ++p) rounded[i * k + p] = bf16::from_float(a[i * lda + p]).to_float();
+    return HWY_DYNAMIC_DISPATCH(gemm_prepacked)(m, n, k, rounded.data(), k, b.data(), c, ldc, accumulate, pool);
+  }
   HWY_DYNAMIC_DISPATCH(gemm_prepacked)(m, n, k, a, lda, b.data(), c, ldc, accumulate, pool);
 }
 

@@ -7,13 +7,21 @@
 // Layout: panels of 16 columns, each depth-major over the whole depth k (element (p, j) of panel q
 // at (q * k + p) * 16 + j), zero-padded to an even number of panels. The same on every target, so
 // a matrix packed under one dispatch target serves any other.
+//
+// Packed for bf16 products (PyTorch's autocast; `train --products bf16`), B is rounded to bf16: on
+// a CPU with AMX tiles or AVX512-BF16, into the bf16 kernels' own packed form (amx_gemm.hpp), so
+// that a product only packs its small A; elsewhere the f32 panels hold the rounded values and
+// gemm_prepacked rounds A's rows, the same products summed in another order.
 #pragma once
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 
 #include "lmkit/core/aligned_buffer.hpp"
+#include "lmkit/core/dtype.hpp"
 #include "lmkit/core/error.hpp"
+#include "lmkit/kernels/amx_gemm.hpp"
 #include "lmkit/kernels/gemm_problem.hpp"
 
 namespace lmkit::kernels {
@@ -28,18 +36,48 @@ class prepacked_matrix {
     if (storage_.size() < floats) storage_ = aligned_buffer<float>(floats, uninitialized);
   }
 
-  /// Packs op(B) [k x n] (f32; `transposed` when B is stored n x k, as a weight [out, in] is).
-  /// Reuses the storage of an earlier packing when it is large enough.
-  void pack(const matrix_operand& b, std::size_t k, std::size_t n) {
+  /// Packs op(B) [k x n] (f32; `transposed` when B is stored n x k, as a weight [out, in] is), for
+  /// products in `products` precision; `bf16_kernels` false keeps bf16 products off the bf16
+  /// kernels even where the CPU has them (the tests compare both routes). Reuses the storage of an
+  /// earlier packing when it is large enough.
+  void pack(const matrix_operand& b, std::size_t k, std::size_t n, product_precision products = product_precision::f32,
+            bool bf16_kernels = true) {
     require<argument_error>(b.type == dtype::f32, "prepacked_matrix: only f32 operands are packed");
     require<shape_error>(b.stride >= (b.transposed ? k : n), "prepacked_matrix: stride ", b.stride,
                          " is smaller than the stored row");
     require<argument_error>(b.data != nullptr || k * n == 0, "prepacked_matrix: no data");
+    k_ = k;
+    n_ = n;
+    products_ = products;
+    bf16_packed_ = false;
+#if LMKIT_HAS_AMX_PATH
+    if (products == product_precision::bf16 && bf16_kernels && n > 0 && (amx_bf16_usable() || bf16_dot_usable())) {
+      const std::size_t size = amx_detail::whole_b_size(k, n);
+      if (bf16_storage_.size() < size) bf16_storage_ = aligned_buffer<std::uint16_t>(size, uninitialized);
+      amx_detail::pack_b_whole(b, k, n, bf16_storage_.data());
+      bf16_packed_ = true;
+      return;
+    }
+#endif
+    pack_f32(b, k, n);
+    if (products == product_precision::bf16)
+      for (std::size_t i = 0, size = padded_panels(n) * k * prepacked_panel_width; i < size; ++i)
+        storage_[i] = bf16::from_float(storage_[i]).to_float();
+  }
+
+  std::size_t depth() const { return k_; }
+  std::size_t columns() const { return n_; }
+  product_precision products() const { return products_; }
+  /// The f32 panels (not to be read when bf16_data() is not null).
+  const float* data() const { return storage_.data(); }
+  /// B in the bf16 kernels' packed form (amx_detail::pack_b_whole), or null when it is in the f32 panels.
+  const std::uint16_t* bf16_data() const { return bf16_packed_ ? bf16_storage_.data() : nullptr; }
+
+ private:
+  void pack_f32(const matrix_operand& b, std::size_t k, std::size_t n) {
     constexpr std::size_t w = prepacked_panel_width;
     const std::size_t panels = padded_panels(n);
     reserve(k, n);
-    k_ = k;
-    n_ = n;
     const float* src = static_cast<const float*>(b.data);
     for (std::size_t q = 0; q < panels; ++q) {
       float* panel = storage_.data() + q * k * w;
@@ -62,17 +100,15 @@ class prepacked_matrix {
     }
   }
 
-  std::size_t depth() const { return k_; }
-  std::size_t columns() const { return n_; }
-  const float* data() const { return storage_.data(); }
-
- private:
   static std::size_t padded_panels(std::size_t n) {
     return ((n + prepacked_panel_width - 1) / prepacked_panel_width + 1) / 2 * 2;
   }
 
   aligned_buffer<float> storage_;
+  aligned_buffer<std::uint16_t> bf16_storage_;
   std::size_t k_ = 0, n_ = 0;
+  product_precision products_ = product_precision::f32;
+  bool bf16_packed_ = false;
 };
 
 }  // namespace lmkit::kernels

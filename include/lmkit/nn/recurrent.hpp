@@ -19,6 +19,10 @@
 // (kernels::gemm_prepacked). The gate buffer holds the pre-activations, then (in place) the
 // activations; a run's gradients go to a run-sized buffer.
 //
+// With bf16 products (run_context::products; `train --products bf16`), every one of these products
+// takes bf16-rounded operands summed in f32, as the GPT's linear layers then do: the packed weights
+// are rounded once per pass (prepacked_matrix's bf16 form) and each step packs only its batch rows.
+//
 // Dropout between layers (PyTorch's nn.LSTM(..., dropout=p); Zaremba et al.'s regularisation of
 // the non-recurrent connections): while training, the input of each layer above the first is the
 // layer below's output times a dropout mask; the recurrent connections are never dropped. Layer l's
@@ -55,6 +59,17 @@ inline std::size_t steps_per_run(std::size_t batch) { return std::max<std::size_
 
 inline kernels::matrix_operand f32_operand(const float* data, std::size_t stride, bool transposed = false) {
   return {data, dtype::f32, stride, transposed};
+}
+
+/// C [m x n] += A^T B (A stored [k x m], B [k x n]): a weight's gradient over a run of rows, in
+/// the run's product precision. In f32, kernels::gemm_tn; with bf16 products, kernels::gemm, whose
+/// bf16 kernels pack a transposed A with register transposes.
+inline void add_weight_gradient(std::size_t m, std::size_t n, std::size_t k, const float* a, std::size_t lda,
+                                const float* b, std::size_t ldb, float* c, std::size_t ldc, const run_context& ctx) {
+  if (ctx.products == kernels::product_precision::bf16)
+    kernels::gemm({m, n, k, f32_operand(a, lda, true), f32_operand(b, ldb), c, ldc, true, ctx.products}, *ctx.pool);
+  else
+    kernels::gemm_tn(m, n, k, a, lda, b, ldb, c, ldc, true, *ctx.pool);
 }
 
 /// Rows b * T + t of src to rows t * B + b of dst (`to_time_major`), or back; rows of `width`
@@ -359,16 +374,17 @@ class recurrent {
       // The input product of every table row, with the biases: [rows x G H] = table W_ih^T + b. A
       // step's rows then start from h W_hh^T alone and take their row of this as the cell's bias.
       kernels::gemm({table_rows_, g, in, detail::f32_operand(table_.data(), in),
-                     detail::f32_operand(s.weight_ih.value().data(), in, true), projected_table_.data(), g, false},
+                     detail::f32_operand(s.weight_ih.value().data(), in, true), projected_table_.data(), g, false,
+                     ctx.products},
                     *ctx.pool);
       for (std::size_t v = 0; v < table_rows_; ++v) {
         const std::span<float> row = projected_table_.subspan(v * g, g);
         kernels::add(row, bias_sum_, row);
       }
     } else {
-      packed_input_.pack(detail::f32_operand(s.weight_ih.value().data(), in, true), in, g);  // W_ih^T [I x G H]
+      packed_input_.pack(detail::f32_operand(s.weight_ih.value().data(), in, true), in, g, ctx.products);  // W_ih^T [I x G H]
     }
-    packed_recurrent_.pack(detail::f32_operand(s.weight_hh.value().data(), h, true), h, g);  // W_hh^T [H x G H]
+    packed_recurrent_.pack(detail::f32_operand(s.weight_hh.value().data(), h, true), h, g, ctx.products);  // W_hh^T [H x G H]
 
     const std::size_t grain = detail::cell_rows_per_task(h);
     for (std::size_t t0 = 0; t0 < time; t0 += run) {
@@ -419,8 +435,8 @@ class recurrent {
     // From a table, the input's gradient is gathered per table row: S [rows x G H], S[v] = the sum
     // of dpre over the positions of token v (kept in the projected table's place).
     if (table) std::fill(projected_table_.begin(), projected_table_.end(), 0.0f);
-    else packed_input_.pack(detail::f32_operand(s.weight_ih.value().data(), in), g, in);  // W_ih [G H x I]
-    packed_recurrent_.pack(detail::f32_operand(s.weight_hh.value().data(), h), g, h);      // W_hh [G H x H]
+    else packed_input_.pack(detail::f32_operand(s.weight_ih.value().data(), in), g, in, ctx.products);  // W_ih [G H x I]
+    packed_recurrent_.pack(detail::f32_operand(s.weight_hh.value().data(), h), g, h, ctx.products);      // W_hh [G H x H]
 
     const std::size_t grain = detail::cell_rows_per_task(h);
     for (std::size_t runs = (time + run - 1) / run; runs-- > 0;) {
@@ -465,13 +481,13 @@ class recurrent {
       // dW_hh += dpre^T h_prev, h_prev of row r being row r - B of y (of h0 for the first step).
       float* dw_hh = s.weight_hh.grad().data();
       if (t0 == 0) {
-        if (carry_) kernels::gemm_tn(g, h, batch, dpre, gs, s.h0.data(), h, dw_hh, h, true, *ctx.pool);
-        kernels::gemm_tn(g, h, rows - batch, dpre + batch * gs, gs, s.y.data(), ys, dw_hh, h, true, *ctx.pool);
+        if (carry_) detail::add_weight_gradient(g, h, batch, dpre, gs, s.h0.data(), h, dw_hh, h, ctx);
+        detail::add_weight_gradient(g, h, rows - batch, dpre + batch * gs, gs, s.y.data(), ys, dw_hh, h, ctx);
       } else {
-        kernels::gemm_tn(g, h, rows, dpre, gs, s.y.data() + (r0 - batch) * ys, ys, dw_hh, h, true, *ctx.pool);
+        detail::add_weight_gradient(g, h, rows, dpre, gs, s.y.data() + (r0 - batch) * ys, ys, dw_hh, h, ctx);
       }
       if (!table) {
-        kernels::gemm_tn(g, in, rows, dpre, gs, x + r0 * xs, xs, s.weight_ih.grad().data(), in, true, *ctx.pool);
+        detail::add_weight_gradient(g, in, rows, dpre, gs, x + r0 * xs, xs, s.weight_ih.grad().data(), in, ctx);
         kernels::gemm_prepacked(rows, dpre, gs, packed_input_, s.dx.data() + r0 * in, in, false, *ctx.pool);
       }
     }
@@ -479,10 +495,10 @@ class recurrent {
       if (has_bias_)
         for (std::size_t v = 0; v < table_rows_; ++v) kernels::add(projected_table_.subspan(v * g, g), bias_grad_, bias_grad_);
       // dW_ih += S^T table;  dtable += S W_ih.
-      kernels::gemm_tn(g, in, table_rows_, projected_table_.data(), g, table_.data(), in, s.weight_ih.grad().data(), in,
-                       true, *ctx.pool);
+      detail::add_weight_gradient(g, in, table_rows_, projected_table_.data(), g, table_.data(), in,
+                                  s.weight_ih.grad().data(), in, ctx);
       kernels::gemm({table_rows_, in, g, detail::f32_operand(projected_table_.data(), g),
-                     detail::f32_operand(s.weight_ih.value().data(), in), table_grad_, in, true},
+                     detail::f32_operand(s.weight_ih.value().data(), in), table_grad_, in, true, ctx.products},
                     *ctx.pool);
     }
     if (has_bias_) {
