@@ -18,11 +18,11 @@ namespace {
 
 using namespace lmkit;
 
-void lstm_lm_step(benchmark::State& state) {
+void lstm_step(benchmark::State& state, kernels::product_precision products) {
   constexpr models::lstm_lm_config config{.vocab = 65, .embedding = 64, .hidden = 256, .layers = 2};
   const nn::batch_shape shape{32, 64};
   const thread_pool pool(static_cast<int>(state.range(0)));
-  const nn::run_context ctx{&pool, true};
+  const nn::run_context ctx{.pool = &pool, .training = true, .products = products};
   models::lstm_lm<config> model;
   model.init(seed{1});
   model.carry_state(true);
@@ -46,7 +46,11 @@ void lstm_lm_step(benchmark::State& state) {
                                         static_cast<int>(state.range(0)));
 }
 
-BENCHMARK(lstm_lm_step)->Name("lstm_step/shakespeare")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(lstm_step, shakespeare, kernels::product_precision::f32)
+    ->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+// bf16 products (`train --products bf16`; AMX tiles or AVX512-BF16 where the CPU has them).
+BENCHMARK_CAPTURE(lstm_step, shakespeare_bf16, kernels::product_precision::bf16)
+    ->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(lmkit_bench::f32_fma_peak)->Name("f32_fma/peak");
 
 }  // namespace

@@ -52,7 +52,7 @@ if [ "${2:-}" = gpt2 ]; then
 fi
 "$bench" --benchmark_filter='^f32_fma/peak$' --benchmark_format=json 2>/dev/null |
   grep -oE '"GFLOP/s": [0-9.e+-]*' | awk '{printf "f32 FMA roofline (f32_fma/peak): %.1f GFLOP/s per core\n", $2}'
-# lmkit's bf16 products (AMX tiles here) beside PyTorch's fp32 step (the issue's peer) and beside
+# lmkit's bf16 products (AMX tiles or AVX512-BF16) beside PyTorch's fp32 step (the issue's peer) and beside
 # PyTorch under autocast to bfloat16 (like for like; bench/pytorch_autocast_step.py).
 autocast() {  # THREADS shakespeare|gpt2
   env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_WAIT_POLICY=PASSIVE OPENBLAS_NUM_THREADS=$1 PEER_THREADS=$1 \
@@ -61,17 +61,23 @@ autocast() {  # THREADS shakespeare|gpt2
 printf '%-28s %8s %14s %14s %12s %10s %10s\n' "run (lmkit bf16 products)" threads "PyTorch fp32" "PyTorch bf16" "lmkit ms" "vs fp32" "vs bf16"
 # The fp32 peer runs again here rather than reusing the figure above: this host's speed drifts
 # between minutes, so each ratio compares runs made one right after the other.
-bf16_row() {  # NAME THREADS FILTER PEER_SCRIPT PEER_SED AUTOCAST_NAME
+bf16_row() {  # NAME THREADS FILTER PEER_SCRIPT PEER_SED AUTOCAST_NAME [BINARY]
   local fp32 bf16 mine
   fp32=$(peer $2 $4 | sed -nE "$5")
   bf16=$(autocast $2 $6)
-  mine=$(ours "$3")
+  mine=$(ours "$3" "${7:-}")
   awk -v n="$1" -v t=$2 -v p="$fp32" -v q="$bf16" -v o="$mine" \
     'BEGIN { printf "%-28s %8s %14.2f %14.2f %12.2f %9.2fx %9.2fx\n", n, t, p, q, o, p / o, q / o }'
 }
 for threads in 1 2; do
   bf16_row "gpt shakespeare (nanoGPT)" $threads "^gpt_step/shakespeare_bf16/$threads/" "train_gpt_shakespeare.py 200" \
     's/.* ([0-9.]+) ms\/iter.*/\1/p' shakespeare
+done
+# (PyTorch 1.13's CPU autocast keeps nn.LSTM in fp32: its "bf16" LSTM step has only the output
+# layer in bf16; see bench/pytorch_autocast_step.py.)
+for threads in 1 2; do
+  bf16_row "char LSTM 2x256" $threads "^lstm_step/shakespeare_bf16/$threads/" "train_lstm_shakespeare.py 100" \
+    's/.* ([0-9.]+) ms\/iter.*/\1/p' lstm "$build/bench/bench_lstm"
 done
 if [ "${2:-}" = gpt2 ]; then
   for threads in 1 2; do
