@@ -598,6 +598,26 @@ TEST_CASE("gemm equals the triple loop for every layout and type", "[kernels][ge
   });
 }
 
+namespace {
+/// gemm_prepacked of A by `packed` (op(B) of b) against the triple loop, over bf16-rounded operands
+/// when packed for bf16 products; C's padding between rows is never written.
+void check_prepacked(std::size_t m, std::size_t n, std::size_t k, const operand_storage<float>& a,
+                     const operand_storage<float>& b, const kernels::prepacked_matrix& packed, bool accumulate,
+                     const thread_pool& pool, std::uint64_t c_seed) {
+  const std::size_t ldc = n + 5;
+  std::vector<float> c = random_floats(m * ldc + 1, c_seed), expected = c;
+  kernels::gemm_prepacked(m, static_cast<const float*>(a.operand.data), a.stride, packed, c.data() + 1, ldc, accumulate,
+                          pool);
+  std::vector<double> magnitude;
+  ref::gemm({m, n, k, a.operand, b.operand, expected.data() + 1, ldc, accumulate, packed.products()}, &magnitude);
+  for (std::size_t i = 0; i < m; ++i)
+    for (std::size_t j = 0; j < ldc && i * ldc + j + 1 < c.size(); ++j) {
+      const double bound = j < n ? 2.0 * (k + 2) * 0x1p-24 * magnitude[i * n + j] + 1e-30 : 0.0;
+      REQUIRE(std::abs(c[1 + i * ldc + j] - expected[1 + i * ldc + j]) <= bound);
+    }
+}
+}  // namespace
+
 TEST_CASE("gemm_prepacked equals the triple loop; one packing serves every target", "[kernels][gemm]") {
   const thread_pool two(2);
   struct shape {
@@ -617,17 +637,7 @@ TEST_CASE("gemm_prepacked equals the triple loop; one packing serves every targe
       on_every_target([&] {
         for (bool accumulate : {false, true}) {
           INFO("m " << s.m << " n " << s.n << " k " << s.k << " transposed " << transposed << " accumulate " << accumulate);
-          const std::size_t ldc = s.n + 5;
-          std::vector<float> c = random_floats(s.m * ldc + 1, 95), expected = c;
-          kernels::gemm_prepacked(s.m, static_cast<const float*>(a.operand.data), a.stride, packed, c.data() + 1, ldc,
-                                  accumulate, two);
-          std::vector<double> magnitude;
-          ref::gemm({s.m, s.n, s.k, a.operand, b.operand, expected.data() + 1, ldc, accumulate}, &magnitude);
-          for (std::size_t i = 0; i < s.m; ++i)
-            for (std::size_t j = 0; j < ldc && i * ldc + j + 1 < c.size(); ++j) {
-              const double bound = j < s.n ? 2.0 * (s.k + 2) * 0x1p-24 * magnitude[i * s.n + j] + 1e-30 : 0.0;
-              REQUIRE(std::abs(c[1 + i * ldc + j] - expected[1 + i * ldc + j]) <= bound);  // padding untouched
-            }
+          check_prepacked(s.m, s.n, s.k, a, b, packed, accumulate, two, 95);
         }
       });
     }
@@ -666,19 +676,7 @@ TEST_CASE("gemm_prepacked with bf16 products equals the triple loop over bf16-ro
           kernels::prepacked_matrix packed;
           packed.pack(b.operand, s.k, s.n, kernels::product_precision::bf16, bf16_kernels);
           REQUIRE((packed.bf16_data() != nullptr) == (bf16_kernels && native && s.n > 0));
-          const std::size_t ldc = s.n + 5;
-          std::vector<float> c = random_floats(s.m * ldc + 1, 130), expected = c;
-          kernels::gemm_prepacked(s.m, static_cast<const float*>(a.operand.data), a.stride, packed, c.data() + 1, ldc,
-                                  accumulate, two);
-          std::vector<double> magnitude;
-          ref::gemm({s.m, s.n, s.k, a.operand, b.operand, expected.data() + 1, ldc, accumulate,
-                     kernels::product_precision::bf16},
-                    &magnitude);
-          for (std::size_t i = 0; i < s.m; ++i)
-            for (std::size_t j = 0; j < ldc && i * ldc + j + 1 < c.size(); ++j) {
-              const double bound = j < s.n ? 2.0 * (s.k + 2) * 0x1p-24 * magnitude[i * s.n + j] + 1e-30 : 0.0;
-              REQUIRE(std::abs(c[1 + i * ldc + j] - expected[1 + i * ldc + j]) <= bound);  // padding untouched
-            }
+          check_prepacked(s.m, s.n, s.k, a, b, packed, accumulate, two, 130);
         }
     // The same bits on 1 and 2 threads; operands rounded (to nearest), not truncated, on either side.
     operand_storage<float> a(32, 1024, false, 131, 0);

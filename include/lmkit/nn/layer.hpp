@@ -40,11 +40,12 @@ enum class bias { no, yes };
 /// Random masks (dropout) are drawn from (noise, pass): the run's seed and the number of the
 /// training pass (micro-batch) in the run, which train_step sets. A mask is thus a function of
 /// where the run is, not of how many calls came before: a resumed run draws the same masks.
-/// `products` says how the matrix products of linear layers and tied output heads form their
-/// terms: exactly in f32, or from bf16-rounded operands (PyTorch's autocast to bfloat16; AMX tiles
-/// where the CPU has them). Everything else stays in f32, attention's per-head products too: at a
-/// head's 64 x 64 x 32 the packing and tile set-up cost what the tiles save (a trial build that sent
-/// them to the tiles, not kept, measured the char GPT's step no faster).
+/// `products` says how the matrix products of linear layers, tied output heads and recurrent
+/// layers' gates form their terms: exactly in f32, or from bf16-rounded operands (PyTorch's
+/// autocast to bfloat16; AMX tiles or AVX512-BF16 where the CPU has them). Everything else stays in
+/// f32, attention's per-head products too: at a head's 64 x 64 x 32 the packing and tile set-up
+/// cost what the tiles save (a trial build that sent them to the tiles, not kept, measured the char
+/// GPT's step no faster).
 struct run_context {
   const thread_pool* pool = &serial_pool();
   bool training = true;
