@@ -66,8 +66,8 @@ int usage(int code) {
       "    The prompt + N tokens\n"
       "    must fit the context (the model's, or --context): otherwise an error says by how much.\n"
       "  --checkpoint: a model written by `train`; N tokens (default 200), the same sampling options. A model\n"
-      "    fine-tuned from a Hugging Face folder uses that folder's tokenizer (or --tokenizer FILE, when the\n"
-      "    folder has moved); a character-level model carries its alphabet.\n"
+      "    fine-tuned from a Hugging Face folder uses the tokenizer `train --save` copied beside it (CHECKPOINT.tokenizer,\n"
+      "    which moves with it; or --tokenizer FILE); a character-level model carries its alphabet.\n"
       "  --temp 0 is greedy (the same text every time); the default 0.8 samples with seed S (default 1).\n",
       code == 0 ? stdout : stderr);
   return code;
@@ -246,12 +246,15 @@ int run_checkpoint_with(const options& o, const std::map<std::string, std::strin
 
 int run_checkpoint(const options& o) {
   const auto metadata = train::checkpoint_metadata(o.checkpoint);
-  if (const auto folder = metadata.find("tokenizer.folder"); folder != metadata.end()) {
-    // The folder is kept as an absolute path; a checkpoint moved to another machine names it here.
-    require<argument_error>(!o.tokenizer.empty() || std::filesystem::is_directory(folder->second), "generate: ",
-                            o.checkpoint, " was fine-tuned from ", folder->second,
+  if (const auto named = metadata.find("tokenizer.folder"); named != metadata.end()) {
+    // Relative: the folder `train --save` wrote beside the checkpoint, which moves with it. Absolute
+    // (a checkpoint written before that, or without --save's copy): where the model came from.
+    std::filesystem::path folder = named->second;
+    if (folder.is_relative()) folder = std::filesystem::path(o.checkpoint).parent_path() / folder;
+    require<argument_error>(!o.tokenizer.empty() || std::filesystem::is_directory(folder), "generate: ", o.checkpoint,
+                            " takes its tokenizer from ", folder.string(),
                             " (its tokenizer.folder), which is not a folder here; name its tokenizer with --tokenizer");
-    return run_checkpoint_with(o, metadata, io::tokenizer_for_model(folder->second, o.tokenizer));
+    return run_checkpoint_with(o, metadata, io::tokenizer_for_model(folder.string(), o.tokenizer));
   }
   require<argument_error>(o.tokenizer.empty(), "generate: ", o.checkpoint,
                           " is a character-level model (it carries its alphabet); --tokenizer does not apply");

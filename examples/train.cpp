@@ -142,11 +142,14 @@ struct lstm_family {
   static constexpr const char* name = "lstm";
 };
 
-/// The tokenizer files of a Hugging Face folder, copied beside an exported model.
+/// The tokenizer files of a Hugging Face folder, copied beside an exported model or a checkpoint.
+/// A tokenizer file of another kind left in `to` by an earlier run is removed: the folder's files
+/// decide which tokenizer is read.
 void copy_tokenizer_files(const std::filesystem::path& from, const std::filesystem::path& to) {
   for (const char* name : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json",
                            "merges.txt", "encoder.json", "vocab.bpe", "tokenizer.model"})
     if (std::filesystem::exists(from / name)) write_file_atomically(to / name, read_text((from / name).string()));
+    else std::filesystem::remove(to / name);
 }
 
 template <class Family, class Schedule>
@@ -375,7 +378,16 @@ int run(int argc, char** argv) {
     const text::any_tokenizer tokenizer = io::tokenizer_for_model(o.init_from);
     tokens = std::visit([&](const auto& t) { return t.encode(corpus); }, tokenizer);
     vocab = pretrained->vocab;
-    metadata["tokenizer.folder"] = std::filesystem::absolute(o.init_from).string();
+    // A checkpoint carries its tokenizer: the files go to a folder beside it, named in the metadata
+    // relative to the checkpoint, so that the two move together. (No checkpoint, no copy.)
+    if (!o.save.empty()) {
+      const std::filesystem::path folder = o.save + ".tokenizer";
+      std::filesystem::create_directories(folder);
+      copy_tokenizer_files(o.init_from, folder);
+      metadata["tokenizer.folder"] = folder.filename().string();
+    } else {
+      metadata["tokenizer.folder"] = std::filesystem::absolute(o.init_from).string();
+    }
   } else {
     const text::char_tokenizer tokenizer = text::char_tokenizer::from_corpus(corpus);
     tokens = tokenizer.encode(corpus);
