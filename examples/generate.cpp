@@ -248,7 +248,7 @@ int run_checkpoint(const options& o) {
   const auto metadata = train::checkpoint_metadata(o.checkpoint);
   if (const auto named = metadata.find("tokenizer.folder"); named != metadata.end()) {
     // Relative: the folder `train --save` wrote beside the checkpoint, which moves with it. Absolute
-    // (a checkpoint written before that, or without --save's copy): where the model came from.
+    // (a checkpoint written before train copied the tokenizer): where the model came from.
     std::filesystem::path folder = named->second;
     if (folder.is_relative()) folder = std::filesystem::path(o.checkpoint).parent_path() / folder;
     require<argument_error>(!o.tokenizer.empty() || std::filesystem::is_directory(folder), "generate: ", o.checkpoint,
