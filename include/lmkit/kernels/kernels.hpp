@@ -23,28 +23,49 @@
 #include "lmkit/kernels/optimizer_coefficients.hpp"
 #include "lmkit/kernels/prepacked_matrix.hpp"
 
+// Where the kernels' machine code comes from (docs/kernels.md, "Compiling the kernels once"):
+// - by default, every translation unit that calls a kernel compiles it for every target, and the
+//   linker keeps one copy: header-only, nothing to set up;
+// - a program of many translation units may compile them once instead, most of its build time:
+//   every unit defines LMKIT_KERNELS_DEFINED_ELSEWHERE and sees only the dispatch tables'
+//   declarations, and exactly one unit defines LMKIT_KERNELS_DEFINE_HERE and holds the tables.
+#if defined(LMKIT_KERNELS_DEFINED_ELSEWHERE) && defined(LMKIT_KERNELS_DEFINE_HERE)
+#error "define LMKIT_KERNELS_DEFINED_ELSEWHERE or LMKIT_KERNELS_DEFINE_HERE, not both"
+#endif
+#ifndef LMKIT_KERNELS_DEFINED_ELSEWHERE
 // One per-target pass over every kernel (see docs/kernels.md), then the baseline target.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "lmkit/kernels/all-inl.hpp"
 #include <hwy/foreach_target.h>  // must come before highway.h
+#endif
 
 #include <hwy/highway.h>
 
+// (Declarations only: the baseline target's copy gives the tables' types; none of it is compiled.)
 #include "lmkit/kernels/all-inl.hpp"
 
 namespace lmkit::kernels {
 
-// An `inline` dispatch table, one for the whole program: HWY_EXPORT's `static` table would give
-// every translation unit its own copy (an ODR violation when the header is included twice).
+// One dispatch table per kernel for the whole program: HWY_EXPORT's `static` table would give every
+// translation unit its own copy (an ODR violation when the header is included twice). Header-only,
+// the table is an `inline` variable; compiled once, it is declared `extern` everywhere and defined
+// in the one unit that compiles the kernels.
 #if (HWY_TARGETS & (HWY_TARGETS - 1)) == 0
-#define LMKIT_EXPORT(NAME)                                                               \
-  inline decltype(&HWY_STATIC_DISPATCH(NAME)) const HWY_DISPATCH_TABLE(NAME)[1] = {     \
-      &HWY_STATIC_DISPATCH(NAME)}
+#define LMKIT_TABLE_SIZE 1
+#define LMKIT_TABLE_ENTRIES(NAME) &HWY_STATIC_DISPATCH(NAME)
 #else
-#define LMKIT_EXPORT(NAME)                                                                      \
-  inline decltype(&HWY_STATIC_DISPATCH(NAME)) const HWY_DISPATCH_TABLE(NAME)[HWY_MAX_DYNAMIC_TARGETS + 2] = { \
-      &decltype(hwy::DeduceFunctionCache(&HWY_STATIC_DISPATCH(NAME)))::ChooseAndCall<HWY_DISPATCH_TABLE(NAME)>, \
-      HWY_CHOOSE_TARGET_LIST(NAME), HWY_CHOOSE_FALLBACK(NAME)}
+#define LMKIT_TABLE_SIZE HWY_MAX_DYNAMIC_TARGETS + 2
+#define LMKIT_TABLE_ENTRIES(NAME)                                                                                 \
+  &decltype(hwy::DeduceFunctionCache(&HWY_STATIC_DISPATCH(NAME)))::ChooseAndCall<HWY_DISPATCH_TABLE(NAME)>,         \
+      HWY_CHOOSE_TARGET_LIST(NAME), HWY_CHOOSE_FALLBACK(NAME)
+#endif
+#define LMKIT_TABLE(NAME) decltype(&HWY_STATIC_DISPATCH(NAME)) const HWY_DISPATCH_TABLE(NAME)[LMKIT_TABLE_SIZE]
+#if defined(LMKIT_KERNELS_DEFINED_ELSEWHERE)
+#define LMKIT_EXPORT(NAME) extern LMKIT_TABLE(NAME)
+#elif defined(LMKIT_KERNELS_DEFINE_HERE)
+#define LMKIT_EXPORT(NAME) extern LMKIT_TABLE(NAME) = {LMKIT_TABLE_ENTRIES(NAME)}
+#else
+#define LMKIT_EXPORT(NAME) inline LMKIT_TABLE(NAME) = {LMKIT_TABLE_ENTRIES(NAME)}
 #endif
 
 LMKIT_EXPORT(target_name);
@@ -91,6 +112,9 @@ LMKIT_EXPORT(dequantize_q4_0);
 LMKIT_EXPORT(matmul_quant);
 
 #undef LMKIT_EXPORT
+#undef LMKIT_TABLE
+#undef LMKIT_TABLE_ENTRIES
+#undef LMKIT_TABLE_SIZE
 
 namespace detail {
 inline void same_size(std::size_t a, std::size_t b, const char* what) {
