@@ -667,6 +667,10 @@ TEST_CASE("gemm_prepacked with bf16 products equals the triple loop over bf16-ro
   // The bf16 kernels' packed form where this CPU has them, and the rounded f32 panels in any case.
   for (bool bf16_kernels : {true, false}) {
     INFO("bf16 kernels " << bf16_kernels << " (this CPU has them: " << native << ")");
+    const auto pack = [&](kernels::prepacked_matrix& packed, const kernels::matrix_operand& b, std::size_t k, std::size_t n) {
+      if (bf16_kernels) packed.pack(b, k, n, kernels::product_precision::bf16);
+      else packed.pack_portable(b, k, n, kernels::product_precision::bf16);
+    };
     for (const auto& s : shapes)
       for (bool transposed : {false, true})
         for (bool accumulate : {false, true}) {
@@ -674,7 +678,7 @@ TEST_CASE("gemm_prepacked with bf16 products equals the triple loop over bf16-ro
           operand_storage<float> a(s.m, s.k, false, 110 + s.m, 1);
           operand_storage<float> b(s.k, s.n, transposed, 120 + s.n, 2);
           kernels::prepacked_matrix packed;
-          packed.pack(b.operand, s.k, s.n, kernels::product_precision::bf16, bf16_kernels);
+          pack(packed, b.operand, s.k, s.n);
           REQUIRE((packed.bf16_data() != nullptr) == (bf16_kernels && native && s.n > 0));
           check_prepacked(s.m, s.n, s.k, a, b, packed, accumulate, two, 130);
         }
@@ -682,14 +686,14 @@ TEST_CASE("gemm_prepacked with bf16 products equals the triple loop over bf16-ro
     operand_storage<float> a(32, 1024, false, 131, 0);
     operand_storage<float> b(1024, 640, true, 132, 0);
     kernels::prepacked_matrix packed;
-    packed.pack(b.operand, 1024, 640, kernels::product_precision::bf16, bf16_kernels);
+    pack(packed, b.operand, 1024, 640);
     std::vector<float> c1(32 * 640), c2(32 * 640, 1.0f);
     kernels::gemm_prepacked(32, static_cast<const float*>(a.operand.data), a.stride, packed, c1.data(), 640, false, one);
     kernels::gemm_prepacked(32, static_cast<const float*>(a.operand.data), a.stride, packed, c2.data(), 640, false, two);
     REQUIRE(std::memcmp(c1.data(), c2.data(), c1.size() * sizeof(float)) == 0);
     const float up[1] = {1.0f + 0x1p-8f + 0x1p-12f}, unit[1] = {1.0f};  // rounds up to 1 + 2^-7 in bf16
     for (bool rounded_b : {false, true}) {
-      packed.pack({rounded_b ? up : unit, dtype::f32, 1, false}, 1, 1, kernels::product_precision::bf16, bf16_kernels);
+      pack(packed, {rounded_b ? up : unit, dtype::f32, 1, false}, 1, 1);
       float z = 0.0f;
       kernels::gemm_prepacked(1, rounded_b ? unit : up, 1, packed, &z, 1, false, one);
       REQUIRE(z == 1.0f + 0x1p-7f);

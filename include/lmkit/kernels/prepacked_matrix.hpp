@@ -37,32 +37,18 @@ class prepacked_matrix {
   }
 
   /// Packs op(B) [k x n] (f32; `transposed` when B is stored n x k, as a weight [out, in] is), for
-  /// products in `products` precision; `bf16_kernels` false keeps bf16 products off the bf16
-  /// kernels even where the CPU has them (the tests compare both routes). Reuses the storage of an
-  /// earlier packing when it is large enough.
-  void pack(const matrix_operand& b, std::size_t k, std::size_t n, product_precision products = product_precision::f32,
-            bool bf16_kernels = true) {
-    require<argument_error>(b.type == dtype::f32, "prepacked_matrix: only f32 operands are packed");
-    require<shape_error>(b.stride >= (b.transposed ? k : n), "prepacked_matrix: stride ", b.stride,
-                         " is smaller than the stored row");
-    require<argument_error>(b.data != nullptr || k * n == 0, "prepacked_matrix: no data");
-    k_ = k;
-    n_ = n;
-    products_ = products;
-    bf16_packed_ = false;
-#if LMKIT_HAS_AMX_PATH
-    if (products == product_precision::bf16 && bf16_kernels && n > 0 && (amx_bf16_usable() || bf16_dot_usable())) {
-      const std::size_t size = amx_detail::whole_b_size(k, n);
-      if (bf16_storage_.size() < size) bf16_storage_ = aligned_buffer<std::uint16_t>(size, uninitialized);
-      amx_detail::pack_b_whole(b, k, n, bf16_storage_.data());
-      bf16_packed_ = true;
-      return;
-    }
-#endif
-    pack_f32(b, k, n);
-    if (products == product_precision::bf16)
-      for (std::size_t i = 0, size = padded_panels(n) * k * prepacked_panel_width; i < size; ++i)
-        storage_[i] = bf16::from_float(storage_[i]).to_float();
+  /// products in `products` precision. Reuses the storage of an earlier packing when it is large
+  /// enough.
+  void pack(const matrix_operand& b, std::size_t k, std::size_t n, product_precision products = product_precision::f32) {
+    pack_choosing_route(b, k, n, products, /*bf16_kernels_allowed=*/true);
+  }
+
+  /// As pack(), but always into the f32 panels: bf16 products take the route of CPUs without AMX
+  /// or AVX512-BF16 (B rounded in the panels, A's rows when multiplied), whatever this CPU has --
+  /// gemm_bf16_portable's counterpart, so that the tests run that route everywhere.
+  void pack_portable(const matrix_operand& b, std::size_t k, std::size_t n,
+                     product_precision products = product_precision::f32) {
+    pack_choosing_route(b, k, n, products, /*bf16_kernels_allowed=*/false);
   }
 
   std::size_t depth() const { return k_; }
@@ -74,6 +60,34 @@ class prepacked_matrix {
   const std::uint16_t* bf16_data() const { return bf16_packed_ ? bf16_storage_.data() : nullptr; }
 
  private:
+  void pack_choosing_route(const matrix_operand& b, std::size_t k, std::size_t n, product_precision products,
+                           bool bf16_kernels_allowed) {
+    require<argument_error>(b.type == dtype::f32, "prepacked_matrix: only f32 operands are packed");
+    require<shape_error>(b.stride >= (b.transposed ? k : n), "prepacked_matrix: stride ", b.stride,
+                         " is smaller than the stored row");
+    require<argument_error>(b.data != nullptr || k * n == 0, "prepacked_matrix: no data");
+    k_ = k;
+    n_ = n;
+    products_ = products;
+    bf16_packed_ = false;
+#if LMKIT_HAS_AMX_PATH
+    if (products == product_precision::bf16 && bf16_kernels_allowed && n > 0 &&
+        (amx_bf16_usable() || bf16_dot_usable())) {
+      const std::size_t size = amx_detail::whole_b_size(k, n);
+      if (bf16_storage_.size() < size) bf16_storage_ = aligned_buffer<std::uint16_t>(size, uninitialized);
+      amx_detail::pack_b_whole(b, k, n, bf16_storage_.data());
+      bf16_packed_ = true;
+      return;
+    }
+#else
+    (void)bf16_kernels_allowed;
+#endif
+    pack_f32(b, k, n);
+    if (products == product_precision::bf16)
+      for (std::size_t i = 0, size = padded_panels(n) * k * prepacked_panel_width; i < size; ++i)
+        storage_[i] = bf16::from_float(storage_[i]).to_float();
+  }
+
   void pack_f32(const matrix_operand& b, std::size_t k, std::size_t n) {
     constexpr std::size_t w = prepacked_panel_width;
     const std::size_t panels = padded_panels(n);
