@@ -7,8 +7,8 @@
 #
 # Prints "<ms> ms/step" (mean after warm-up) and the peak resident memory. Random tokens: only
 # the time matters here (the fp32 script measures the loss). PyTorch 1.13's CPU autocast leaves
-# nn.LSTM in fp32 (its output stays float32 under autocast): of the LSTM's step only the output
-# layer's products go to bf16.
+# nn.LSTM in fp32: of the LSTM's step only the output layer's products go to bf16 (the lstm line
+# prints the dtypes autocast gave both).
 import os
 import resource
 import sys
@@ -36,6 +36,7 @@ if which == 'lstm':  # the char LSTM: embedding 64, 2 x 256, 32 streams x 64 ste
         def forward(self, x, y, h):
             out, h = self.rnn(self.emb(x), h)
             logits = self.out(out)
+            self.dtypes = (out.dtype, logits.dtype)  # what autocast made of nn.LSTM and the output layer
             return torch.nn.functional.cross_entropy(logits.reshape(-1, vocab).float(), y.reshape(-1)), h
 
     lm = LM()
@@ -55,7 +56,8 @@ if which == 'lstm':  # the char LSTM: embedding 64, 2 x 256, 32 streams x 64 ste
         times.append(time.time() - t0)
     mean = sum(times[warm:]) / len(times[warm:])
     print(f"lstm autocast bf16, torch {torch.__version__}, threads {torch.get_num_threads()}: {1000 * mean:.2f} ms/step; "
-          f"loss {loss.item():.4f}; peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+          f"loss {loss.item():.4f}; peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB; "
+          f"under autocast nn.LSTM gives {lm.dtypes[0]}, the output layer {lm.dtypes[1]}")
     sys.exit(0)
 if which == 'shakespeare':  # nanoGPT's CPU config, AdamW, clipping at 1.0
     vocab, B, T, steps, warm = 65, 12, 64, 200, 20
