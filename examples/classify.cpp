@@ -36,6 +36,7 @@
 #include <lmkit/text/char_tokenizer.hpp>
 #include <lmkit/train/checkpoint.hpp>
 
+#include "cli_main.hpp"
 #include "cli_numbers.hpp"
 
 #ifndef LMKIT_EXAMPLES_DATA
@@ -182,12 +183,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& e) {
-    const std::string_view what = e.what();
-    std::fprintf(stderr, "%s%s\n", what.starts_with("classify: ") ? "" : "classify: ", e.what());
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return lmkit::cli::run_tool("classify", run, argc, argv); }

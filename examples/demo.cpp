@@ -26,6 +26,7 @@
 #include <lmkit/train/train_step.hpp>
 #include <lmkit/train/window_sampler.hpp>
 
+#include "cli_main.hpp"
 #include "cli_numbers.hpp"
 #include "story_corpus.hpp"
 
@@ -245,12 +246,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& e) {
-    const std::string_view what = e.what();
-    std::fprintf(stderr, "%s%s\n", what.starts_with("demo: ") ? "" : "demo: ", e.what());
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return lmkit::cli::run_tool("demo", run, argc, argv); }

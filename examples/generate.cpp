@@ -38,6 +38,7 @@
 #include <lmkit/text/char_tokenizer.hpp>
 #include <lmkit/train/checkpoint.hpp>
 
+#include "cli_main.hpp"
 #include "cli_numbers.hpp"
 
 namespace {
@@ -315,12 +316,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& e) {
-    const std::string_view what = e.what();  // the tool's own messages already say "generate: "
-    std::fprintf(stderr, "%s%s\n", what.starts_with("generate: ") ? "" : "generate: ", e.what());
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return lmkit::cli::run_tool("generate", run, argc, argv); }

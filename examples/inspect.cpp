@@ -14,6 +14,8 @@
 #include <lmkit/io/safetensors.hpp>
 #include <lmkit/models/load_decoder.hpp>
 
+#include "cli_main.hpp"
+
 namespace {
 
 using namespace lmkit;
@@ -142,11 +144,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "inspect: %s\n", e.what());
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return lmkit::cli::run_tool("inspect", run, argc, argv); }

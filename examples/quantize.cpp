@@ -17,6 +17,8 @@
 #include <lmkit/io/gguf_writer.hpp>
 #include <lmkit/kernels/kernels.hpp>
 
+#include "cli_main.hpp"
+
 namespace {
 
 using namespace lmkit;
@@ -103,11 +105,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "quantize: %s\n", e.what());
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return lmkit::cli::run_tool("quantize", run, argc, argv); }

@@ -31,6 +31,8 @@
 #include <lmkit/io/sentencepiece_model.hpp>
 #include <lmkit/io/tiktoken.hpp>
 
+#include "cli_main.hpp"
+
 namespace {
 
 using namespace lmkit;
@@ -162,11 +164,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const lmkit::error& e) {
-    std::fprintf(stderr, "tokenize: %s\n", e.what());
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return lmkit::cli::run_tool("tokenize", run, argc, argv); }

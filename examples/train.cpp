@@ -44,6 +44,7 @@
 #include <lmkit/train/train_step.hpp>
 #include <lmkit/train/window_sampler.hpp>
 
+#include "cli_main.hpp"
 #include "cli_numbers.hpp"
 
 namespace {
@@ -432,12 +433,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& e) {
-    const std::string_view what = e.what();  // the tool's own messages already say "train: "
-    std::fprintf(stderr, "%s%s\n", what.starts_with("train: ") ? "" : "train: ", e.what());
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return lmkit::cli::run_tool("train", run, argc, argv); }

@@ -16,6 +16,8 @@
 #include <lmkit/io/tiktoken.hpp>
 #include <lmkit/text/bpe_trainer.hpp>
 
+#include "cli_main.hpp"
+
 namespace {
 
 using namespace lmkit;
@@ -119,11 +121,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const lmkit::error& e) {
-    std::fprintf(stderr, "train-bpe: %s\n", e.what());
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return lmkit::cli::run_tool("train-bpe", run, argc, argv); }
