@@ -176,4 +176,10 @@ TEST_CASE("gguf_writer's files read back with every value type and tensor", "[gg
   REQUIRE(b != nullptr);
   CHECK(b->offset % 64 == 0);
   CHECK(f.tensor_bytes(*b)[33] == std::byte{7});
+  CHECK(f.architecture() == "llama");
+
+  lmkit::io::gguf_writer unnamed;  // a file that does not say its architecture
+  unnamed.add_uint32("llama.block_count", 1);
+  unnamed.write(path);
+  CHECK(gguf_file(path).architecture().empty());
 }

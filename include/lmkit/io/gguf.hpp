@@ -105,6 +105,10 @@ class gguf_file {
     return it->second;
   }
   std::string get_string(std::string_view key) const { return as<std::string>(key, at(key)); }
+  /// general.architecture ("llama", "gpt2", ...), or "" when the file does not say.
+  std::string architecture() const {
+    return contains("general.architecture") ? get_string("general.architecture") : std::string();
+  }
   std::uint64_t get_uint(std::string_view key) const {
     const auto& v = at(key);
     if (const auto* s = std::get_if<std::int64_t>(&v.value)) {

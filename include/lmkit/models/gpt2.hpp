@@ -106,7 +106,7 @@ inline decoder from_hf(const std::filesystem::path& path) {
 /// A gpt2-architecture GGUF file (general.architecture = "gpt2").
 inline decoder from_gguf(std::shared_ptr<const io::gguf_file> file) {
   const io::gguf_file& g = *file;
-  const std::string arch = g.contains("general.architecture") ? g.get_string("general.architecture") : "";
+  const std::string arch = g.architecture();
   require<format_error>(arch == "gpt2", g.source(), ": general.architecture is '", arch, "', not gpt2");
   decoder_config c;
   c.family = decoder_family::gpt2;

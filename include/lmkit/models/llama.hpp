@@ -101,7 +101,7 @@ inline decoder build(const decoder_config& c, const names& n, tensor_lookup look
 /// A Llama-architecture GGUF file (general.architecture = "llama").
 inline decoder from_gguf(std::shared_ptr<const io::gguf_file> file) {
   const io::gguf_file& g = *file;
-  const std::string arch = g.contains("general.architecture") ? g.get_string("general.architecture") : "";
+  const std::string arch = g.architecture();
   require<format_error>(arch == "llama", g.source(), ": general.architecture is '", arch, "', not llama");
   decoder_config c;
   c.family = decoder_family::llama;

@@ -37,7 +37,7 @@ inline decoder load_decoder(const std::filesystem::path& path) {
   switch (detect_model_format(path)) {
     case model_format::gguf: {
       auto file = std::make_shared<const io::gguf_file>(path);
-      const std::string arch = file->contains("general.architecture") ? file->get_string("general.architecture") : "";
+      const std::string arch = file->architecture();
       if (arch == "gpt2") return gpt2::from_gguf(file);
       if (arch == "llama") return llama::from_gguf(file);
       throw format_error(lmkit::detail::concat(path.string(), ": general.architecture '", arch,
