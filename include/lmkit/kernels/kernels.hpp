@@ -41,7 +41,8 @@
 
 #include <hwy/highway.h>
 
-// (Declarations only: the baseline target's copy gives the tables' types; none of it is compiled.)
+// The baseline target's copy. With the tables defined elsewhere it only gives their types: no
+// table refers to it, so none of it is compiled here.
 #include "lmkit/kernels/all-inl.hpp"
 
 namespace lmkit::kernels {
@@ -54,7 +55,7 @@ namespace lmkit::kernels {
 #define LMKIT_TABLE_SIZE 1
 #define LMKIT_TABLE_ENTRIES(NAME) &HWY_STATIC_DISPATCH(NAME)
 #else
-#define LMKIT_TABLE_SIZE HWY_MAX_DYNAMIC_TARGETS + 2
+#define LMKIT_TABLE_SIZE (HWY_MAX_DYNAMIC_TARGETS + 2)
 #define LMKIT_TABLE_ENTRIES(NAME)                                                                                 \
   &decltype(hwy::DeduceFunctionCache(&HWY_STATIC_DISPATCH(NAME)))::ChooseAndCall<HWY_DISPATCH_TABLE(NAME)>,         \
       HWY_CHOOSE_TARGET_LIST(NAME), HWY_CHOOSE_FALLBACK(NAME)
