@@ -380,14 +380,13 @@ int run(int argc, char** argv) {
     tokens = std::visit([&](const auto& t) { return t.encode(corpus); }, tokenizer);
     vocab = pretrained->vocab;
     // A checkpoint carries its tokenizer: the files go to a folder beside it, named in the metadata
-    // relative to the checkpoint, so that the two move together. (No checkpoint, no copy.)
+    // relative to the checkpoint, so that the two move together. (The metadata only goes into a
+    // checkpoint: no --save, nothing to record or copy.)
     if (!o.save.empty()) {
       const std::filesystem::path folder = o.save + ".tokenizer";
       std::filesystem::create_directories(folder);
       copy_tokenizer_files(o.init_from, folder);
       metadata["tokenizer.folder"] = folder.filename().string();
-    } else {
-      metadata["tokenizer.folder"] = std::filesystem::absolute(o.init_from).string();
     }
   } else {
     const text::char_tokenizer tokenizer = text::char_tokenizer::from_corpus(corpus);
