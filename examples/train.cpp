@@ -20,6 +20,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <numeric>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -99,19 +100,31 @@ std::string read_text(const std::string& path) {
   return s.str();
 }
 
-/// The mean loss of `batches` random windows (seeded: the same windows every time), not training.
+/// A loss estimated from random batches: their mean, and its standard error (the batches' standard
+/// deviation over the square root of their number; 0 for one batch). The batches are drawn
+/// independently, so an estimate from n batches scatters about the model's true loss by about
+/// sd / sqrt(n): nanoGPT's 20-batch figures by sqrt(10) times as much as a 200-batch one.
+struct loss_estimate {
+  double mean = 0.0, standard_error = 0.0;
+};
+
+/// The loss of `batches` random windows (seeded: the same windows every time), not training.
 template <class Model>
-double evaluate(Model& model, std::span<const token_id> tokens, nn::batch_shape shape, std::size_t batches,
-                std::uint64_t seed_value, const nn::run_context& ctx) {
+loss_estimate evaluate(Model& model, std::span<const token_id> tokens, nn::batch_shape shape, std::size_t batches,
+                       std::uint64_t seed_value, const nn::run_context& ctx) {
   train::window_sampler sampler(tokens, shape, philox(seed{seed_value}));
   const nn::run_context eval_ctx{ctx.pool, false};
   std::vector<token_id> ids, targets;
-  double sum = 0.0;
-  for (std::size_t i = 0; i < batches; ++i) {
+  std::vector<double> losses(batches);
+  for (double& loss : losses) {
     sampler.next(ids, targets);
-    sum += model.forward(ids, targets, shape, eval_ctx);
+    loss = model.forward(ids, targets, shape, eval_ctx);
   }
-  return sum / static_cast<double>(batches);
+  const double n = static_cast<double>(batches);
+  const double mean = std::accumulate(losses.begin(), losses.end(), 0.0) / n;
+  double squares = 0.0;
+  for (const double loss : losses) squares += (loss - mean) * (loss - mean);
+  return {mean, batches > 1 ? std::sqrt(squares / (n - 1.0) / n) : 0.0};
 }
 
 /// The carried state of a recurrent model as named copies (a checkpoint's extra tensors), and back.
@@ -147,8 +160,11 @@ struct lstm_family {
 /// A tokenizer file of another kind left in `to` by an earlier run is removed: the folder's files
 /// decide which tokenizer is read.
 void copy_tokenizer_files(const std::filesystem::path& from, const std::filesystem::path& to) {
-  for (const char* name : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json",
-                           "merges.txt", "encoder.json", "vocab.bpe", "tokenizer.model"})
+  // The files lmkit reads a tokenizer from, and the others Hugging Face's tokenizers read beside them.
+  std::vector<std::string> names(io::tokenizer_file_names.begin(), io::tokenizer_file_names.end());
+  for (const char* name : {"vocab.bpe", "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt"})
+    names.emplace_back(name);
+  for (const std::string& name : names)
     if (std::filesystem::exists(from / name)) write_file_atomically(to / name, read_text((from / name).string()));
     else std::filesystem::remove(to / name);
 }
@@ -223,7 +239,7 @@ int train_model(typename Family::model_type& model, std::map<std::string, std::s
     // Random windows from a zero state: keep the training run's carried state aside meanwhile.
     const auto kept = state_copy(model);
     if constexpr (recurrent) model.carry_state(false);
-    const double val = evaluate(model, val_tokens, shape, count, seed_value, ctx);
+    const loss_estimate val = evaluate(model, val_tokens, shape, count, seed_value, ctx);
     if constexpr (recurrent) model.carry_state(true);
     restore_state(model, kept);
     return val;
@@ -235,7 +251,7 @@ int train_model(typename Family::model_type& model, std::map<std::string, std::s
   double train_seconds = 0.0;
   for (std::uint64_t step = first_step; step <= steps; ++step) {
     if (o.eval_every && o.eval_batches && (step % o.eval_every == 0 || step == steps)) {
-      const double val = validate(o.eval_batches, 2);
+      const double val = validate(o.eval_batches, 2).mean;
       std::fprintf(stderr, "\rstep %llu: val loss %.4f%40s\n", static_cast<unsigned long long>(step), val, "");
       curve.add({.step = step, .val_loss = val});
     }
@@ -259,8 +275,9 @@ int train_model(typename Family::model_type& model, std::map<std::string, std::s
   std::fprintf(stderr, "\n");
   save(steps);
   if (o.final_eval_batches) {
-    const double val = validate(o.final_eval_batches, 3);
-    std::printf("final val loss (%zu random windows of %zux%zu) %.4f\n", o.final_eval_batches, shape.batch, shape.time, val);
+    const loss_estimate val = validate(o.final_eval_batches, 3);
+    std::printf("final val loss (%zu random windows of %zux%zu) %.4f, standard error %.4f\n", o.final_eval_batches,
+                shape.batch, shape.time, val.mean, val.standard_error);
   }
   if (steps > first_step)
     std::printf("train time %.1f s, %.2f ms/step\n", train_seconds, 1000.0 * train_seconds / static_cast<double>(steps - first_step));

@@ -4,6 +4,7 @@
 // tells. And the convention for encoding a prompt for such a model.
 #pragma once
 
+#include <array>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -35,14 +36,19 @@ inline text::any_tokenizer read_tokenizer_file(const std::filesystem::path& p) {
   return read_llama2c_tokenizer(p);
 }
 
+/// The tokenizer files looked for beside a model, in order of preference (encoder.json needs its
+/// vocab.bpe too).
+inline constexpr std::array<const char*, 4> tokenizer_file_names{"tokenizer.json", "tokenizer.model", "encoder.json",
+                                                                 "tokenizer.bin"};
+
 /// The tokenizer for the model at `model`: `named` when given, else the GGUF's own or the first of
-/// tokenizer.json, tokenizer.model, encoder.json, tokenizer.bin in the model's folder.
+/// tokenizer_file_names in the model's folder.
 inline text::any_tokenizer tokenizer_for_model(const std::filesystem::path& model, const std::filesystem::path& named = {}) {
   namespace fs = std::filesystem;
   if (!named.empty()) return read_tokenizer_file(named);
   if (models::detect_model_format(model) == models::model_format::gguf) return read_tokenizer_file(model);
   const fs::path folder = fs::is_directory(model) ? model : model.parent_path();
-  for (const char* candidate : {"tokenizer.json", "tokenizer.model", "encoder.json", "tokenizer.bin"})
+  for (const char* candidate : tokenizer_file_names)
     if (fs::exists(folder / candidate)) return read_tokenizer_file(folder / candidate);
   throw argument_error(lmkit::detail::concat("no tokenizer found beside ", model.string(),
                                              " (tokenizer.json, tokenizer.model, encoder.json, tokenizer.bin)"));
