@@ -1,5 +1,8 @@
 // core/: extents and tensors, the 16-bit float types (exhaustively), the counter-based RNG,
-// errors, mapped and atomically written files, and the thread pool's determinism.
+// errors, mapped and atomically written files, the thread pool's determinism; and the examples'
+// run_tool (their main's error handling).
+#include <unistd.h>
+
 #include <atomic>
 #include <cmath>
 #include <cstdint>
@@ -7,6 +10,8 @@
 #include <fstream>
 #include <numeric>
 #include <set>
+#include <stdexcept>
+#include <utility>
 
 #include "lmkit/core/atomic_file.hpp"
 #include "lmkit/core/dtype.hpp"
@@ -16,6 +21,7 @@
 #include "lmkit/core/parallel.hpp"
 #include "lmkit/core/rng.hpp"
 #include "lmkit/core/tensor.hpp"
+#include "../examples/cli_main.hpp"
 #include "test_support.hpp"
 
 using namespace lmkit;
@@ -303,4 +309,39 @@ TEST_CASE("the thread pool covers every index once and reduces deterministically
         [](float a, float b) { return a + b; });
   };
   REQUIRE(std::bit_cast<std::uint32_t>(sum_with(one)) == std::bit_cast<std::uint32_t>(sum_with(two)));
+}
+
+namespace {
+/// What `run` writes to stderr (fd 2), and its result.
+template <class Run>
+std::pair<int, std::string> capture_stderr(const std::filesystem::path& file, Run run) {
+  std::fflush(stderr);
+  const int kept = ::dup(2);
+  FILE* sink = std::fopen(file.c_str(), "w+");
+  REQUIRE(sink);
+  ::dup2(::fileno(sink), 2);
+  const int status = run();
+  std::fflush(stderr);
+  ::dup2(kept, 2);
+  ::close(kept);
+  std::fclose(sink);
+  std::ifstream in(file);
+  return {status, std::string(std::istreambuf_iterator<char>(in), {})};
+}
+}  // namespace
+
+TEST_CASE("the examples' run_tool turns any exception into one line on stderr and status 1", "[core][cli]") {
+  const auto file = std::filesystem::path(LMKIT_TEST_TMPDIR) / "run_tool_stderr.txt";
+  char name[] = "tool";
+  char* argv[] = {name, nullptr};
+  auto run = [&](int (*body)(int, char**)) { return capture_stderr(file, [&] { return cli::run_tool("tool", body, 1, argv); }); };
+  // A standard exception that is not an lmkit::error (these once ended in std::terminate).
+  REQUIRE(run([](int, char**) -> int { throw std::runtime_error("disk on fire"); }) ==
+          std::pair<int, std::string>{1, "tool: disk on fire\n"});
+  REQUIRE(run([](int, char**) -> int { throw std::bad_alloc(); }).first == 1);
+  // An lmkit::error whose message names the tool already: the name is not repeated.
+  REQUIRE(run([](int, char**) -> int { throw io_error("tool: cannot open x"); }) ==
+          std::pair<int, std::string>{1, "tool: cannot open x\n"});
+  // No exception: the tool's own status, nothing written.
+  REQUIRE(run([](int argc, char**) { return argc + 6; }) == std::pair<int, std::string>{7, ""});
 }
