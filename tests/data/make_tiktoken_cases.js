@@ -26,6 +26,19 @@ const written = {
     "들어가 김치찌개와 계란말이를 주문했다.",
   contractions: "it's IT'S they'RE we'Ve I'M you'LL he'D don't 'sup ''s 's' ſ 'ſ x'ſt",
   whitespace_runs: "a  b   c\u00A0\u00A0d\u3000e\u2003\u2003f \u2028 g\u0085h\u000B\u000Ci    \n   \n\n  ",
+  // Characters that Unicode 15.1 and 16.0 assigned (tiktoken's regex tables are Unicode 16.0):
+  // letters before contractions, Garay's upper and lower case, new digits in runs past three, marks.
+  unicode16_letters:
+    "\u{13460}'t \u{13461}'s x\u{143FA}'LL \u{2EBF0}\u{2EBF1}\u{2EE5D} text \u{10D50}\u{10D70}\u{10D71} \u{10D51}\u{10D72}" +
+    " A\u{10D50}b \u{105C0}\u{105F3}'re \u{11BC0}\u{11BE0} \u{16100}\u{1611E} \u{16D40}\u{16D43}\u{16D6B} \u{1E5D0}\u{1E5EE}" +
+    " \u{18CFF}'d \u{10D4E}\u{10D4F}\u{10D6F} \u{11380}\u{113B8}\u{113D1}\u{113E1}",
+  unicode16_numbers:
+    "\u{10D40}\u{10D41}\u{10D42}\u{10D43}\u{10D44} \u{16130}\u{16131}\u{16132}\u{16133} \u{16D70}\u{16D71} " +
+    "\u{11BF0}\u{11BF1}\u{11BF2}\u{11BF9} \u{1E5F1}\u{1E5F2}\u{1E5F3}\u{1E5F4} \u{116D0}\u{116E3} " +
+    "\u{1CCF0}\u{1CCF1}\u{1CCF2}\u{1CCF3}\u{1CCF9}7 x\u{10D49}1",
+  unicode16_cased_and_marks:
+    "\u1C89\u1C8A \uA7CB\uA7CC\uA7CD \uA7DA\uA7DB\uA7DC ab\uA7CBcd \u0915\u0897 x\u{10EFC}'s \u{10EC2}\u{10EC4}" +
+    " \u{11F5A}\u{10D69}\u{10D6D}",
 };
 
 // Seeded generator (mulberry32) so the file is reproducible.
