@@ -4,6 +4,8 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -204,4 +206,125 @@ TEST_CASE("a SentencePiece-style tokenizer.json gives SentencePiece's ids", "[se
   bad = llama_tokenizer_json(true);
   bad["model"]["merges"].push_back("zz qq");
   CHECK_THROWS_WITH(lmkit::io::parse_hf_tokenizer(bad.dump(), "t.json"), Catch::Contains("not in the vocabulary"));
+}
+
+namespace {
+
+/// Runs a shell command; false when it fails.
+bool run(const std::string& command) { return std::system(command.c_str()) == 0; }
+
+/// Lines of `path`, without their newlines.
+std::vector<std::string> lines_of(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+std::vector<token_id> ids_of_line(const std::string& line) {
+  std::istringstream in(line);
+  std::vector<token_id> ids;
+  for (token_id id; in >> id;) ids.push_back(id);
+  return ids;
+}
+
+/// Random text for SentencePiece: words and spaces in runs, the models' user-defined symbols,
+/// literal "▁", tabs, and code points from every plane; no newlines (spm_encode reads lines).
+std::string random_sentencepiece_line(lmkit::philox& rng) {
+  static const char* const parts[] = {"the", "king", "Hello", "ROMEO:", " ", "  ", "   ", "\t", "foo", "bar", "<sep>",
+                                      "foobar", "ab", "abc", "abcd", "<a>", "<a><b>", "12345", "3.14", "naïve",
+                                      "日本語", "한국어", "😀", "e\u0301", "\u3000", "'s", "\u2581", "\u2581\u2581",
+                                      "<s>", "<unk>", "\u00a0", "x", "...", "caf\u00e9"};
+  std::string line;
+  const int n = 1 + int(rng() % 24);
+  for (int i = 0; i < n; ++i) {
+    const std::uint32_t r = rng();
+    if (r % 5 != 0) {
+      line += parts[(r >> 8) % std::size(parts)];
+      continue;
+    }
+    char32_t c = char32_t((r >> 8) % 4 == 0 ? 0x20 + (r >> 10) % 0x5F : (r >> 10) % 0x30000);
+    if ((c >= 0xD800 && c <= 0xDFFF) || c < 0x20 || c == 0x7F || (c >= 0x80 && c < 0xA0)) c = 'y';
+    lmkit::text::append_utf8(line, c);
+  }
+  return line;
+}
+
+}  // namespace
+
+// SentencePiece's own trainer makes BPE models of each option lmkit reads (byte fallback or <unk>,
+// dummy prefix or none, extra whitespace removed or kept, whitespace as a suffix, user-defined
+// symbols that overlap, pieces across spaces); its encoder and decoder are the reference. Needs
+// Debian's sentencepiece package (spm_train, spm_encode, spm_decode), else skipped.
+TEST_CASE("trained model variants encode and decode as spm_encode and spm_decode do", "[sentencepiece][spm]") {
+  if (!run("command -v spm_train >/dev/null && command -v spm_encode >/dev/null && command -v spm_decode >/dev/null"))
+    lmkit::test::skip_test("Debian's sentencepiece (spm_train, spm_encode, spm_decode) is not installed");
+  const auto dir = std::filesystem::path(LMKIT_TEST_TMPDIR) / "spm_variants";
+  std::filesystem::create_directories(dir);
+  lmkit::philox rng(lmkit::seed{29});
+  {
+    // A corpus of made-up words (so that merges exist) and the random lines' characters.
+    std::ofstream corpus(dir / "corpus.txt");
+    const char* const syllables[] = {"ka", "ro", "me", "the", "in", "gs", "ou", "ar", "sh", "ll", "é", "日本", "語", "한"};
+    for (int line = 0; line < 6000; ++line) {
+      for (int word = 1 + int(rng() % 12); word > 0; --word) {
+        for (int s = 1 + int(rng() % 3); s > 0; --s) corpus << syllables[rng() % std::size(syllables)];
+        corpus << (rng() % 9 == 0 ? "  " : " ");
+      }
+      corpus << (line % 7 == 0 ? random_sentencepiece_line(rng) : "") << "\n";
+    }
+  }
+  struct variant {
+    const char* name;
+    const char* flags;
+  };
+  const variant variants[] = {
+      {"llama_like", "--byte_fallback=true --remove_extra_whitespaces=false"},
+      {"unk_default_whitespace", "--byte_fallback=false --character_coverage=0.995"},
+      {"no_dummy_prefix", "--byte_fallback=true --add_dummy_prefix=false --remove_extra_whitespaces=false"},
+      {"user_defined", "--byte_fallback=true --user_defined_symbols='foo,bar,<sep>,ab,abc,<a>,<a><b>'"},
+      {"suffix", "--byte_fallback=true --treat_whitespace_as_suffix=true"},
+      {"suffix_no_prefix", "--byte_fallback=false --treat_whitespace_as_suffix=true --add_dummy_prefix=false "
+                           "--remove_extra_whitespaces=false --user_defined_symbols=foo,bar"},
+      {"across_spaces", "--byte_fallback=true --split_by_whitespace=false --allow_whitespace_only_pieces=true "
+                        "--remove_extra_whitespaces=false"},
+      {"ids_moved", "--byte_fallback=false --unk_id=3 --bos_id=0 --eos_id=1 --pad_id=2 --character_coverage=0.99"},
+  };
+  std::vector<std::string> lines;
+  {
+    std::ofstream out(dir / "lines.txt");
+    for (const char* edge : {"", " ", "   ", "\u2581", " \u2581 ", "  a  ", "foo", "foo\u2581", "\u2581foo", "a<sep>b"}) {
+      lines.emplace_back(edge);
+      out << edge << "\n";
+    }
+    while (lines.size() < 300) {
+      lines.push_back(random_sentencepiece_line(rng));
+      out << lines.back() << "\n";
+    }
+  }
+  const std::string d = "'" + dir.string() + "'";
+  for (const variant& v : variants) {
+    INFO(v.name);
+    const std::string model = d + "/" + v.name;
+    REQUIRE(run("spm_train --input=" + d + "/corpus.txt --model_prefix=" + model + " --model_type=bpe --vocab_size=3000 "
+                "--hard_vocab_limit=false --normalization_rule_name=identity --minloglevel=2 " + v.flags + " >/dev/null 2>&1"));
+    REQUIRE(run("spm_encode --model=" + model + ".model --output_format=id < " + d + "/lines.txt > " + model + ".ids"));
+    REQUIRE(run("spm_decode --model=" + model + ".model --input_format=id < " + model + ".ids > " + model + ".decoded"));
+    const auto tok = lmkit::io::read_sentencepiece_model(dir / (std::string(v.name) + ".model"));
+    const auto ids = lines_of(dir / (std::string(v.name) + ".ids"));
+    const auto decoded = lines_of(dir / (std::string(v.name) + ".decoded"));
+    REQUIRE(ids.size() == lines.size());
+    REQUIRE(decoded.size() == lines.size());
+    std::size_t same_ids = 0, same_text = 0;
+    for (std::size_t i = 0; i < lines.size(); ++i) {
+      INFO("line " << i << ": '" << lines[i] << "'");
+      const auto expected = ids_of_line(ids[i]);
+      CHECK(tok.encode(lines[i]) == expected);
+      CHECK(tok.decode(expected) == decoded[i]);
+      same_ids += tok.encode(lines[i]) == expected;
+      same_text += tok.decode(expected) == decoded[i];
+    }
+    CHECK(same_ids == lines.size());
+    CHECK(same_text == lines.size());
+  }
 }

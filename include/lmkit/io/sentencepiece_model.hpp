@@ -121,6 +121,7 @@ inline text::sentencepiece_tokenizer parse_sentencepiece_model(std::string_view 
         const auto g = r.next();
         if (g.wire_type != 0) continue;
         if (g.number == 3) model_type = g.value;
+        else if (g.number == 24) options.whitespace_as_suffix = g.value != 0;  // treat_whitespace_as_suffix
         else if (g.number == 35) options.byte_fallback = g.value != 0;
         else if (g.number == 40) options.unk_id = detail::special_id(g.value);
         else if (g.number == 41) options.bos_id = detail::special_id(g.value);

@@ -1,13 +1,16 @@
 // SentencePiece-style BPE, as Llama-family models use it: spaces become "▁" (U+2581), a "▁" is put
-// before the text, the text's characters are merged pairwise, highest-scoring piece first (the
-// leftmost among equal scores), and a character no piece covers becomes its UTF-8 bytes as
-// <0xNN> pieces (byte fallback) or <unk>. This is SentencePiece's BPE encoder (bpe_model.cc), which
-// llama.cpp and Hugging Face's Llama tokenizers reproduce.
+// before the text (or after it, in a model that treats whitespace as a suffix), the text's
+// user-defined pieces are taken whole and its other characters merged pairwise, highest-scoring
+// piece first (the leftmost among equal scores), and a character no piece covers becomes its UTF-8
+// bytes as <0xNN> pieces (byte fallback) or <unk>. This is SentencePiece's BPE encoder
+// (bpe_model.cc), which llama.cpp and Hugging Face's Llama tokenizers reproduce.
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
@@ -33,6 +36,7 @@ struct sentencepiece_piece {
 
 struct sentencepiece_options {
   bool add_dummy_prefix = true;           // a "▁" before the text
+  bool whitespace_as_suffix = false;      // ... after it instead (the trainer's treat_whitespace_as_suffix)
   bool remove_extra_whitespaces = false;  // strip the ends and collapse runs of spaces first
   bool escape_whitespaces = true;         // spaces become "▁"
   bool byte_fallback = true;              // unknown characters as <0xNN> pieces, else <unk>
@@ -64,6 +68,12 @@ class sentencepiece_tokenizer {
       require<format_error>(!std::isnan(p.score), "SentencePiece piece ", id, " has score NaN");
       if (p.type == piece_type::normal || p.type == piece_type::user_defined || p.type == piece_type::unused) {
         if (mergeable_.find(p.text) == token_bytes_table::none) mergeable_.add(p.text, id);  // first one wins
+        if (p.type == piece_type::user_defined && user_defined_.find(p.text) == token_bytes_table::none) {
+          user_defined_.add(p.text, id);
+          user_defined_first_bytes_[static_cast<unsigned char>(p.text[0])] = true;
+          if (std::ranges::find(user_defined_sizes_, p.text.size()) == user_defined_sizes_.end())
+            user_defined_sizes_.push_back(p.text.size());
+        }
         // A "▁" after another character of a piece: words cannot be merged separately.
         for (std::size_t at = p.text.find(space_symbol, 1); at != std::string::npos; at = p.text.find(space_symbol, at + 1))
           if (at < space_symbol.size() || p.text.compare(at - 3, 3, space_symbol) != 0) words_merge_separately_ = false;
@@ -76,6 +86,7 @@ class sentencepiece_tokenizer {
         options_.unk_id = id;
       }
     }
+    std::ranges::sort(user_defined_sizes_, std::greater<>{});  // the longest match wins
     std::stable_sort(order.begin(), order.end(), [&](token_id a, token_id b) { return pieces_[a].score > pieces_[b].score; });
     rank_.assign(pieces_.size(), bpe_candidate::no_merge);
     for (std::size_t r = 0; r < order.size(); ++r) rank_[order[r]] = std::uint32_t(r);
@@ -99,18 +110,33 @@ class sentencepiece_tokenizer {
   }
 
   /// The text of `ids`: "▁" back to spaces, byte pieces to their bytes (ill-formed UTF-8 that they
-  /// leave becomes U+FFFD), control pieces (BOS, EOS) to nothing, and the dummy prefix's space
-  /// removed from the start.
+  /// leave becomes U+FFFD), control pieces (BOS, EOS) to nothing, <unk> to " ⁇ ", and the space of
+  /// the dummy prefix dropped as SentencePiece (0.2) drops it: while nothing has been written, a
+  /// piece's leading "▁" goes, once when the model adds a dummy prefix, from every such piece when
+  /// it removes extra whitespace (encoding leaves no space at the start then).
   std::string decode(std::span<const token_id> ids) const {
+    const bool drop_leading = options_.add_dummy_prefix || options_.remove_extra_whitespaces;
     std::string bytes;
+    bool at_start = true, dropped_one = false;
     for (const token_id id : ids) {
       require<argument_error>(id < pieces_.size(), "token id ", id, " is not in the vocabulary (size ", pieces_.size(), ")");
       const auto& p = pieces_[id];
+      if (p.type == piece_type::byte) {
+        bytes.push_back(char(parse_byte_piece(p.text)));
+        continue;
+      }
+      if (dropped_one || !bytes.empty()) at_start = false;
+      std::string_view text = p.text;
+      dropped_one = false;
       switch (p.type) {
         case piece_type::control: break;
-        case piece_type::byte: bytes.push_back(char(parse_byte_piece(p.text))); break;
         case piece_type::unknown: bytes += " \xE2\x81\x87 "; break;  // SentencePiece's unk surface, " ⁇ "
-        default: bytes += p.text;
+        default:
+          if (at_start && drop_leading && text.starts_with(space_symbol)) {
+            text.remove_prefix(space_symbol.size());
+            dropped_one = !options_.remove_extra_whitespaces;
+          }
+          bytes += text;
       }
     }
     std::string text;
@@ -123,7 +149,6 @@ class sentencepiece_tokenizer {
         text.push_back(bytes[i++]);
       }
     }
-    if (options_.add_dummy_prefix && !text.empty() && text[0] == ' ') text.erase(0, 1);
     return replace_invalid_utf8(text);
   }
 
@@ -169,17 +194,42 @@ class sentencepiece_tokenizer {
       t = std::move(collapsed);
     }
     if (t.empty()) return t;
-    if (options_.add_dummy_prefix) t.insert(t.begin(), ' ');
-    if (!options_.escape_whitespaces) return t;
+    if (options_.add_dummy_prefix && !options_.whitespace_as_suffix) t.insert(t.begin(), ' ');
     std::string escaped;
-    escaped.reserve(t.size() + t.size() / 4);
-    for (const char c : t) {
-      if (c == ' ')
-        escaped += space_symbol;
-      else
-        escaped.push_back(c);
+    if (options_.escape_whitespaces) {
+      escaped.reserve(t.size() + t.size() / 4);
+      for (const char c : t) {
+        if (c == ' ')
+          escaped += space_symbol;
+        else
+          escaped.push_back(c);
+      }
+      // SentencePiece strips the end once escaped: a "▁" that the text itself ends with goes too.
+      if (options_.remove_extra_whitespaces)
+        while (escaped.ends_with(space_symbol)) escaped.resize(escaped.size() - space_symbol.size());
+    } else {
+      escaped = std::move(t);
     }
+    if (options_.add_dummy_prefix && options_.whitespace_as_suffix)
+      escaped += options_.escape_whitespaces ? space_symbol : std::string_view(" ");
     return escaped;
+  }
+
+  /// The user-defined piece that `s` starts with, the longest if several, as SentencePiece's
+  /// prefix matcher finds it; `none` if there is none.
+  token_id user_defined_prefix(std::string_view s, std::uint32_t& size) const {
+    if (user_defined_sizes_.empty() || !user_defined_first_bytes_[static_cast<unsigned char>(s[0])])
+      return token_bytes_table::none;
+    for (const std::size_t n : user_defined_sizes_)
+      if (n <= s.size())
+        if (const token_id id = user_defined_.find(s.substr(0, n)); id != token_bytes_table::none) {
+          size = std::uint32_t(n);
+          return id;
+        }
+    return token_bytes_table::none;
+  }
+  bool is_user_defined(token_id id) const {
+    return id != token_bytes_table::none && pieces_[id].type == piece_type::user_defined;
   }
 
   void encode_normalized(std::string_view s, std::vector<token_id>& out) const {
@@ -199,15 +249,19 @@ class sentencepiece_tokenizer {
 
   void encode_word(std::string_view s, bpe_workspace& w, std::vector<token_id>& out) const {
     if (s.empty()) return;
-    // Initial parts: characters (user-defined pieces would be matched whole here; lmkit merges
-    // them like other pieces, which gives the same result unless a user-defined piece could be
-    // part of a longer piece).
+    // Initial parts: user-defined pieces where the text has them (whole, and never merged with a
+    // neighbour), else characters.
     w.start.clear();
     w.id.clear();
     for (std::size_t i = 0; i < s.size();) {
-      const std::uint32_t size = decode_utf8(s.data() + i).size;
+      std::uint32_t size = 0;
+      token_id id = user_defined_prefix(s.substr(i), size);
+      if (id == token_bytes_table::none) {
+        size = decode_utf8(s.data() + i).size;
+        id = mergeable_.find(s.substr(i, size));
+      }
       w.start.push_back(std::uint32_t(i));
-      w.id.push_back(mergeable_.find(s.substr(i, size)));
+      w.id.push_back(id);
       i += size;
     }
     const std::size_t parts = w.start.size();
@@ -216,6 +270,7 @@ class sentencepiece_tokenizer {
     bpe_merge_parts(
         s, parts,
         [this](const bpe_pair& p) {
+          if (is_user_defined(p.left) || is_user_defined(p.right)) return bpe_candidate{};
           const token_id id = mergeable_.find(p.bytes);
           return id == token_bytes_table::none ? bpe_candidate{} : bpe_candidate{rank_[id], id};
         },
@@ -236,6 +291,9 @@ class sentencepiece_tokenizer {
   std::vector<sentencepiece_piece> pieces_;
   sentencepiece_options options_;
   token_bytes_table mergeable_;  // normal, user-defined and unused pieces: text -> id
+  token_bytes_table user_defined_;
+  std::vector<std::size_t> user_defined_sizes_;  // their lengths in bytes, longest first
+  std::array<bool, 256> user_defined_first_bytes_{};
   std::vector<std::uint32_t> rank_;
   token_id byte_ids_[256];
   bool words_merge_separately_ = true;
