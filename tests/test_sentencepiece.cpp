@@ -208,6 +208,48 @@ TEST_CASE("a SentencePiece-style tokenizer.json gives SentencePiece's ids", "[se
   CHECK_THROWS_WITH(lmkit::io::parse_hf_tokenizer(bad.dump(), "t.json"), Catch::Contains("not in the vocabulary"));
 }
 
+TEST_CASE("user-defined pieces, whitespace as a suffix and the ends of the text, as SentencePiece has them",
+          "[sentencepiece]") {
+  using lmkit::text::piece_type;
+  using ids = std::vector<token_id>;
+  const std::string space = "\xE2\x96\x81";
+  std::vector<lmkit::text::sentencepiece_piece> pieces{
+      {"<unk>", 0, piece_type::unknown}, {"<s>", 0, piece_type::control}, {"</s>", 0, piece_type::control},
+      {space, -1, piece_type::normal},   {"a", -2, piece_type::normal},   {"b", -3, piece_type::normal},
+      {"ab", -0.1f, piece_type::normal}, {space + "a", -0.5f, piece_type::normal},
+      {"<sep>", 0, piece_type::user_defined}, {"<sep>a", 5, piece_type::normal},  // 8, 9
+      {"xy", 0, piece_type::user_defined}, {"xyz", 0, piece_type::user_defined},   // 10, 11
+      {"ab" + space, 1, piece_type::normal}};                                       // 12
+  lmkit::text::sentencepiece_options llama{.byte_fallback = false, .unk_id = 0, .bos_id = 1, .eos_id = 2};
+  const lmkit::text::sentencepiece_tokenizer tok(pieces, llama);
+  // <sep> is taken whole and never merged, though "<sep>a" is a piece that outscores all others.
+  CHECK(tok.encode("ab<sep>ab") == ids{3, 6, 8, 6});
+  CHECK(tok.encode("<sep>a") == ids{3, 8, 4});
+  // The longest user-defined piece wins.
+  CHECK(tok.encode("xyzxy") == ids{3, 11, 10});
+  CHECK(tok.decode(ids{3, 11, 10}) == "xyzxy");
+
+  // Whitespace as a suffix: the dummy "▁" goes after the text, and decoding keeps it.
+  lmkit::text::sentencepiece_options suffix = llama;
+  suffix.whitespace_as_suffix = true;
+  const lmkit::text::sentencepiece_tokenizer suffixed(pieces, suffix);
+  CHECK(suffixed.encode("ab ab") == ids{12, 12});
+  CHECK(suffixed.decode(ids{12, 12}) == "ab ab ");
+
+  // remove_extra_whitespaces strips the end after escaping: a "▁" of the text's own goes as well.
+  lmkit::text::sentencepiece_options tidy = llama;
+  tidy.remove_extra_whitespaces = true;
+  const lmkit::text::sentencepiece_tokenizer tidied(pieces, tidy);
+  CHECK(tidied.encode("  a" + space + "  ") == ids{7});
+  CHECK(tok.encode("a" + space) == ids{7, 3});
+  // Decoding: while nothing is written, leading "▁"s go (once with the dummy prefix alone, from
+  // every piece when extra whitespace is removed); an <unk> first keeps its spaces.
+  CHECK(tok.decode(ids{3, 7}) == " a");
+  CHECK(tidied.decode(ids{3, 7}) == "a");
+  CHECK(tok.decode(ids{1, 7}) == "a");
+  CHECK(tok.decode(ids{0, 7}) == " \xE2\x81\x87  a");
+}
+
 namespace {
 
 /// Runs a shell command; false when it fails.

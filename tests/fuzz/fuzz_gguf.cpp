@@ -23,7 +23,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     (void)sum;
     if (file.contains("tokenizer.ggml.model")) {
       const auto tokenizer = lmkit::io::tokenizer_from_gguf(file);
-      std::visit([](const auto& tok) { (void)tok.decode(tok.encode("The 123 quick  fox's 한국어.")); }, tokenizer);
+      std::visit([](const auto& tok) { (void)tok.decode(tok.encode("The 123 quick  fox's the<sep>then 한국어.")); }, tokenizer);
     }
   } catch (const lmkit::error&) {
   }

@@ -99,6 +99,11 @@ int main(int argc, char** argv) {
       scores.push_back(-1000.0f);
       types.push_back(1);
     }
+    for (const char* c : {"th", "the", "<sep>"}) {  // user-defined: matched whole, the longest first
+      pieces.push_back(c);
+      scores.push_back(0.0f);
+      types.push_back(4);
+    }
     w.add_string("general.architecture", "llama");
     w.add_string("tokenizer.ggml.model", "llama");
     w.add_strings("tokenizer.ggml.tokens", pieces);
