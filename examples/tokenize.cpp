@@ -51,8 +51,9 @@ int usage(int code) {
       "  --count           print the number of tokens and bytes, and the encoding speed\n"
       "  --roundtrip       check that decoding the ids gives the file back (exit 1 if not)\n"
       "  --decode          read whitespace-separated ids and write the bytes they stand for\n"
-      "  --allow-special   special tokens' text (e.g. <|endoftext|>) becomes their ids; without it,\n"
-      "                    such text is encoded as ordinary text\n",
+      "  --allow-special   special tokens' text (e.g. <|endoftext|>; a SentencePiece-style tokenizer.json's\n"
+      "                    added tokens, e.g. <s>) becomes their ids; without it, such text is encoded as\n"
+      "                    ordinary text\n",
       code == 0 ? stdout : stderr);
   return code;
 }
@@ -106,7 +107,7 @@ int run_mode(const Tokenizer& tok, const std::string& mode, const std::string& d
   if constexpr (std::is_same_v<Tokenizer, text::bpe_tokenizer>)
     ids = allow_special ? tok.encode(data, text::allowed_special::all()) : tok.encode_ordinary(data);
   else
-    ids = tok.encode(data, {.add_bos = allow_special});
+    ids = tok.encode(data, {.add_bos = allow_special, .match_added_tokens = allow_special});
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (mode == "count") {
     std::printf("%zu tokens, %zu bytes, %.3f bytes per token, %.1f MB/s\n", ids.size(), data.size(),

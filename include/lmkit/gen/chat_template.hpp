@@ -11,8 +11,9 @@
 // interpreter, and a guessed format would silently degrade a chat model.
 //
 // The markers are text: a tokenizer that maps them to their special ids (tiktoken-style with
-// allowed specials, Hugging Face tokenizer.json) gets the ids; SentencePiece encodes "<s>" as
-// characters, so for Llama 2 set bos = "" and put the BOS id in front yourself.
+// allowed specials, a Hugging Face tokenizer.json with its added tokens matched) gets the ids; a
+// SentencePiece .model encodes "<s>" as characters, so for Llama 2 from a .model set bos = "" and
+// put the BOS id in front yourself.
 #pragma once
 
 #include <cstddef>

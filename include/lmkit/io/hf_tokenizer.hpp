@@ -112,7 +112,8 @@ inline text::bpe_tokenizer parse_hf_tokenizer_json(std::string_view json_text, s
         fail("an added token needs an id and non-empty content");
       const auto id = t["id"].get<std::uint64_t>();
       if (id >= text::token_bytes_table::none) fail("added token id ", id, " is too large");
-      specials.push_back({t["content"].get<std::string>(), text::token_id(id)});
+      if (t.value("single_word", false)) fail("added token ", id, ": single_word is not implemented");
+      specials.push_back({t["content"].get<std::string>(), text::token_id(id), t.value("lstrip", false), t.value("rstrip", false)});
       if (id >= is_added.size()) is_added.resize(std::size_t(id) + 1, false);
       is_added[std::size_t(id)] = true;
     }
@@ -208,6 +209,9 @@ inline text::sentencepiece_tokenizer parse_metaspace_tokenizer_json(const nlohma
                                    ? p["prepend_scheme"].get<std::string>()
                                    : (p.value("add_prefix_space", true) ? "always" : "never");
     options.add_dummy_prefix = scheme != "never";
+    options.prefix_first_segment_only = scheme == "first";
+    options.no_prefix_before_space = true;  // Metaspace prepends "▁" only to text not starting with one
+    options.split_at_every_space = p.value("split", true);
   }
   const auto& model = j["model"];
   options.byte_fallback = model.contains("byte_fallback") && model["byte_fallback"].is_boolean() &&
@@ -234,14 +238,33 @@ inline text::sentencepiece_tokenizer parse_metaspace_tokenizer_json(const nlohma
   }
   if (j.contains("added_tokens") && j["added_tokens"].is_array()) {
     for (const auto& t : j["added_tokens"]) {
-      if (!t.is_object() || !t.contains("id") || !t["id"].is_number_unsigned() || t["id"].get<std::uint64_t>() >= pieces.size())
-        fail("an added token needs an id inside the vocabulary");
+      if (!t.is_object() || !t.contains("id") || !t["id"].is_number_unsigned() ||
+          t["id"].get<std::uint64_t>() >= pieces.size() + (std::size_t(1) << 20))
+        fail("an added token needs an id (at most 2^20 past the vocabulary)");
       const auto k = t["id"].get<std::size_t>();
-      if (pieces[k].type == text::piece_type::normal && t.value("special", false)) pieces[k].type = text::piece_type::control;
+      if (t.value("single_word", false)) fail("added token ", k, ": single_word is not implemented");
+      const std::string content = t.value("content", std::string());
+      if (content.empty()) fail("added token ", k, " has no content");
+      text::require_utf8(content, lmkit::detail::concat(source, ": added token ", k));
+      const bool special = t.value("special", false);
+      if (k >= pieces.size()) {  // past the model's vocabulary (Phi-3's chat markers): a piece of its own
+        pieces.resize(k + 1, {"", 0.0f, text::piece_type::unused});
+        seen.resize(k + 1, false);
+      }
+      if (!seen[k]) {
+        seen[k] = true;
+        // Hugging Face matches its added tokens in any text; lmkit's special ones on request.
+        pieces[k] = {content, 0.0f, special ? text::piece_type::control : text::piece_type::user_defined};
+        id_of.emplace(content, text::token_id(k));
+      }
+      if (pieces[k].type == text::piece_type::normal && special) pieces[k].type = text::piece_type::control;
+      options.added_tokens.push_back({content, text::token_id(k), t.value("lstrip", false), t.value("rstrip", false)});
       if (pieces[k].text == "<s>") options.bos_id = text::token_id(k);
       if (pieces[k].text == "</s>") options.eos_id = text::token_id(k);
     }
   }
+  for (std::size_t k = 0; k < pieces.size(); ++k)
+    if (!seen[k]) fail("token id ", k, " is neither in the vocabulary nor an added token");
   if (!model.contains("merges") || !model["merges"].is_array()) fail("model.merges must be an array");
   const auto& merges = model["merges"];
   for (std::size_t k = 0; k < merges.size(); ++k) {

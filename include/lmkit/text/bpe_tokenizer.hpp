@@ -131,9 +131,10 @@ class bpe_tokenizer {
       if (best == nullptr) break;
       require<argument_error>(allowed.allows(best->text), "text to encode contains the special token ", best->text,
                               " at byte ", best_at, ", which is not allowed (allow it, or use encode_ordinary)");
-      encode_span(text.substr(pos, best_at - pos), w, out);
+      const auto [before, after] = special_token_span(text, pos, best_at, *best);
+      encode_span(text.substr(pos, before - pos), w, out);
       out.push_back(best->id);
-      pos = best_at + best->text.size();
+      pos = after;
     }
     encode_span(text.substr(pos), w, out);
     return out;
@@ -201,6 +202,8 @@ class bpe_tokenizer {
     vocab_size_ = vocab_.id_bound();
     for (const auto& s : specials_) {
       require<format_error>(!s.text.empty(), "special token ", s.id, " has no text");
+      // Matched in valid text, a special token must be valid UTF-8 itself, or a match could split a character.
+      require_utf8(s.text, lmkit::detail::concat("special token ", s.id));
       require<format_error>(!vocab_.contains(s.id), "special token ", s.text, " has id ", s.id,
                             ", which an ordinary token already has");
       vocab_size_ = std::max(vocab_size_, std::size_t(s.id) + 1);

@@ -37,16 +37,24 @@ struct sentencepiece_piece {
 struct sentencepiece_options {
   bool add_dummy_prefix = true;           // a "▁" before the text
   bool whitespace_as_suffix = false;      // ... after it instead (the trainer's treat_whitespace_as_suffix)
+  bool no_prefix_before_space = false;    // ... unless the text starts with a space or "▁" (Hugging Face's Metaspace)
+  bool split_at_every_space = false;      // words end before every "▁", merged apart (Metaspace with split)
+  bool prefix_first_segment_only = false; // with added tokens: only the text at the start gets the prefix
   bool remove_extra_whitespaces = false;  // strip the ends and collapse runs of spaces first
   bool escape_whitespaces = true;         // spaces become "▁"
   bool byte_fallback = true;              // unknown characters as <0xNN> pieces, else <unk>
   std::optional<token_id> unk_id = {}, bos_id = {}, eos_id = {};
+  /// A tokenizer.json's added tokens: their text stands for their id, the text around them
+  /// encoded apart (a .model has none).
+  std::vector<special_token> added_tokens = {};
 };
 
 /// Options for encoding one text.
 struct sentencepiece_encode_options {
   bool add_bos = false;
   bool add_eos = false;
+  /// The added tokens' text becomes their ids (as Hugging Face's encode does); else it is text.
+  bool match_added_tokens = false;
 };
 
 class sentencepiece_tokenizer {
@@ -103,8 +111,10 @@ class sentencepiece_tokenizer {
     require_utf8(text, "text to encode");
     std::vector<token_id> out;
     if (how.add_bos) out.push_back(require_special(options_.bos_id, "BOS"));
-    const std::string normalized = normalize(text);
-    encode_normalized(normalized, out);
+    if (how.match_added_tokens && !options_.added_tokens.empty())
+      encode_around_added_tokens(text, out);
+    else
+      encode_normalized(normalize(text, true), out);
     if (how.add_eos) out.push_back(require_special(options_.eos_id, "EOS"));
     return out;
   }
@@ -182,7 +192,37 @@ class sentencepiece_tokenizer {
     return *id;
   }
 
-  std::string normalize(std::string_view text) const {
+  /// Hugging Face's order: the added tokens are found first (the earliest, the longest of those
+  /// starting at one byte), then each stretch of text between them is normalised and merged on
+  /// its own, the dummy prefix put before each (or, with prefix_first_segment_only, before the
+  /// one at the start of the text).
+  void encode_around_added_tokens(std::string_view text, std::vector<token_id>& out) const {
+    const auto& added = options_.added_tokens;
+    std::vector<std::size_t> next(added.size());
+    for (std::size_t k = 0; k < added.size(); ++k) next[k] = text.find(added[k].text);
+    std::size_t pos = 0;
+    while (pos < text.size()) {
+      std::size_t best_at = std::string_view::npos;
+      const special_token* best = nullptr;
+      for (std::size_t k = 0; k < added.size(); ++k) {
+        if (next[k] < pos) next[k] = text.find(added[k].text, pos);
+        const std::size_t at = next[k];
+        if (at != std::string_view::npos &&
+            (best == nullptr || at < best_at || (at == best_at && added[k].text.size() > best->text.size()))) {
+          best_at = at;
+          best = &added[k];
+        }
+      }
+      if (best == nullptr) break;
+      const auto [before_end, after] = special_token_span(text, pos, best_at, *best);
+      encode_normalized(normalize(text.substr(pos, before_end - pos), pos == 0), out);
+      out.push_back(best->id);
+      pos = after;
+    }
+    encode_normalized(normalize(text.substr(pos), pos == 0), out);
+  }
+
+  std::string normalize(std::string_view text, bool at_start) const {
     std::string t(text);
     if (options_.remove_extra_whitespaces) {
       std::string collapsed;
@@ -194,7 +234,9 @@ class sentencepiece_tokenizer {
       t = std::move(collapsed);
     }
     if (t.empty()) return t;
-    if (options_.add_dummy_prefix && !options_.whitespace_as_suffix) t.insert(t.begin(), ' ');
+    if (options_.add_dummy_prefix && !options_.whitespace_as_suffix && (at_start || !options_.prefix_first_segment_only) &&
+        !(options_.no_prefix_before_space && (t.starts_with(' ') || t.starts_with(space_symbol))))
+      t.insert(t.begin(), ' ');
     std::string escaped;
     if (options_.escape_whitespaces) {
       escaped.reserve(t.size() + t.size() / 4);
@@ -237,10 +279,10 @@ class sentencepiece_tokenizer {
     // no merge can cross the start of a word ("▁" after a character other than "▁"), so each word
     // is merged on its own: the same result, in linear time for long texts.
     bpe_workspace w;
-    if (!words_merge_separately_) return encode_word(s, w, out);
+    if (!words_merge_separately_ && !options_.split_at_every_space) return encode_word(s, w, out);
     std::size_t begin = 0;
     for (std::size_t at = s.find(space_symbol, 1); at != std::string_view::npos; at = s.find(space_symbol, at + 3)) {
-      if (at >= 3 && s.compare(at - 3, 3, space_symbol) == 0) continue;  // within a run of spaces
+      if (!options_.split_at_every_space && at >= 3 && s.compare(at - 3, 3, space_symbol) == 0) continue;  // a run
       encode_word(s.substr(begin, at - begin), w, out);
       begin = at;
     }

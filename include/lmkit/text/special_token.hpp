@@ -2,16 +2,49 @@
 // rather than for the bytes of its text.
 #pragma once
 
+#include <cstddef>
 #include <string>
+#include <string_view>
+#include <utility>
 
 #include "lmkit/text/token_bytes_table.hpp"
+#include "lmkit/text/unicode_class.hpp"
+#include "lmkit/text/utf8.hpp"
 
 namespace lmkit::text {
 
 struct special_token {
   std::string text;
   token_id id;
+  // Hugging Face's added-token options: the white space on that side goes with the token.
+  bool lstrip = false, rstrip = false;
   bool operator==(const special_token&) const = default;
 };
+
+namespace detail {
+inline bool white_space_at(std::string_view text, std::size_t at) {
+  return (unicode_class(decode_utf8(text.data() + at).value) & white_space) != 0;
+}
+/// The size of the character that ends at byte `end` (valid UTF-8).
+inline std::size_t size_of_char_before(std::string_view text, std::size_t end) {
+  std::size_t size = 1;
+  while (size < end && (static_cast<unsigned char>(text[end - size]) & 0xC0) == 0x80) ++size;
+  return size;
+}
+}  // namespace detail
+
+/// The bytes [first, second) that a match of `token` at byte `at` of valid UTF-8 `text` takes:
+/// its own, and with lstrip the white space before it (back to `floor` at most), with rstrip the
+/// white space after it.
+inline std::pair<std::size_t, std::size_t> special_token_span(std::string_view text, std::size_t floor, std::size_t at,
+                                                              const special_token& token) {
+  std::size_t begin = at, end = at + token.text.size();
+  if (token.lstrip)
+    while (begin > floor && detail::white_space_at(text, begin - detail::size_of_char_before(text, begin)))
+      begin -= detail::size_of_char_before(text, begin);
+  if (token.rstrip)
+    while (end < text.size() && detail::white_space_at(text, end)) end += decode_utf8(text.data() + end).size;
+  return {begin, end};
+}
 
 }  // namespace lmkit::text
