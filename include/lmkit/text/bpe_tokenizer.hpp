@@ -110,30 +110,17 @@ class bpe_tokenizer {
     std::vector<token_id> out;
     out.reserve(text.size() / 3);
     scratch w(text.size());
-    // Next occurrence of each special token at or after `pos`, found again only once passed, so
-    // that a text with many special tokens is still scanned in linear time per token kind.
-    std::vector<std::size_t> next(specials_.size());
-    for (std::size_t k = 0; k < specials_.size(); ++k) next[k] = text.find(specials_[k].text);
+    special_token_finder finder(specials_, text);
     std::size_t pos = 0;
     while (pos < text.size()) {
-      std::size_t best_at = std::string_view::npos;
-      const special_token* best = nullptr;
-      for (std::size_t k = 0; k < specials_.size(); ++k) {
-        if (next[k] < pos) next[k] = text.find(specials_[k].text, pos);  // npos is never < pos
-        const std::size_t at = next[k];
-        // The earliest; the longest among those starting at the same byte.
-        if (at != std::string_view::npos &&
-            (best == nullptr || at < best_at || (at == best_at && specials_[k].text.size() > best->text.size()))) {
-          best_at = at;
-          best = &specials_[k];
-        }
-      }
-      if (best == nullptr) break;
-      require<argument_error>(allowed.allows(best->text), "text to encode contains the special token ", best->text,
-                              " at byte ", best_at, ", which is not allowed (allow it, or use encode_ordinary)");
-      const auto [before, after] = special_token_span(text, pos, best_at, *best);
+      const auto found = finder.next(pos);
+      if (found.token == nullptr) break;
+      require<argument_error>(allowed.allows(found.token->text), "text to encode contains the special token ",
+                              found.token->text, " at byte ", found.at,
+                              ", which is not allowed (allow it, or use encode_ordinary)");
+      const auto [before, after] = special_token_span(text, pos, found.at, *found.token);
       encode_span(text.substr(pos, before - pos), w, out);
-      out.push_back(best->id);
+      out.push_back(found.token->id);
       pos = after;
     }
     encode_span(text.substr(pos), w, out);

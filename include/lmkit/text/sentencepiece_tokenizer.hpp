@@ -197,26 +197,14 @@ class sentencepiece_tokenizer {
   /// its own, the dummy prefix put before each (or, with prefix_first_segment_only, before the
   /// one at the start of the text).
   void encode_around_added_tokens(std::string_view text, std::vector<token_id>& out) const {
-    const auto& added = options_.added_tokens;
-    std::vector<std::size_t> next(added.size());
-    for (std::size_t k = 0; k < added.size(); ++k) next[k] = text.find(added[k].text);
+    special_token_finder finder(options_.added_tokens, text);
     std::size_t pos = 0;
     while (pos < text.size()) {
-      std::size_t best_at = std::string_view::npos;
-      const special_token* best = nullptr;
-      for (std::size_t k = 0; k < added.size(); ++k) {
-        if (next[k] < pos) next[k] = text.find(added[k].text, pos);
-        const std::size_t at = next[k];
-        if (at != std::string_view::npos &&
-            (best == nullptr || at < best_at || (at == best_at && added[k].text.size() > best->text.size()))) {
-          best_at = at;
-          best = &added[k];
-        }
-      }
-      if (best == nullptr) break;
-      const auto [before_end, after] = special_token_span(text, pos, best_at, *best);
+      const auto found = finder.next(pos);
+      if (found.token == nullptr) break;
+      const auto [before_end, after] = special_token_span(text, pos, found.at, *found.token);
       encode_normalized(normalize(text.substr(pos, before_end - pos), pos == 0), out);
-      out.push_back(best->id);
+      out.push_back(found.token->id);
       pos = after;
     }
     encode_normalized(normalize(text.substr(pos), pos == 0), out);

@@ -4,8 +4,10 @@
 
 #include <cstddef>
 #include <string>
+#include <span>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "lmkit/text/token_bytes_table.hpp"
 #include "lmkit/text/unicode_class.hpp"
@@ -46,5 +48,36 @@ inline std::pair<std::size_t, std::size_t> special_token_span(std::string_view t
     while (end < text.size() && detail::white_space_at(text, end)) end += decode_utf8(text.data() + end).size;
   return {begin, end};
 }
+
+/// Finds special tokens in a text one after another: from a position on, the earliest match, the
+/// longest of those starting at the same byte. Each token's next occurrence is searched for again
+/// only once passed, so a text with many special tokens is scanned in linear time per token.
+class special_token_finder {
+ public:
+  special_token_finder(std::span<const special_token> tokens, std::string_view text)
+      : tokens_(tokens), text_(text), next_(tokens.size()) {
+    for (std::size_t k = 0; k < tokens.size(); ++k) next_[k] = text.find(tokens[k].text);
+  }
+  struct match {
+    const special_token* token = nullptr;  // none found: nullptr
+    std::size_t at = std::string_view::npos;
+  };
+  match next(std::size_t pos) {
+    match best;
+    for (std::size_t k = 0; k < tokens_.size(); ++k) {
+      if (next_[k] < pos) next_[k] = text_.find(tokens_[k].text, pos);  // npos is never < pos
+      const std::size_t at = next_[k];
+      if (at != std::string_view::npos &&
+          (best.token == nullptr || at < best.at || (at == best.at && tokens_[k].text.size() > best.token->text.size())))
+        best = {&tokens_[k], at};
+    }
+    return best;
+  }
+
+ private:
+  std::span<const special_token> tokens_;
+  std::string_view text_;
+  std::vector<std::size_t> next_;
+};
 
 }  // namespace lmkit::text
