@@ -110,6 +110,32 @@ TEST_CASE("a gpt2-type GGUF tokenizer gives tiktoken's gpt2 ids", "[gguf][bpe]")
                     Catch::Contains("u.gguf: tokenizer.ggml.model 'bert'"));
 }
 
+// llama.cpp's SentencePiece tokenizing: user-defined tokens are found in the text first (control
+// ones too with parse_special), and each stretch of text between them gets its own space prefix.
+TEST_CASE("a llama-type GGUF tokenizer finds user-defined tokens first, as llama.cpp does", "[gguf][sentencepiece]") {
+  const std::string space = "\xE2\x96\x81";
+  const std::vector<std::string> tokens{"<unk>", "<s>", "</s>", space, "a", "b", "ab", space + "a", space + "ab", "<sep>"};
+  const std::vector<float> scores{0, 0, 0, -1, -2, -3, -0.3f, -0.2f, -0.1f, 0};
+  const std::vector<std::int32_t> types{2, 3, 3, 1, 1, 1, 1, 1, 1, 4};
+  lmkit::io::gguf_writer g;
+  g.add_string("tokenizer.ggml.model", "llama");
+  g.add_strings("tokenizer.ggml.tokens", tokens);
+  g.add_numbers("tokenizer.ggml.scores", lmkit::io::gguf_type::float32, scores);
+  g.add_numbers("tokenizer.ggml.token_type", lmkit::io::gguf_type::int32, types);
+  g.add_uint32("tokenizer.ggml.unknown_token_id", 0);
+  g.add_uint32("tokenizer.ggml.bos_token_id", 1);
+  g.add_uint32("tokenizer.ggml.eos_token_id", 2);
+  const std::string file = written(g, "user_defined.gguf");
+  const auto any = lmkit::io::tokenizer_from_gguf(gguf_file::parse_bytes(file, "user_defined.gguf"));
+  const auto& tok = std::get<lmkit::text::sentencepiece_tokenizer>(any);
+  using ids = std::vector<token_id>;
+  CHECK(tok.encode("ab<sep>ab") == ids{8, 9, 8});  // "▁ab" after <sep> too (a .model gives "ab" there)
+  CHECK(tok.encode("<sep>") == ids{9});
+  CHECK(tok.encode("<s>ab", {.match_added_tokens = true}) == ids{1, 8});  // parse_special
+  CHECK(tok.encode("<s>ab") != ids{1, 8});                                 // else "<s>" is text
+  CHECK(tok.decode(ids{8, 9, 8}) == "ab<sep> ab");
+}
+
 TEST_CASE("damaged GGUF files are format errors naming the place", "[gguf][files]") {
   const std::string good = lmkit::test::read_file(shared_data(fixture / "shakespeare-llama-q8_0.gguf"));
   // Cut anywhere: never a crash, always a format_error (a cut inside the tensor data shows up as a

@@ -77,6 +77,11 @@ inline gguf_tokenizer tokenizer_from_gguf(const gguf_file& f) {
       options.unk_id = detail::optional_id(f, "tokenizer.ggml.unknown_token_id");
       options.bos_id = detail::optional_id(f, "tokenizer.ggml.bos_token_id");
       options.eos_id = detail::optional_id(f, "tokenizer.ggml.eos_token_id");
+      // llama.cpp finds user-defined tokens in any text, control ones with parse_special, before
+      // tokenizing the text between them, each stretch with its own space prefix.
+      for (std::size_t i = 0; i < tokens.size(); ++i)
+        if ((types[i] == 3 || types[i] == 4) && !tokens[i].empty())
+          options.added_tokens.push_back({tokens[i], text::token_id(i)});
       return text::sentencepiece_tokenizer(std::move(pieces), options);
     }
     if (model == "gpt2") {

@@ -253,11 +253,13 @@ inline text::sentencepiece_tokenizer parse_metaspace_tokenizer_json(const nlohma
       }
       if (!seen[k]) {
         seen[k] = true;
-        // Hugging Face matches its added tokens in any text; lmkit's special ones on request.
         pieces[k] = {content, 0.0f, special ? text::piece_type::control : text::piece_type::user_defined};
         id_of.emplace(content, text::token_id(k));
       }
-      if (pieces[k].type == text::piece_type::normal && special) pieces[k].type = text::piece_type::control;
+      // Hugging Face finds every added token first: a special one is a control piece here (found on
+      // request), another a user-defined one (found always, as there).
+      if (pieces[k].type == text::piece_type::normal)
+        pieces[k].type = special ? text::piece_type::control : text::piece_type::user_defined;
       options.added_tokens.push_back({content, text::token_id(k), t.value("lstrip", false), t.value("rstrip", false)});
       if (pieces[k].text == "<s>") options.bos_id = text::token_id(k);
       if (pieces[k].text == "</s>") options.eos_id = text::token_id(k);

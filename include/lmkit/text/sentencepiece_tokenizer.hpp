@@ -44,8 +44,9 @@ struct sentencepiece_options {
   bool escape_whitespaces = true;         // spaces become "▁"
   bool byte_fallback = true;              // unknown characters as <0xNN> pieces, else <unk>
   std::optional<token_id> unk_id = {}, bos_id = {}, eos_id = {};
-  /// A tokenizer.json's added tokens: their text stands for their id, the text around them
-  /// encoded apart (a .model has none).
+  /// A tokenizer.json's added tokens or a GGUF's user-defined and control tokens: their text stands
+  /// for their id, the text around them encoded apart (a .model has none). Those whose piece is
+  /// user-defined are always found first, the others on request (match_added_tokens).
   std::vector<special_token> added_tokens = {};
 };
 
@@ -53,7 +54,8 @@ struct sentencepiece_options {
 struct sentencepiece_encode_options {
   bool add_bos = false;
   bool add_eos = false;
-  /// The added tokens' text becomes their ids (as Hugging Face's encode does); else it is text.
+  /// Every added token's text becomes its id (as Hugging Face's encode and llama.cpp's
+  /// parse_special do); else only the user-defined ones', and the others' is text.
   bool match_added_tokens = false;
 };
 
@@ -105,14 +107,22 @@ class sentencepiece_tokenizer {
       for (int b = 0; b < 256; ++b)
         require<format_error>(byte_ids_[b] != token_bytes_table::none, "byte fallback needs piece <0x", hex_byte(b), ">");
     require<format_error>(options_.byte_fallback || options_.unk_id, "SentencePiece model has neither byte fallback nor <unk>");
+    for (const special_token& t : options_.added_tokens) {
+      require<format_error>(!t.text.empty(), "added token ", t.id, " has no text");  // it would match everywhere
+      require_utf8(t.text, lmkit::detail::concat("added token ", t.id));  // a match must not split a character
+      require<format_error>(t.id < pieces_.size(), "added token ", t.text, " has id ", t.id, ", past the ", pieces_.size(),
+                            " pieces");
+      if (pieces_[t.id].type == piece_type::user_defined) always_found_.push_back(t);
+    }
   }
 
   std::vector<token_id> encode(std::string_view text, sentencepiece_encode_options how = {}) const {
     require_utf8(text, "text to encode");
     std::vector<token_id> out;
     if (how.add_bos) out.push_back(require_special(options_.bos_id, "BOS"));
-    if (how.match_added_tokens && !options_.added_tokens.empty())
-      encode_around_added_tokens(text, out);
+    const std::vector<special_token>& found_first = how.match_added_tokens ? options_.added_tokens : always_found_;
+    if (!found_first.empty())
+      encode_around_added_tokens(text, found_first, out);
     else
       encode_normalized(normalize(text, true), out);
     if (how.add_eos) out.push_back(require_special(options_.eos_id, "EOS"));
@@ -196,8 +206,9 @@ class sentencepiece_tokenizer {
   /// starting at one byte), then each stretch of text between them is normalised and merged on
   /// its own, the dummy prefix put before each (or, with prefix_first_segment_only, before the
   /// one at the start of the text).
-  void encode_around_added_tokens(std::string_view text, std::vector<token_id>& out) const {
-    special_token_finder finder(options_.added_tokens, text);
+  void encode_around_added_tokens(std::string_view text, std::span<const special_token> added,
+                                  std::vector<token_id>& out) const {
+    special_token_finder finder(added, text);
     std::size_t pos = 0;
     while (pos < text.size()) {
       const auto found = finder.next(pos);
@@ -327,6 +338,7 @@ class sentencepiece_tokenizer {
   std::vector<std::uint32_t> rank_;
   token_id byte_ids_[256];
   bool words_merge_separately_ = true;
+  std::vector<special_token> always_found_;  // the user-defined added tokens
 };
 
 }  // namespace lmkit::text
