@@ -338,6 +338,20 @@ TEST_CASE("a Hugging Face tokenizer.json of GPT-2 gives tiktoken's gpt2 ids", "[
   }
 }
 
+TEST_CASE("special tokens are valid UTF-8, and lstrip/rstrip take the white space beside them", "[bpe][special]") {
+  lmkit::text::token_bytes_table ranks;
+  for (int b = 0; b < 256; ++b) ranks.add(std::string(1, char(b)), token_id(b));
+  CHECK_THROWS_WITH(lmkit::text::bpe_tokenizer(ranks, lmkit::text::split_pattern::gpt2, {{"\xE2\x96", 300}}),
+                    Catch::Contains("invalid UTF-8"));
+  const lmkit::text::bpe_tokenizer stripping(std::move(ranks), lmkit::text::split_pattern::gpt2,
+                                             {{"<l>", 300, true, false}, {"<r>", 301, false, true}});
+  using ids = std::vector<token_id>;
+  // "a \u3000<l>" loses the white space before <l> (U+3000 too); "<r> \t b" the white space after <r>.
+  CHECK(stripping.encode("a \u3000<l>b", lmkit::text::allowed_special::all()) == ids{'a', 300, 'b'});
+  CHECK(stripping.encode("a<r> \t b", lmkit::text::allowed_special::all()) == ids{'a', 301, 'b'});
+  CHECK(stripping.encode("a <l> b", lmkit::text::allowed_special::all()) == ids{'a', 300, ' ', 'b'});
+}
+
 TEST_CASE("tokenizer.json parts lmkit does not implement are named", "[bpe][hf]") {
   auto j = gpt2_as_tokenizer_json(false, false);
   auto error_of = [](const nlohmann::json& variant) {

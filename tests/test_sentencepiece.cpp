@@ -411,7 +411,25 @@ TEST_CASE("tokenizer.json files with added tokens give Hugging Face's ids", "[se
   const auto& tok = std::get<lmkit::text::sentencepiece_tokenizer>(prepend);
   CHECK(tok.encode("<s>") != std::vector<token_id>{1});
   CHECK(tok.encode("<s>", {.match_added_tokens = true}) == std::vector<token_id>{1});
-  auto single_word = data["tokenizers"]["sentencepiece_prepend"];
-  single_word["added_tokens"][3]["single_word"] = true;
-  CHECK_THROWS_WITH(lmkit::io::parse_hf_tokenizer(single_word.dump(), "t.json"), Catch::Contains("single_word is not implemented"));
+  // Bad added tokens are errors naming the token, in both kinds of file.
+  for (const std::string kind : {"sentencepiece_prepend", "byte_level"}) {
+    auto single_word = data["tokenizers"][kind];
+    single_word["added_tokens"][3]["single_word"] = true;
+    CHECK_THROWS_WITH(lmkit::io::parse_hf_tokenizer(single_word.dump(), "t.json"), Catch::Contains("single_word is not implemented"));
+  }
+  auto empty = data["tokenizers"]["sentencepiece_prepend"];
+  empty["added_tokens"][3]["content"] = "";
+  CHECK_THROWS_WITH(lmkit::io::parse_hf_tokenizer(empty.dump(), "t.json"), Catch::Contains("has no content"));
+  auto gap = data["tokenizers"]["sentencepiece_prepend"];
+  gap["added_tokens"].back()["id"] = gap["added_tokens"].back()["id"].get<std::size_t>() + 5;
+  CHECK_THROWS_WITH(lmkit::io::parse_hf_tokenizer(gap.dump(), "t.json"),
+                    Catch::Contains("is neither in the vocabulary nor an added token"));
+  // Added tokens given to the tokenizer directly: an id past its pieces, empty or invalid UTF-8 text.
+  lmkit::text::sentencepiece_options options = tok.options();
+  options.added_tokens = {{"<x>", token_id(tok.vocab_size())}};
+  CHECK_THROWS_WITH(lmkit::text::sentencepiece_tokenizer(tok.pieces(), options), Catch::Contains("past the"));
+  options.added_tokens = {{"", 1}};
+  CHECK_THROWS_WITH(lmkit::text::sentencepiece_tokenizer(tok.pieces(), options), Catch::Contains("has no text"));
+  options.added_tokens = {{"\xC3", 1}};
+  CHECK_THROWS_WITH(lmkit::text::sentencepiece_tokenizer(tok.pieces(), options), Catch::Contains("invalid UTF-8"));
 }
